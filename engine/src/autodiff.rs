@@ -1,0 +1,383 @@
+//! Reverse-mode symbolic differentiation: `gradients(ys, xs)` adds the backward graph.
+//!
+//! Only nodes on a path from some `x` to some `y` are differentiated; a tensor used by
+//! several consumers receives the sum of their contributions. Each op's gradient rule is
+//! a few lines in [`grad_rule`], built from the same graph builders users call, so the
+//! backward graph runs on the same kernels as the forward one. Gradient nodes are named
+//! under the `gradients/` scope, as in TensorFlow.
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Tensor};
+use crate::ops::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::tensor::{DType, HostTensor};
+
+/// Adds the gradients of `sum(ys)` with respect to each of `xs` (TF's `tf.gradients`).
+///
+/// `grad_ys` optionally gives the initial gradient of each `y` (ones by default). The
+/// result has one entry per `x`: `None` when `x` does not affect any `y`.
+pub fn gradients(
+    g: &mut Graph,
+    ys: &[Tensor],
+    xs: &[Tensor],
+    grad_ys: Option<&[Tensor]>,
+) -> Result<Vec<Option<Tensor>>> {
+    for &t in ys.iter().chain(xs) {
+        g.check(t)?;
+    }
+    if let Some(gy) = grad_ys
+        && gy.len() != ys.len()
+    {
+        return Err(Error::invalid_argument(format!(
+            "gradients: {} grad_ys for {} ys",
+            gy.len(),
+            ys.len()
+        )));
+    }
+    let n = g.nodes().len();
+    // Forward reachability from xs along data edges.
+    let mut from_x = vec![false; n];
+    for &x in xs {
+        from_x[x.0] = true;
+    }
+    for i in 0..n {
+        if !from_x[i] && g.nodes()[i].inputs.iter().any(|t| from_x[t.0]) {
+            from_x[i] = true;
+        }
+    }
+    // Backward reachability from ys.
+    let mut to_y = vec![false; n];
+    for &y in ys {
+        to_y[y.0] = true;
+    }
+    for i in (0..n).rev() {
+        if to_y[i] {
+            let ins: Vec<usize> = g.nodes()[i].inputs.iter().map(|t| t.0).collect();
+            for j in ins {
+                to_y[j] = true;
+            }
+        }
+    }
+    let on_path: Vec<bool> = (0..n).map(|i| from_x[i] && to_y[i]).collect();
+    g.name_scope("gradients", |g| {
+        let mut pending: Vec<Vec<Tensor>> = vec![Vec::new(); n];
+        for (k, &y) in ys.iter().enumerate() {
+            if !on_path[y.0] {
+                continue;
+            }
+            if !g.dtype(y).is_float() {
+                return Err(Error::invalid_argument(format!(
+                    "gradients: '{}' has dtype {}; only float32 tensors are differentiable",
+                    g.name(y),
+                    g.dtype(y)
+                )));
+            }
+            let seed = match grad_ys {
+                Some(gy) => gy[k],
+                None => {
+                    let one = g.constant(HostTensor::scalar_f32(1.0), "grad_ys")?;
+                    if g.shape(y).is_empty() {
+                        one
+                    } else {
+                        g.broadcast_like(one, y)?
+                    }
+                }
+            };
+            pending[y.0].push(seed);
+        }
+        for i in (0..n).rev() {
+            if !on_path[i] || pending[i].is_empty() {
+                continue;
+            }
+            let grad = sum_all(g, std::mem::take(&mut pending[i]))?;
+            if xs.iter().any(|x| x.0 == i) {
+                pending[i].push(grad);
+            }
+            let node = g.nodes()[i].clone();
+            if matches!(node.op, Op::Variable { .. } | Op::Placeholder | Op::Const(_)) {
+                continue;
+            }
+            let needs: Vec<bool> = node.inputs.iter().map(|t| on_path[t.0]).collect();
+            if !needs.iter().any(|&b| b) {
+                continue;
+            }
+            let grads = grad_rule(g, Tensor(i), grad)?;
+            for ((t, gi), need) in node.inputs.iter().zip(grads).zip(needs) {
+                if let (Some(gi), true) = (gi, need) {
+                    pending[t.0].push(gi);
+                }
+            }
+        }
+        xs.iter()
+            .map(|x| {
+                let p = std::mem::take(&mut pending[x.0]);
+                if p.is_empty() {
+                    Ok(None)
+                } else {
+                    sum_all(g, p).map(Some)
+                }
+            })
+            .collect()
+    })
+}
+
+fn sum_all(g: &mut Graph, mut parts: Vec<Tensor>) -> Result<Tensor> {
+    let mut acc = parts.remove(0);
+    for p in parts {
+        acc = g.add(acc, p)?;
+    }
+    Ok(acc)
+}
+
+/// Reduces a broadcast gradient back to the shape of `input`.
+fn unbroadcast(g: &mut Graph, grad: Tensor, input: Tensor, out: Tensor) -> Result<Tensor> {
+    if g.shape(input) == g.shape(out) {
+        Ok(grad)
+    } else {
+        g.sum_like(grad, input)
+    }
+}
+
+/// The shape of `x` with `axes` set to 1 (the keep-dims shape of a reduction).
+fn keep_dims_of(g: &mut Graph, reduced: Tensor, x: Tensor, axes: &[usize]) -> Result<Tensor> {
+    let shape: Vec<i64> = g
+        .shape(x)
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
+        .collect();
+    if g.shape(reduced) == shape.as_slice() {
+        return Ok(reduced);
+    }
+    g.reshape(reduced, &shape)
+}
+
+/// The gradient of each input of `node` given the gradient `dy` of its output.
+pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<Tensor>>> {
+    let n = g.node(node).clone();
+    let x = |k: usize| n.inputs[k];
+    let y = node;
+    let one = |t: Tensor| Ok::<_, Error>(vec![Some(t)]);
+    match &n.op {
+        Op::Identity => one(dy),
+        Op::Unary(u) => {
+            let xi = x(0);
+            let r = match u {
+                UnaryOp::Neg => g.neg(dy)?,
+                UnaryOp::Exp => g.mul(dy, y)?,
+                UnaryOp::Log => g.div(dy, xi)?,
+                UnaryOp::Sqrt => {
+                    let half = g.scalar(0.5)?;
+                    let t = g.div(half, y)?;
+                    g.mul(dy, t)?
+                }
+                UnaryOp::Rsqrt => {
+                    let c = g.scalar(-0.5)?;
+                    let y2 = g.square(y)?;
+                    let y3 = g.mul(y2, y)?;
+                    let t = g.mul(y3, c)?;
+                    g.mul(dy, t)?
+                }
+                UnaryOp::Square => {
+                    let two = g.scalar(2.0)?;
+                    let t = g.mul(xi, two)?;
+                    g.mul(dy, t)?
+                }
+                UnaryOp::Abs => {
+                    let s = g.sign(xi)?;
+                    g.mul(dy, s)?
+                }
+                UnaryOp::Relu => g.binary(BinaryOp::ReluGrad, dy, y)?,
+                UnaryOp::Sigmoid => g.binary(BinaryOp::SigmoidGrad, y, dy)?,
+                UnaryOp::Tanh => g.binary(BinaryOp::TanhGrad, y, dy)?,
+                UnaryOp::Softplus => {
+                    let s = g.sigmoid(xi)?;
+                    g.mul(dy, s)?
+                }
+                UnaryOp::Cos => {
+                    let s = g.sin(xi)?;
+                    let t = g.mul(dy, s)?;
+                    g.neg(t)?
+                }
+                UnaryOp::Sin => {
+                    let c = g.cos(xi)?;
+                    g.mul(dy, c)?
+                }
+                UnaryOp::Reciprocal => {
+                    let y2 = g.square(y)?;
+                    let t = g.mul(dy, y2)?;
+                    g.neg(t)?
+                }
+                UnaryOp::Sign | UnaryOp::Floor => return Ok(vec![None]),
+            };
+            one(r)
+        }
+        Op::Binary(b) => {
+            let (a, bb) = (x(0), x(1));
+            let (ga, gb) = match b {
+                BinaryOp::Add => (Some(dy), Some(dy)),
+                BinaryOp::Sub => (Some(dy), Some(g.neg(dy)?)),
+                BinaryOp::Mul => (Some(g.mul(dy, bb)?), Some(g.mul(dy, a)?)),
+                BinaryOp::Div => {
+                    let ga = g.div(dy, bb)?;
+                    let t = g.mul(dy, y)?;
+                    let t = g.div(t, bb)?;
+                    (Some(ga), Some(g.neg(t)?))
+                }
+                BinaryOp::Maximum | BinaryOp::Minimum => {
+                    let ma = if *b == BinaryOp::Maximum {
+                        g.greater_equal(a, bb)?
+                    } else {
+                        g.less_equal(a, bb)?
+                    };
+                    let ma = g.cast(ma, DType::F32)?;
+                    let one_t = g.scalar(1.0)?;
+                    let mb = g.sub(one_t, ma)?;
+                    (Some(g.mul(dy, ma)?), Some(g.mul(dy, mb)?))
+                }
+                BinaryOp::Pow => {
+                    // d/da = b * a^(b-1); d/db = y * log(a) (0 where a <= 0, as TF).
+                    let one_t = g.scalar(1.0)?;
+                    let bm1 = g.sub(bb, one_t)?;
+                    let p = g.pow(a, bm1)?;
+                    let t = g.mul(p, bb)?;
+                    let ga = g.mul(dy, t)?;
+                    let zero = g.scalar(0.0)?;
+                    let pos = g.greater(a, zero)?;
+                    let pos = g.cast(pos, DType::F32)?;
+                    let tiny = g.scalar(f32::MIN_POSITIVE)?;
+                    let safe = g.maximum(a, tiny)?;
+                    let la = g.log(safe)?;
+                    let la = g.mul(la, pos)?;
+                    let t = g.mul(y, la)?;
+                    (Some(ga), Some(g.mul(dy, t)?))
+                }
+                other => {
+                    return Err(Error::unimplemented(format!(
+                        "gradient of {} (second-order) is not implemented",
+                        other.tf_name()
+                    )));
+                }
+            };
+            let ga = match ga {
+                Some(t) => Some(unbroadcast(g, t, a, y)?),
+                None => None,
+            };
+            let gb = match gb {
+                Some(t) => Some(unbroadcast(g, t, bb, y)?),
+                None => None,
+            };
+            Ok(vec![ga, gb])
+        }
+        Op::BiasAdd => {
+            let rank = g.shape(dy).len() as i64;
+            let axes: Vec<i64> = (0..rank - 1).collect();
+            let gb = if axes.is_empty() {
+                dy
+            } else {
+                g.reduce_sum(dy, &axes, false)?
+            };
+            Ok(vec![Some(dy), Some(gb)])
+        }
+        Op::Cast(_) => {
+            let from = g.dtype(x(0));
+            if from.is_float() {
+                one(g.cast(dy, from)?)
+            } else {
+                Ok(vec![None])
+            }
+        }
+        Op::MatMul {
+            transpose_a: ta,
+            transpose_b: tb,
+        } => {
+            let (a, b) = (x(0), x(1));
+            let (da, db) = match (ta, tb) {
+                (false, false) => (g.matmul_t(dy, b, false, true)?, g.matmul_t(a, dy, true, false)?),
+                (true, false) => (g.matmul_t(b, dy, false, true)?, g.matmul_t(a, dy, false, false)?),
+                (false, true) => (g.matmul_t(dy, b, false, false)?, g.matmul_t(dy, a, true, false)?),
+                (true, true) => (g.matmul_t(b, dy, true, true)?, g.matmul_t(dy, a, true, true)?),
+            };
+            Ok(vec![Some(da), Some(db)])
+        }
+        Op::Reduce { op, axes, .. } => {
+            let xi = x(0);
+            let dk = keep_dims_of(g, dy, xi, axes)?;
+            let r = match op {
+                ReduceOp::Sum => g.broadcast_like(dk, xi)?,
+                ReduceOp::Mean => g.add_op(Op::BroadcastLike { mean: true }, &[dk, xi], "BroadcastTo")?,
+                ReduceOp::Max | ReduceOp::Min => {
+                    let yk = keep_dims_of(g, y, xi, axes)?;
+                    let yb = g.broadcast_like(yk, xi)?;
+                    let mask = g.equal(xi, yb)?;
+                    let mask = g.cast(mask, DType::F32)?;
+                    let iaxes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
+                    let count = g.reduce_sum(mask, &iaxes, true)?;
+                    let share = g.div(dk, count)?;
+                    let share = g.broadcast_like(share, xi)?;
+                    g.mul(share, mask)?
+                }
+            };
+            one(r)
+        }
+        Op::Reshape(_) => one(g.reshape_like(dy, x(0))?),
+        Op::ReshapeLike => Ok(vec![Some(g.reshape_like(dy, x(0))?), None]),
+        Op::Transpose(perm) => {
+            let mut inv = vec![0; perm.len()];
+            for (i, &p) in perm.iter().enumerate() {
+                inv[p] = i;
+            }
+            one(g.transpose(dy, &inv)?)
+        }
+        Op::BroadcastLike { mean: false } => Ok(vec![Some(g.sum_like(dy, x(0))?), None]),
+        Op::SumLike => Ok(vec![Some(g.broadcast_like(dy, x(0))?), None]),
+        Op::Softmax => {
+            let gy = g.mul(dy, y)?;
+            let s = g.reduce_sum(gy, &[-1], true)?;
+            let d = g.sub(dy, s)?;
+            one(g.mul(d, y)?)
+        }
+        Op::LogSoftmax => {
+            let e = g.exp(y)?;
+            let s = g.reduce_sum(dy, &[-1], true)?;
+            let t = g.mul(e, s)?;
+            one(g.sub(dy, t)?)
+        }
+        Op::SoftmaxXent | Op::SparseSoftmaxXent => {
+            let (logits, labels) = (x(0), x(1));
+            let ge = g.expand_dims(dy, -1)?;
+            let p = g.softmax(logits)?;
+            let target = if matches!(n.op, Op::SparseSoftmaxXent) {
+                let classes = g.shape(logits)[1];
+                if classes < 0 {
+                    return Err(Error::invalid_argument(format!(
+                        "gradient of '{}': the number of classes must be known",
+                        n.name
+                    )));
+                }
+                let l = if g.dtype(labels) == DType::I32 { labels } else { g.cast(labels, DType::I32)? };
+                g.one_hot(l, classes as usize, 1.0, 0.0)?
+            } else {
+                labels
+            };
+            let d = g.sub(p, target)?;
+            let dl = g.mul(d, ge)?;
+            let dlabels = if matches!(n.op, Op::SoftmaxXent) {
+                let ls = g.log_softmax(logits)?;
+                let t = g.mul(ls, ge)?;
+                Some(g.neg(t)?)
+            } else {
+                None
+            };
+            Ok(vec![Some(dl), dlabels])
+        }
+        Op::Compare(_) | Op::ArgMax { .. } | Op::OneHot { .. } => Ok(vec![None; n.inputs.len()]),
+        Op::BroadcastLike { mean: true } => Err(Error::unimplemented(
+            "gradient of a mean's gradient is not implemented",
+        )),
+        op => Err(Error::invalid_argument(format!(
+            "{} ('{}') is not differentiable",
+            op.tf_name(),
+            n.name
+        ))),
+    }
+}

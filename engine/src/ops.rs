@@ -1,0 +1,941 @@
+//! The closed op vocabulary of the graph and its dtype/shape inference.
+//!
+//! Every node of a [`Graph`](crate::Graph) holds one [`Op`]. Composite operations (layers,
+//! losses, learning-rate schedules, optimizers' bookkeeping) are built from these
+//! primitives by the builder methods of the graph. The same [`infer`] function checks a
+//! node when it is added (shapes may hold `-1`, an unknown batch dimension) and resolves
+//! concrete shapes when the session plans a run.
+
+use crate::error::{Error, Result};
+use crate::tensor::{DType, HostTensor, shape_str};
+
+/// Elementwise functions of one tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Square,
+    Abs,
+    Relu,
+    Sigmoid,
+    Tanh,
+    Softplus,
+    Sign,
+    Cos,
+    Sin,
+    Floor,
+    Reciprocal,
+}
+
+impl UnaryOp {
+    /// TensorFlow's op name.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "Neg",
+            UnaryOp::Exp => "Exp",
+            UnaryOp::Log => "Log",
+            UnaryOp::Sqrt => "Sqrt",
+            UnaryOp::Rsqrt => "Rsqrt",
+            UnaryOp::Square => "Square",
+            UnaryOp::Abs => "Abs",
+            UnaryOp::Relu => "Relu",
+            UnaryOp::Sigmoid => "Sigmoid",
+            UnaryOp::Tanh => "Tanh",
+            UnaryOp::Softplus => "Softplus",
+            UnaryOp::Sign => "Sign",
+            UnaryOp::Cos => "Cos",
+            UnaryOp::Sin => "Sin",
+            UnaryOp::Floor => "Floor",
+            UnaryOp::Reciprocal => "Reciprocal",
+        }
+    }
+
+    /// The opcode shared with `shaders/elementwise.wgsl`.
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// Whether the op is defined for integer inputs too.
+    fn allows_int(self) -> bool {
+        matches!(
+            self,
+            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Sign
+        )
+    }
+}
+
+/// Elementwise functions of two tensors, with NumPy broadcasting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b` (truncating for integers).
+    Div,
+    /// `max(a, b)`.
+    Maximum,
+    /// `min(a, b)`.
+    Minimum,
+    /// `a ^ b`.
+    Pow,
+    /// The gradient of ReLU: `a` (incoming gradient) where `b` (the output) > 0, else 0.
+    ReluGrad,
+    /// The gradient of sigmoid: `b * a * (1 - a)` with `a` the output, `b` the gradient.
+    SigmoidGrad,
+    /// The gradient of tanh: `b * (1 - a^2)` with `a` the output, `b` the gradient.
+    TanhGrad,
+}
+
+impl BinaryOp {
+    /// TensorFlow's op name.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "AddV2",
+            BinaryOp::Sub => "Sub",
+            BinaryOp::Mul => "Mul",
+            BinaryOp::Div => "RealDiv",
+            BinaryOp::Maximum => "Maximum",
+            BinaryOp::Minimum => "Minimum",
+            BinaryOp::Pow => "Pow",
+            BinaryOp::ReluGrad => "ReluGrad",
+            BinaryOp::SigmoidGrad => "SigmoidGrad",
+            BinaryOp::TanhGrad => "TanhGrad",
+        }
+    }
+
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+
+    fn allows_int(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Add
+                | BinaryOp::Sub
+                | BinaryOp::Mul
+                | BinaryOp::Div
+                | BinaryOp::Maximum
+                | BinaryOp::Minimum
+        )
+    }
+}
+
+/// Elementwise comparisons; the result is [`DType::Bool`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum CompareOp {
+    Equal,
+    NotEqual,
+    Greater,
+    GreaterEqual,
+    Less,
+    LessEqual,
+}
+
+impl CompareOp {
+    /// TensorFlow's op name.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            CompareOp::Equal => "Equal",
+            CompareOp::NotEqual => "NotEqual",
+            CompareOp::Greater => "Greater",
+            CompareOp::GreaterEqual => "GreaterEqual",
+            CompareOp::Less => "Less",
+            CompareOp::LessEqual => "LessEqual",
+        }
+    }
+
+    pub(crate) fn code(self) -> u32 {
+        100 + self as u32
+    }
+}
+
+/// Reductions over axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+}
+
+impl ReduceOp {
+    /// TensorFlow's op name.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "Sum",
+            ReduceOp::Mean => "Mean",
+            ReduceOp::Max => "Max",
+            ReduceOp::Min => "Min",
+        }
+    }
+
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Variable updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AssignOp {
+    /// `var = value`.
+    Assign,
+    /// `var += value`.
+    Add,
+    /// `var -= value`.
+    Sub,
+}
+
+impl AssignOp {
+    /// TensorFlow's op name.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            AssignOp::Assign => "Assign",
+            AssignOp::Add => "AssignAdd",
+            AssignOp::Sub => "AssignSub",
+        }
+    }
+}
+
+/// How a variable's initial value is produced. Random initializers are seeded from the
+/// graph seed and the op seed, so the same graph gives the same values every time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Initializer {
+    /// All zeros.
+    Zeros,
+    /// All ones.
+    Ones,
+    /// Every element `value`.
+    Constant(f64),
+    /// Uniform in `[min, max)`.
+    RandomUniform {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound (exclusive).
+        max: f64,
+    },
+    /// Normal with `mean` and `stddev`.
+    RandomNormal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        stddev: f64,
+    },
+    /// Normal with values beyond two standard deviations redrawn (TF's truncated normal).
+    TruncatedNormal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation before truncation.
+        stddev: f64,
+    },
+    /// Glorot (Xavier) uniform: `U(-l, l)` with `l = sqrt(6 / (fan_in + fan_out))`.
+    GlorotUniform,
+    /// Glorot normal: truncated normal with `stddev = sqrt(2 / (fan_in + fan_out)) / .8796`.
+    GlorotNormal,
+    /// A given tensor.
+    Value(HostTensor),
+}
+
+/// One primitive operation. See the module doc.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A value fed at run time.
+    Placeholder,
+    /// A constant.
+    Const(HostTensor),
+    /// A variable: state on the device that persists between runs.
+    Variable {
+        /// Whether the variable is in the trainable collection.
+        trainable: bool,
+    },
+    /// A host-evaluated initial value (deterministic for a given seed pair).
+    InitialValue {
+        /// The initializer.
+        init: Initializer,
+        /// (graph seed, op seed).
+        seed: (u64, u64),
+    },
+    /// A copy of the input.
+    Identity,
+    /// Elementwise unary function.
+    Unary(UnaryOp),
+    /// Elementwise binary function with broadcasting.
+    Binary(BinaryOp),
+    /// Elementwise comparison with broadcasting.
+    Compare(CompareOp),
+    /// Dtype conversion.
+    Cast(DType),
+    /// Matrix product over the last two axes (batched over leading axes).
+    MatMul {
+        /// Transpose the last two axes of `a` first.
+        transpose_a: bool,
+        /// Transpose the last two axes of `b` first.
+        transpose_b: bool,
+    },
+    /// Reduction over `axes` (sorted, unique).
+    Reduce {
+        /// Sum, mean, max or min.
+        op: ReduceOp,
+        /// The reduced axes.
+        axes: Vec<usize>,
+        /// Keep reduced axes with size 1.
+        keep_dims: bool,
+    },
+    /// Same data, new shape (one `-1` is inferred).
+    Reshape(Vec<i64>),
+    /// Reshape input 0 to the run-time shape of input 1.
+    ReshapeLike,
+    /// Axis permutation.
+    Transpose(Vec<usize>),
+    /// Broadcast input 0 to the run-time shape of input 1; with `mean`, also divide by the
+    /// broadcast factor (the gradient of a mean).
+    BroadcastLike {
+        /// Divide by `numel(output) / numel(input 0)`.
+        mean: bool,
+    },
+    /// Sum input 0 down to the run-time shape of input 1 (the gradient of broadcasting).
+    SumLike,
+    /// Index of the maximum along `axis` (int32).
+    ArgMax {
+        /// The reduced axis.
+        axis: usize,
+    },
+    /// One-hot encoding of integer indices along a new last axis.
+    OneHot {
+        /// The size of the new axis.
+        depth: usize,
+        /// Value at the index.
+        on_value: f32,
+        /// Value elsewhere.
+        off_value: f32,
+    },
+    /// Softmax over the last axis.
+    Softmax,
+    /// Log-softmax over the last axis.
+    LogSoftmax,
+    /// Per-row cross-entropy of logits (input 0) against label distributions (input 1).
+    SoftmaxXent,
+    /// Per-row cross-entropy of logits (input 0) against integer class labels (input 1).
+    SparseSoftmaxXent,
+    /// Adds a rank-1 bias (input 1) along the last axis of input 0.
+    BiasAdd,
+    /// Updates variable input 0 with input 1.
+    Assign(AssignOp),
+    /// `var -= lr * grad`; inputs (var, lr, grad).
+    ApplyGradientDescent,
+    /// Momentum; inputs (var, accum, lr, grad).
+    ApplyMomentum {
+        /// Momentum coefficient.
+        momentum: f32,
+        /// Nesterov momentum.
+        nesterov: bool,
+    },
+    /// Adam (AdamW with `weight_decay` > 0); inputs (var, m, v, beta1_power, beta2_power,
+    /// lr, grad).
+    ApplyAdam {
+        /// Decay of the first moment.
+        beta1: f32,
+        /// Decay of the second moment.
+        beta2: f32,
+        /// Epsilon.
+        epsilon: f32,
+        /// Decoupled weight decay (AdamW), multiplied by the learning rate.
+        weight_decay: f32,
+    },
+    /// RMSProp; inputs (var, ms, mom, lr, grad).
+    ApplyRmsProp {
+        /// Decay of the mean square.
+        rho: f32,
+        /// Momentum coefficient.
+        momentum: f32,
+        /// Epsilon.
+        epsilon: f32,
+    },
+    /// Does nothing; a target for control dependencies (`group`).
+    NoOp,
+}
+
+impl Op {
+    /// TensorFlow's op name for the node (used in graph export and messages).
+    pub fn tf_name(&self) -> &'static str {
+        match self {
+            Op::Placeholder => "Placeholder",
+            Op::Const(_) => "Const",
+            Op::Variable { .. } => "VariableV2",
+            Op::InitialValue { init, .. } => match init {
+                Initializer::RandomUniform { .. } | Initializer::GlorotUniform => "RandomUniform",
+                Initializer::RandomNormal { .. } => "RandomStandardNormal",
+                Initializer::TruncatedNormal { .. } | Initializer::GlorotNormal => {
+                    "TruncatedNormal"
+                }
+                _ => "Const",
+            },
+            Op::Identity => "Identity",
+            Op::Unary(u) => u.tf_name(),
+            Op::Binary(b) => b.tf_name(),
+            Op::Compare(c) => c.tf_name(),
+            Op::Cast(_) => "Cast",
+            Op::MatMul { .. } => "MatMul",
+            Op::Reduce { op, .. } => op.tf_name(),
+            Op::Reshape(_) | Op::ReshapeLike => "Reshape",
+            Op::Transpose(_) => "Transpose",
+            Op::BroadcastLike { .. } => "BroadcastTo",
+            Op::SumLike => "Sum",
+            Op::ArgMax { .. } => "ArgMax",
+            Op::OneHot { .. } => "OneHot",
+            Op::Softmax => "Softmax",
+            Op::LogSoftmax => "LogSoftmax",
+            Op::SoftmaxXent => "SoftmaxCrossEntropyWithLogits",
+            Op::SparseSoftmaxXent => "SparseSoftmaxCrossEntropyWithLogits",
+            Op::BiasAdd => "BiasAdd",
+            Op::Assign(a) => a.tf_name(),
+            Op::ApplyGradientDescent => "ApplyGradientDescent",
+            Op::ApplyMomentum { .. } => "ApplyMomentum",
+            Op::ApplyAdam { .. } => "ApplyAdam",
+            Op::ApplyRmsProp { .. } => "ApplyRMSProp",
+            Op::NoOp => "NoOp",
+        }
+    }
+
+    /// Whether the op writes into a variable (input 0).
+    pub fn mutates_variable(&self) -> bool {
+        matches!(
+            self,
+            Op::Assign(_)
+                | Op::ApplyGradientDescent
+                | Op::ApplyMomentum { .. }
+                | Op::ApplyAdam { .. }
+                | Op::ApplyRmsProp { .. }
+        )
+    }
+
+    /// The inputs, besides input 0, that are variables updated in place (optimizer slots).
+    pub fn mutated_slots(&self) -> &'static [usize] {
+        match self {
+            Op::ApplyMomentum { .. } => &[1],
+            Op::ApplyAdam { .. } => &[1, 2],
+            Op::ApplyRmsProp { .. } => &[1, 2],
+            _ => &[],
+        }
+    }
+}
+
+/// A node's dtype and shape as inferred; `None` dtype for ops without a value (NoOp).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Inferred {
+    /// The element type.
+    pub dtype: DType,
+    /// The shape, `-1` for a dimension unknown until run time.
+    pub shape: Vec<i64>,
+}
+
+fn err(op: &Op, msg: String) -> Error {
+    Error::invalid_argument(format!("{}: {msg}", op.tf_name()))
+}
+
+/// NumPy broadcasting of two shapes; `-1` (unknown) matches anything.
+pub fn broadcast_shapes(a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
+    let n = a.len().max(b.len());
+    let mut out = vec![0; n];
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        out[i] = if da == db {
+            da
+        } else if da == 1 {
+            db
+        } else if db == 1 {
+            da
+        } else if da < 0 {
+            db
+        } else if db < 0 {
+            da
+        } else {
+            return None;
+        };
+    }
+    Some(out)
+}
+
+fn known_numel(shape: &[i64]) -> Option<i64> {
+    shape
+        .iter()
+        .try_fold(1i64, |acc, &d| if d < 0 { None } else { Some(acc * d) })
+}
+
+/// Resolves a reshape target (one `-1` inferred) against an input shape.
+pub fn reshape_target(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
+    let unknown = target.iter().filter(|&&d| d < 0).count();
+    if unknown > 1 {
+        return Err(Error::invalid_argument(format!(
+            "Reshape: at most one dimension may be -1, got {}",
+            shape_str(target)
+        )));
+    }
+    let known: i64 = target.iter().filter(|&&d| d >= 0).product();
+    match known_numel(input) {
+        Some(n) => {
+            if unknown == 1 {
+                if known == 0 || n % known != 0 {
+                    return Err(Error::invalid_argument(format!(
+                        "Reshape: cannot reshape a tensor with {n} elements to {}",
+                        shape_str(target)
+                    )));
+                }
+                Ok(target
+                    .iter()
+                    .map(|&d| if d < 0 { n / known } else { d })
+                    .collect())
+            } else if known != n {
+                Err(Error::invalid_argument(format!(
+                    "Reshape: cannot reshape a tensor of shape {} ({n} elements) to {}",
+                    shape_str(input),
+                    shape_str(target)
+                )))
+            } else {
+                Ok(target.to_vec())
+            }
+        }
+        None => Ok(target.to_vec()),
+    }
+}
+
+/// Infers the dtype and shape of `op` applied to inputs of `dtypes` and `shapes`.
+///
+/// Shapes may contain `-1`; at plan time they are all known. An error is
+/// InvalidArgument naming the op and the shapes that disagree.
+pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred> {
+    let arity = |n: usize| -> Result<()> {
+        if dtypes.len() != n {
+            return Err(err(op, format!("expects {n} inputs, got {}", dtypes.len())));
+        }
+        Ok(())
+    };
+    let same_dtype = |a: usize, b: usize| -> Result<()> {
+        if dtypes[a] != dtypes[b] {
+            return Err(err(
+                op,
+                format!(
+                    "inputs must have the same dtype, got {} and {}",
+                    dtypes[a], dtypes[b]
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let float_only = |i: usize| -> Result<()> {
+        if dtypes[i] != DType::F32 {
+            return Err(err(
+                op,
+                format!("input {i} has dtype {}; only float32 is supported", dtypes[i]),
+            ));
+        }
+        Ok(())
+    };
+    let out = |dtype: DType, shape: Vec<i64>| Ok(Inferred { dtype, shape });
+    match op {
+        Op::Placeholder | Op::Variable { .. } | Op::Const(_) | Op::InitialValue { .. } => {
+            Err(err(op, "source nodes carry their own shape".into()))
+        }
+        Op::NoOp => out(DType::F32, vec![]),
+        Op::Identity => {
+            arity(1)?;
+            out(dtypes[0], shapes[0].clone())
+        }
+        Op::Unary(u) => {
+            arity(1)?;
+            let ok = dtypes[0] == DType::F32 || (u.allows_int() && dtypes[0] == DType::I32);
+            if !ok {
+                return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
+            }
+            out(dtypes[0], shapes[0].clone())
+        }
+        Op::Binary(_) | Op::BiasAdd => {
+            arity(2)?;
+            same_dtype(0, 1)?;
+            let b = match op {
+                Op::Binary(b) => *b,
+                _ => BinaryOp::Add,
+            };
+            let ok = dtypes[0] == DType::F32
+                || (b.allows_int() && matches!(dtypes[0], DType::I32 | DType::U32));
+            if !ok {
+                return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
+            }
+            if let Op::BiasAdd = op {
+                let (v, bias) = (&shapes[0], &shapes[1]);
+                if bias.len() != 1 || v.is_empty() {
+                    return Err(err(
+                        op,
+                        format!(
+                            "bias must be rank 1 and value at least rank 1, got {} and {}",
+                            shape_str(v),
+                            shape_str(bias)
+                        ),
+                    ));
+                }
+                let last = v[v.len() - 1];
+                if last >= 0 && bias[0] >= 0 && last != bias[0] {
+                    return Err(err(
+                        op,
+                        format!(
+                            "bias of shape {} does not match the last dimension of {}",
+                            shape_str(bias),
+                            shape_str(v)
+                        ),
+                    ));
+                }
+                return out(dtypes[0], v.clone());
+            }
+            match broadcast_shapes(&shapes[0], &shapes[1]) {
+                Some(s) => out(dtypes[0], s),
+                None => Err(err(
+                    op,
+                    format!(
+                        "incompatible shapes: {} vs. {}",
+                        shape_str(&shapes[0]),
+                        shape_str(&shapes[1])
+                    ),
+                )),
+            }
+        }
+        Op::Compare(_) => {
+            arity(2)?;
+            same_dtype(0, 1)?;
+            if !matches!(dtypes[0], DType::F32 | DType::I32 | DType::U32) {
+                return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
+            }
+            match broadcast_shapes(&shapes[0], &shapes[1]) {
+                Some(s) => out(DType::Bool, s),
+                None => Err(err(
+                    op,
+                    format!(
+                        "incompatible shapes: {} vs. {}",
+                        shape_str(&shapes[0]),
+                        shape_str(&shapes[1])
+                    ),
+                )),
+            }
+        }
+        Op::Cast(to) => {
+            arity(1)?;
+            out(*to, shapes[0].clone())
+        }
+        Op::MatMul {
+            transpose_a,
+            transpose_b,
+        } => {
+            arity(2)?;
+            float_only(0)?;
+            same_dtype(0, 1)?;
+            let (a, b) = (&shapes[0], &shapes[1]);
+            if a.len() < 2 || a.len() != b.len() {
+                return Err(err(
+                    op,
+                    format!(
+                        "inputs must have the same rank >= 2, got {} and {}",
+                        shape_str(a),
+                        shape_str(b)
+                    ),
+                ));
+            }
+            let r = a.len();
+            let batch = &a[..r - 2];
+            if batch != &b[..r - 2] {
+                return Err(err(
+                    op,
+                    format!(
+                        "batch dimensions differ: {} vs. {}",
+                        shape_str(a),
+                        shape_str(b)
+                    ),
+                ));
+            }
+            let (m, ka) = if *transpose_a {
+                (a[r - 1], a[r - 2])
+            } else {
+                (a[r - 2], a[r - 1])
+            };
+            let (kb, n) = if *transpose_b {
+                (b[r - 1], b[r - 2])
+            } else {
+                (b[r - 2], b[r - 1])
+            };
+            if ka >= 0 && kb >= 0 && ka != kb {
+                return Err(err(
+                    op,
+                    format!(
+                        "Matrix size-incompatible: In[0]: {}, In[1]: {} (transpose_a={transpose_a}, transpose_b={transpose_b})",
+                        shape_str(a),
+                        shape_str(b)
+                    ),
+                ));
+            }
+            let mut s = batch.to_vec();
+            s.extend([m, n]);
+            out(DType::F32, s)
+        }
+        Op::Reduce {
+            op: r,
+            axes,
+            keep_dims,
+        } => {
+            arity(1)?;
+            let int_ok = matches!(r, ReduceOp::Sum | ReduceOp::Max | ReduceOp::Min)
+                && dtypes[0] == DType::I32;
+            if dtypes[0] != DType::F32 && !int_ok {
+                return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
+            }
+            let s = &shapes[0];
+            if let Some(&a) = axes.iter().find(|&&a| a >= s.len()) {
+                return Err(err(
+                    op,
+                    format!("axis {a} out of range for shape {}", shape_str(s)),
+                ));
+            }
+            let shape = s
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &d)| {
+                    if axes.contains(&i) {
+                        keep_dims.then_some(1)
+                    } else {
+                        Some(d)
+                    }
+                })
+                .collect();
+            out(dtypes[0], shape)
+        }
+        Op::Reshape(target) => {
+            arity(1)?;
+            out(dtypes[0], reshape_target(&shapes[0], target)?)
+        }
+        Op::ReshapeLike => {
+            arity(2)?;
+            if let (Some(a), Some(b)) = (known_numel(&shapes[0]), known_numel(&shapes[1]))
+                && a != b
+            {
+                return Err(err(
+                    op,
+                    format!(
+                        "cannot reshape {} to {}",
+                        shape_str(&shapes[0]),
+                        shape_str(&shapes[1])
+                    ),
+                ));
+            }
+            out(dtypes[0], shapes[1].clone())
+        }
+        Op::Transpose(perm) => {
+            arity(1)?;
+            let s = &shapes[0];
+            let mut seen = vec![false; s.len()];
+            if perm.len() != s.len()
+                || perm.iter().any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true))
+            {
+                return Err(err(
+                    op,
+                    format!(
+                        "perm {perm:?} is not a permutation of the axes of {}",
+                        shape_str(s)
+                    ),
+                ));
+            }
+            out(dtypes[0], perm.iter().map(|&p| s[p]).collect())
+        }
+        Op::BroadcastLike { .. } | Op::SumLike => {
+            arity(2)?;
+            let (small, big) = if matches!(op, Op::SumLike) {
+                (&shapes[1], &shapes[0])
+            } else {
+                (&shapes[0], &shapes[1])
+            };
+            match broadcast_shapes(small, big) {
+                Some(s) if s.len() == big.len() && compatible(&s, big) => {
+                    out(dtypes[0], shapes[1].clone())
+                }
+                _ => Err(err(
+                    op,
+                    format!(
+                        "{} does not broadcast to {}",
+                        shape_str(small),
+                        shape_str(big)
+                    ),
+                )),
+            }
+        }
+        Op::ArgMax { axis } => {
+            arity(1)?;
+            if !matches!(dtypes[0], DType::F32 | DType::I32) {
+                return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
+            }
+            let s = &shapes[0];
+            if *axis >= s.len() {
+                return Err(err(
+                    op,
+                    format!("axis {axis} out of range for shape {}", shape_str(s)),
+                ));
+            }
+            let mut shape = s.clone();
+            shape.remove(*axis);
+            out(DType::I32, shape)
+        }
+        Op::OneHot { depth, .. } => {
+            arity(1)?;
+            if !matches!(dtypes[0], DType::I32 | DType::U32) {
+                return Err(err(
+                    op,
+                    format!("indices must be int32 or uint32, got {}", dtypes[0]),
+                ));
+            }
+            let mut shape = shapes[0].clone();
+            shape.push(*depth as i64);
+            out(DType::F32, shape)
+        }
+        Op::Softmax | Op::LogSoftmax => {
+            arity(1)?;
+            float_only(0)?;
+            if shapes[0].is_empty() {
+                return Err(err(op, "logits must have rank >= 1".into()));
+            }
+            out(DType::F32, shapes[0].clone())
+        }
+        Op::SoftmaxXent | Op::SparseSoftmaxXent => {
+            arity(2)?;
+            float_only(0)?;
+            let (l, y) = (&shapes[0], &shapes[1]);
+            if l.len() != 2 {
+                return Err(err(
+                    op,
+                    format!("logits must be rank 2, got {}", shape_str(l)),
+                ));
+            }
+            let sparse = matches!(op, Op::SparseSoftmaxXent);
+            if sparse {
+                if !matches!(dtypes[1], DType::I32 | DType::U32) {
+                    return Err(err(
+                        op,
+                        format!("labels must be int32, got {}", dtypes[1]),
+                    ));
+                }
+                if y.len() != 1 || !dims_match(y[0], l[0]) {
+                    return Err(err(
+                        op,
+                        format!(
+                            "labels of shape {} do not match logits of shape {}",
+                            shape_str(y),
+                            shape_str(l)
+                        ),
+                    ));
+                }
+            } else {
+                same_dtype(0, 1)?;
+                if y.len() != 2 || !dims_match(y[0], l[0]) || !dims_match(y[1], l[1]) {
+                    return Err(err(
+                        op,
+                        format!(
+                            "logits and labels must be the same size: logits {} labels {}",
+                            shape_str(l),
+                            shape_str(y)
+                        ),
+                    ));
+                }
+            }
+            out(DType::F32, vec![l[0]])
+        }
+        Op::Assign(a) => {
+            arity(2)?;
+            same_dtype(0, 1)?;
+            if *a != AssignOp::Assign && dtypes[0] == DType::Bool {
+                return Err(err(op, "bool variables support only Assign".into()));
+            }
+            if !compatible(&shapes[0], &shapes[1]) {
+                return Err(err(
+                    op,
+                    format!(
+                        "shapes must be equal: variable {} vs. value {}",
+                        shape_str(&shapes[0]),
+                        shape_str(&shapes[1])
+                    ),
+                ));
+            }
+            out(dtypes[0], shapes[0].clone())
+        }
+        Op::ApplyGradientDescent
+        | Op::ApplyMomentum { .. }
+        | Op::ApplyAdam { .. }
+        | Op::ApplyRmsProp { .. } => {
+            let n = match op {
+                Op::ApplyGradientDescent => 3,
+                Op::ApplyMomentum { .. } => 4,
+                Op::ApplyAdam { .. } => 7,
+                _ => 5,
+            };
+            arity(n)?;
+            for i in 0..n {
+                float_only(i)?;
+            }
+            let var = &shapes[0];
+            let grad = &shapes[n - 1];
+            if !compatible(var, grad) {
+                return Err(err(
+                    op,
+                    format!(
+                        "var and grad do not have the same shape {} {}",
+                        shape_str(var),
+                        shape_str(grad)
+                    ),
+                ));
+            }
+            out(DType::F32, var.clone())
+        }
+    }
+}
+
+fn dims_match(a: i64, b: i64) -> bool {
+    a < 0 || b < 0 || a == b
+}
+
+fn compatible(a: &[i64], b: &[i64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| dims_match(x, y))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcasting_rules() {
+        assert_eq!(broadcast_shapes(&[3, 1], &[4]), Some(vec![3, 4]));
+        assert_eq!(broadcast_shapes(&[-1, 10], &[10]), Some(vec![-1, 10]));
+        assert_eq!(broadcast_shapes(&[2, 3], &[4, 3]), None);
+        assert_eq!(broadcast_shapes(&[], &[5]), Some(vec![5]));
+    }
+
+    #[test]
+    fn reshape_inference() {
+        assert_eq!(reshape_target(&[2, 6], &[-1, 3]).unwrap(), vec![4, 3]);
+        assert_eq!(reshape_target(&[-1, 6], &[-1, 3]).unwrap(), vec![-1, 3]);
+        assert!(reshape_target(&[2, 6], &[5, -1]).is_err());
+        assert!(reshape_target(&[2, 6], &[-1, -1]).is_err());
+    }
+
+    #[test]
+    fn matmul_mismatch_names_shapes() {
+        let op = Op::MatMul {
+            transpose_a: false,
+            transpose_b: false,
+        };
+        let e = infer(&op, &[DType::F32, DType::F32], &[vec![2, 3], vec![4, 5]]).unwrap_err();
+        assert_eq!(e.code, crate::Code::InvalidArgument);
+        assert!(e.message.contains("[2,3]") && e.message.contains("[4,5]"), "{e}");
+    }
+}

@@ -1,0 +1,316 @@
+//! Adapter selection and the shared GPU context (device, queue, pipeline cache).
+
+use super::shaders::{Shader, source};
+use crate::error::{Code, Error, Result};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Which graphics API wgpu should use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// Every backend the platform has, or the `WGPU_BACKEND` environment variable.
+    #[default]
+    Auto,
+    /// Vulkan (Linux, Windows, Android; Mesa's lavapipe without a GPU).
+    Vulkan,
+    /// Metal (macOS, iOS).
+    Metal,
+    /// Direct3D 12 (Windows).
+    Dx12,
+    /// OpenGL / GLES.
+    Gl,
+}
+
+/// Which adapter to prefer when several are present.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PowerPreference {
+    /// Discrete GPUs first, then integrated, virtual, software (or `WGPU_POWER_PREF`).
+    #[default]
+    HighPerformance,
+    /// Integrated GPUs first.
+    LowPower,
+}
+
+/// How a [`Session`](super::Session) finds its device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SessionConfig {
+    /// The graphics API.
+    pub backend: Backend,
+    /// A case-insensitive substring of the adapter name (or `WGPU_ADAPTER_NAME`).
+    pub adapter_name: Option<String>,
+    /// Preference among adapters.
+    pub power_preference: PowerPreference,
+}
+
+impl SessionConfig {
+    /// Uses `backend`.
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// Picks the adapter whose name contains `name`.
+    pub fn adapter_name(mut self, name: impl Into<String>) -> Self {
+        self.adapter_name = Some(name.into());
+        self
+    }
+
+    /// Sets the power preference.
+    pub fn power_preference(mut self, p: PowerPreference) -> Self {
+        self.power_preference = p;
+        self
+    }
+
+    fn backends(&self) -> wgpu::Backends {
+        match self.backend {
+            Backend::Auto => wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
+            Backend::Vulkan => wgpu::Backends::VULKAN,
+            Backend::Metal => wgpu::Backends::METAL,
+            Backend::Dx12 => wgpu::Backends::DX12,
+            Backend::Gl => wgpu::Backends::GL,
+        }
+    }
+
+    fn name_filter(&self) -> Option<String> {
+        self.adapter_name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_lowercase())
+    }
+
+    fn low_power(&self) -> bool {
+        match std::env::var("WGPU_POWER_PREF").ok().as_deref() {
+            Some("low") => true,
+            Some("high") => false,
+            _ => self.power_preference == PowerPreference::LowPower,
+        }
+    }
+}
+
+/// What an adapter is, as reported by wgpu.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdapterSummary {
+    /// The adapter's name (`llvmpipe (LLVM 15.0.6, 256 bits)`).
+    pub name: String,
+    /// The backend (`Vulkan`).
+    pub backend: String,
+    /// Discrete, integrated, virtual, CPU or other.
+    pub device_type: String,
+    /// Driver name and version.
+    pub driver: String,
+    /// Largest storage-buffer binding in bytes.
+    pub max_storage_buffer_binding_size: u64,
+    /// Workgroups per dispatch dimension.
+    pub max_compute_workgroups_per_dimension: u32,
+    /// Storage buffers one kernel may bind.
+    pub max_storage_buffers_per_shader_stage: u32,
+}
+
+const NO_ADAPTER_HELP: &str = "no GPU adapter found. On Linux without a GPU install Mesa's \
+software Vulkan driver (lavapipe): `apt-get install mesa-vulkan-drivers libvulkan1`; \
+check the backend (WGPU_BACKEND) and adapter name (WGPU_ADAPTER_NAME) filters";
+
+fn rank(t: wgpu::DeviceType, low_power: bool) -> u32 {
+    use wgpu::DeviceType::*;
+    match (t, low_power) {
+        (DiscreteGpu, false) | (IntegratedGpu, true) => 0,
+        (IntegratedGpu, false) | (DiscreteGpu, true) => 1,
+        (VirtualGpu, _) => 2,
+        (Cpu, _) => 3,
+        (Other, _) => 4,
+    }
+}
+
+/// Lists the adapters wgpu sees for `config`'s backend.
+pub fn list_adapters(config: &SessionConfig) -> Vec<AdapterSummary> {
+    let instance = instance(config);
+    pollster::block_on(instance.enumerate_adapters(config.backends()))
+        .iter()
+        .map(summary)
+        .collect()
+}
+
+fn instance(config: &SessionConfig) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = config.backends();
+    wgpu::Instance::new(desc)
+}
+
+fn summary(a: &wgpu::Adapter) -> AdapterSummary {
+    let info = a.get_info();
+    let limits = a.limits();
+    AdapterSummary {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        max_storage_buffer_binding_size: u64::from(limits.max_storage_buffer_binding_size),
+        max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
+    }
+}
+
+/// A pipeline: family, entry point and override constants.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PipelineKey {
+    pub shader: Shader,
+    pub entry: &'static str,
+    pub overrides: Vec<(&'static str, u32)>,
+}
+
+/// A device shared by every session with the same config: the device, its queue, the
+/// adapter summary, and one cache of shader modules and pipelines.
+pub(crate) struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub limits: wgpu::Limits,
+    pub lost: Arc<AtomicBool>,
+    /// Errors that escaped every error scope (wgpu would otherwise panic).
+    pub uncaptured: Arc<Mutex<Vec<String>>>,
+    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
+}
+
+fn registry() -> &'static Mutex<HashMap<SessionConfig, Arc<Gpu>>> {
+    static R: OnceLock<Mutex<HashMap<SessionConfig, Arc<Gpu>>>> = OnceLock::new();
+    R.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+impl Gpu {
+    /// The shared context for `config`, created on first use and re-created after the
+    /// device was lost.
+    pub fn shared(config: &SessionConfig) -> Result<Arc<Gpu>> {
+        let mut reg = registry()
+            .lock()
+            .map_err(|_| Error::internal("GPU registry lock poisoned"))?;
+        if let Some(g) = reg.get(config)
+            && !g.lost.load(Ordering::SeqCst)
+        {
+            return Ok(Arc::clone(g));
+        }
+        let g = Arc::new(Gpu::create(config)?);
+        reg.insert(config.clone(), Arc::clone(&g));
+        Ok(g)
+    }
+
+    fn create(config: &SessionConfig) -> Result<Gpu> {
+        let instance = instance(config);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(config.backends()));
+        if let Some(filter) = config.name_filter() {
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&filter));
+        }
+        let low = config.low_power();
+        adapters.sort_by_key(|a| rank(a.get_info().device_type, low));
+        let adapter = adapters
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::new(Code::NotFound, NO_ADAPTER_HELP))?;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgtrain"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::unavailable(format!("requesting a device from '{}': {e}", adapter.get_info().name)))?;
+        let lost = Arc::new(AtomicBool::new(false));
+        let lost2 = Arc::clone(&lost);
+        device.set_device_lost_callback(move |reason, msg| {
+            tracing::error!(?reason, %msg, "wgpu device lost");
+            lost2.store(true, Ordering::SeqCst);
+        });
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            tracing::error!(error = %e, "uncaptured wgpu error");
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let adapter_summary = summary(&adapter);
+        tracing::info!(adapter = %adapter_summary.name, backend = %adapter_summary.backend, "wgtrain device ready");
+        Ok(Gpu {
+            device,
+            queue,
+            adapter: adapter_summary,
+            limits,
+            lost,
+            uncaptured,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The compiled pipeline for `key`, from the cache.
+    pub fn pipeline(&self, key: &PipelineKey) -> Result<wgpu::ComputePipeline> {
+        let mut pipes = self
+            .pipelines
+            .lock()
+            .map_err(|_| Error::internal("pipeline cache lock poisoned"))?;
+        if let Some(p) = pipes.get(key) {
+            return Ok(p.clone());
+        }
+        let module = {
+            let mut mods = self
+                .modules
+                .lock()
+                .map_err(|_| Error::internal("module cache lock poisoned"))?;
+            mods.entry(key.shader)
+                .or_insert_with(|| {
+                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(&format!("{:?}", key.shader)),
+                        source: wgpu::ShaderSource::Wgsl(source(key.shader).into()),
+                    })
+                })
+                .clone()
+        };
+        let constants: Vec<(&str, f64)> = key
+            .overrides
+            .iter()
+            .map(|&(n, v)| (n, f64::from(v)))
+            .collect();
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(key.entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(key.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::internal(format!(
+                "compiling kernel {:?}::{} {:?}: {e}",
+                key.shader, key.entry, key.overrides
+            )));
+        }
+        pipes.insert(key.clone(), pipeline.clone());
+        Ok(pipeline)
+    }
+
+    /// An error if the device was lost or an error escaped the error scopes.
+    pub fn check_health(&self) -> Result<()> {
+        if self.lost.load(Ordering::SeqCst) {
+            return Err(Error::aborted(format!(
+                "the GPU device '{}' was lost; re-create the session",
+                self.adapter.name
+            )));
+        }
+        if let Ok(mut v) = self.uncaptured.lock()
+            && !v.is_empty()
+        {
+            let msg = v.join("; ");
+            v.clear();
+            return Err(Error::internal(format!("wgpu: {msg}")));
+        }
+        Ok(())
+    }
+}

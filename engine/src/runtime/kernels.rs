@@ -1,0 +1,647 @@
+//! Binding ops to kernels: typed uniforms mirrored in WGSL, and one function that turns
+//! a node of a plan into recorded [`Step`]s (dispatches and buffer copies).
+
+use super::device::{Gpu, PipelineKey};
+use super::shaders::Shader;
+use crate::error::{Error, Result};
+use crate::ops::{AssignOp, Op};
+use crate::reference::{broadcast_strides, strides};
+use crate::tensor::DType;
+use bytemuck::{Pod, Zeroable};
+use std::num::NonZeroU64;
+use wgpu::util::DeviceExt;
+
+/// Threads per workgroup of the 1-D kernels (`WG` in `common.wgsl`).
+const WG: u64 = 256;
+/// Maximum rank after merging dimensions (two `vec4<u32>` in the uniforms).
+const MAX_RANK: usize = 8;
+
+/// Mirrors `Params` in `elementwise.wgsl` and `layout.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EwParams {
+    n: u32,
+    rank: u32,
+    scale: f32,
+    extra: u32,
+    shape: [u32; 8],
+    sa: [u32; 8],
+    sb: [u32; 8],
+}
+
+/// Mirrors `Params` in `reduce.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct ReduceParams {
+    n_out: u32,
+    rank_out: u32,
+    n_red: u32,
+    rank_red: u32,
+    scale: f32,
+    pad: [u32; 3],
+    out_shape: [u32; 8],
+    out_st: [u32; 8],
+    red_shape: [u32; 8],
+    red_st: [u32; 8],
+}
+
+/// Mirrors `Params` in `matmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_rs: u32,
+    a_ks: u32,
+    b_ks: u32,
+    b_cs: u32,
+    a_bs: u32,
+    b_bs: u32,
+    c_bs: u32,
+    pad: u32,
+}
+
+/// Mirrors `Params` in `softmax.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct RowParams {
+    rows: u32,
+    cols: u32,
+    pad: [u32; 2],
+}
+
+/// Mirrors `Params` in `index.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct OneHotParams {
+    n: u32,
+    depth: u32,
+    on_value: f32,
+    off_value: f32,
+}
+
+/// Mirrors `Params` in `optim.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct OptParams {
+    n: u32,
+    flag: u32,
+    pad: [u32; 2],
+    h: [f32; 4],
+}
+
+/// Mirrors `Params` in `state.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct CountParams {
+    n: u32,
+    pad: [u32; 3],
+}
+
+/// A device buffer region holding one tensor.
+#[derive(Clone, Debug)]
+pub(crate) struct Loc {
+    pub buf: wgpu::Buffer,
+    /// Bytes of the tensor (at least 4).
+    pub size: u64,
+}
+
+/// One recorded unit of device work.
+pub(crate) enum Step {
+    Dispatch {
+        pipeline: wgpu::ComputePipeline,
+        bind_group: wgpu::BindGroup,
+        groups: [u32; 3],
+    },
+    Copy {
+        src: wgpu::Buffer,
+        dst: wgpu::Buffer,
+        size: u64,
+    },
+    Clear {
+        buf: wgpu::Buffer,
+        size: u64,
+    },
+}
+
+/// An input or output of a node as the kernels see it.
+pub(crate) struct Arg<'a> {
+    pub loc: &'a Loc,
+    pub dtype: DType,
+    pub shape: &'a [usize],
+}
+
+fn dt_code(d: DType) -> u32 {
+    match d {
+        DType::F32 => 0,
+        DType::I32 => 1,
+        DType::U32 => 2,
+        DType::I64 => 3,
+        DType::Bool => 4,
+    }
+}
+
+fn numel(s: &[usize]) -> usize {
+    s.iter().product()
+}
+
+fn pack(v: &[usize]) -> [u32; 8] {
+    let mut out = [1u32; 8];
+    for (o, &x) in out.iter_mut().zip(v) {
+        *o = x as u32;
+    }
+    out
+}
+
+/// Merges adjacent dimensions that are contiguous for every operand and drops size-1
+/// dimensions; returns (shape, strides per operand).
+fn collapse(shape: &[usize], operands: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let mut s: Vec<usize> = Vec::new();
+    let mut st: Vec<Vec<usize>> = vec![Vec::new(); operands.len()];
+    for d in 0..shape.len() {
+        if shape[d] == 1 {
+            continue;
+        }
+        let mergeable = !s.is_empty()
+            && operands
+                .iter()
+                .enumerate()
+                .all(|(k, o)| st[k][st[k].len() - 1] == o[d] * shape[d]);
+        if mergeable {
+            let last = s.len() - 1;
+            s[last] *= shape[d];
+            for (k, o) in operands.iter().enumerate() {
+                let l = st[k].len() - 1;
+                st[k][l] = o[d];
+            }
+        } else {
+            s.push(shape[d]);
+            for (k, o) in operands.iter().enumerate() {
+                st[k].push(o[d]);
+            }
+        }
+    }
+    if s.is_empty() {
+        s.push(1);
+        for v in &mut st {
+            v.push(0);
+        }
+    }
+    (s, st)
+}
+
+/// Records kernels for one plan.
+pub(crate) struct Recorder<'g> {
+    pub gpu: &'g Gpu,
+    pub steps: Vec<Step>,
+    pub dispatches: usize,
+}
+
+impl<'g> Recorder<'g> {
+    pub fn new(gpu: &'g Gpu) -> Self {
+        Recorder {
+            gpu,
+            steps: Vec::new(),
+            dispatches: 0,
+        }
+    }
+
+    fn groups_1d(&self, n: u64) -> Result<[u32; 3]> {
+        let max = u64::from(self.gpu.limits.max_compute_workgroups_per_dimension.max(1));
+        let wgs = n.div_ceil(WG).max(1);
+        let x = wgs.min(max);
+        let y = wgs.div_ceil(x);
+        if y > max {
+            return Err(Error::resource_exhausted(format!(
+                "{n} elements need more than {max}x{max} workgroups"
+            )));
+        }
+        Ok([x as u32, y as u32, 1])
+    }
+
+    fn dispatch(
+        &mut self,
+        shader: Shader,
+        entry: &'static str,
+        overrides: Vec<(&'static str, u32)>,
+        params: &[u8],
+        bindings: &[(u32, &Loc)],
+        groups: [u32; 3],
+    ) -> Result<()> {
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let key = PipelineKey {
+            shader,
+            entry,
+            overrides,
+        };
+        let pipeline = self.gpu.pipeline(&key)?;
+        let ubuf = self
+            .gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(entry),
+                contents: params,
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: ubuf.as_entire_binding(),
+        }];
+        for &(binding, loc) in bindings {
+            entries.push(wgpu::BindGroupEntry {
+                binding,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &loc.buf,
+                    offset: 0,
+                    size: NonZeroU64::new(loc.size.max(4)),
+                }),
+            });
+        }
+        let layout = pipeline.get_bind_group_layout(0);
+        let bind_group = self
+            .gpu
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &layout,
+                entries: &entries,
+            });
+        self.steps.push(Step::Dispatch {
+            pipeline,
+            bind_group,
+            groups,
+        });
+        self.dispatches += 1;
+        Ok(())
+    }
+
+    /// Records a buffer copy.
+    pub fn copy(&mut self, src: &Loc, dst: &Loc) {
+        let size = src.size.min(dst.size);
+        if size > 0 {
+            self.steps.push(Step::Copy {
+                src: src.buf.clone(),
+                dst: dst.buf.clone(),
+                size,
+            });
+        }
+    }
+
+    fn gather(&mut self, x: &Arg, out: &Loc, out_shape: &[usize], in_strides: Vec<usize>, scale: Option<f32>) -> Result<()> {
+        let (mut shape, mut st) = (out_shape.to_vec(), in_strides);
+        if x.dtype == DType::I64 {
+            // Two words per element: gather words with an extra innermost dimension.
+            st = st.iter().map(|s| s * 2).collect();
+            shape.push(2);
+            st.push(1);
+        }
+        let n = numel(&shape);
+        let out_st = strides(&shape);
+        let (cs, cst) = collapse(&shape, &[st, out_st]);
+        if cs.len() > MAX_RANK {
+            return Err(Error::unimplemented(format!("tensors of rank {} after merging dimensions (max {MAX_RANK})", cs.len())));
+        }
+        let p = EwParams {
+            n: n as u32,
+            rank: cs.len() as u32,
+            scale: scale.unwrap_or(1.0),
+            extra: 0,
+            shape: pack(&cs),
+            sa: pack(&cst[0]),
+            sb: [0; 8],
+        };
+        let groups = self.groups_1d(n as u64)?;
+        self.dispatch(
+            Shader::Layout,
+            "gather",
+            vec![("SCALE", u32::from(scale.is_some()))],
+            bytemuck::bytes_of(&p),
+            &[(1, x.loc), (3, out)],
+            if n == 0 { [0, 0, 0] } else { groups },
+        )
+    }
+
+    fn reduce(&mut self, x: &Arg, out: &Loc, axes: &[usize], code: u32) -> Result<()> {
+        let xs = strides(x.shape);
+        let (mut ks, mut kst, mut rs, mut rst) = (vec![], vec![], vec![], vec![]);
+        for d in 0..x.shape.len() {
+            if axes.contains(&d) {
+                rs.push(x.shape[d]);
+                rst.push(xs[d]);
+            } else {
+                ks.push(x.shape[d]);
+                kst.push(xs[d]);
+            }
+        }
+        let (ks, kst) = collapse(&ks, &[kst]);
+        let (rs, rst) = collapse(&rs, &[rst]);
+        let n_out = numel(&ks);
+        let n_red = numel(&rs);
+        if ks.len() > MAX_RANK || rs.len() > MAX_RANK {
+            return Err(Error::unimplemented("reduction of rank > 8 after merging dimensions"));
+        }
+        let p = ReduceParams {
+            n_out: n_out as u32,
+            rank_out: ks.len() as u32,
+            n_red: n_red as u32,
+            rank_red: rs.len() as u32,
+            scale: 1.0 / n_red.max(1) as f32,
+            pad: [0; 3],
+            out_shape: pack(&ks),
+            out_st: pack(&kst[0]),
+            red_shape: pack(&rs),
+            red_st: pack(&rst[0]),
+        };
+        let p = if numel(x.shape) == 0 { ReduceParams { n_red: 0, ..p } } else { p };
+        let groups = self.groups_1d(n_out as u64)?;
+        self.dispatch(
+            Shader::Reduce,
+            "reduce",
+            vec![("OP", code), ("DT", dt_code(x.dtype))],
+            bytemuck::bytes_of(&p),
+            &[(1, x.loc), (3, out)],
+            groups,
+        )
+    }
+
+    /// Records the kernels of one node: `ins` its inputs, `out` its output.
+    pub fn node(&mut self, op: &Op, ins: &[Arg], out: &Loc, out_dtype: DType, out_shape: &[usize]) -> Result<()> {
+        let n = numel(out_shape);
+        match op {
+            Op::Placeholder | Op::Const(_) | Op::Variable { .. } | Op::InitialValue { .. } | Op::NoOp => Ok(()),
+            Op::Reshape(_) | Op::ReshapeLike => Ok(()),
+            Op::Identity => {
+                self.copy(ins[0].loc, out);
+                Ok(())
+            }
+            Op::Unary(u) => {
+                let p = EwParams { n: n as u32, rank: 1, scale: 1.0, extra: 0, shape: [0; 8], sa: [0; 8], sb: [0; 8] };
+                let groups = self.groups_1d(n as u64)?;
+                self.dispatch(
+                    Shader::Elementwise,
+                    "unary",
+                    vec![("OP", u.code()), ("DT", dt_code(ins[0].dtype))],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (3, out)],
+                    if n == 0 { [0; 3] } else { groups },
+                )
+            }
+            Op::Binary(_) | Op::Compare(_) | Op::BiasAdd => {
+                let code = match op {
+                    Op::Binary(b) => b.code(),
+                    Op::Compare(c) => c.code(),
+                    _ => 0,
+                };
+                let sa = broadcast_strides(ins[0].shape, out_shape);
+                let sb = broadcast_strides(ins[1].shape, out_shape);
+                let (cs, cst) = collapse(out_shape, &[sa, sb]);
+                if cs.len() > MAX_RANK {
+                    return Err(Error::unimplemented("broadcast of rank > 8 after merging dimensions"));
+                }
+                let p = EwParams {
+                    n: n as u32,
+                    rank: cs.len() as u32,
+                    scale: 1.0,
+                    extra: 0,
+                    shape: pack(&cs),
+                    sa: pack(&cst[0]),
+                    sb: pack(&cst[1]),
+                };
+                let groups = self.groups_1d(n as u64)?;
+                self.dispatch(
+                    Shader::Elementwise,
+                    "binary",
+                    vec![("OP", code), ("DT", dt_code(ins[0].dtype))],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (2, ins[1].loc), (3, out)],
+                    if n == 0 { [0; 3] } else { groups },
+                )
+            }
+            Op::Cast(to) => {
+                if ins[0].dtype == *to {
+                    self.copy(ins[0].loc, out);
+                    return Ok(());
+                }
+                let p = EwParams { n: n as u32, rank: 1, scale: 1.0, extra: 0, shape: [0; 8], sa: [0; 8], sb: [0; 8] };
+                let groups = self.groups_1d(n as u64)?;
+                self.dispatch(
+                    Shader::Elementwise,
+                    "convert",
+                    vec![("SRC", dt_code(ins[0].dtype)), ("DST", dt_code(*to))],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (3, out)],
+                    if n == 0 { [0; 3] } else { groups },
+                )
+            }
+            Op::MatMul { transpose_a, transpose_b } => {
+                let (a, b) = (&ins[0], &ins[1]);
+                let r = a.shape.len();
+                let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
+                let (br, bc) = (b.shape[r - 2], b.shape[r - 1]);
+                let (m, nn) = (out_shape[r - 2], out_shape[r - 1]);
+                let k = if *transpose_a { ar } else { ac };
+                let batch = numel(&out_shape[..r - 2]);
+                if m * nn * batch == 0 {
+                    return Ok(());
+                }
+                if k == 0 {
+                    self.steps.push(Step::Clear { buf: out.buf.clone(), size: out.size });
+                    return Ok(());
+                }
+                let (a_rs, a_ks) = if *transpose_a { (1, ac) } else { (ac, 1) };
+                let (b_ks, b_cs) = if *transpose_b { (1, bc) } else { (bc, 1) };
+                let p = MatmulParams {
+                    m: m as u32,
+                    n: nn as u32,
+                    k: k as u32,
+                    batch: batch as u32,
+                    a_rs: a_rs as u32,
+                    a_ks: a_ks as u32,
+                    b_ks: b_ks as u32,
+                    b_cs: b_cs as u32,
+                    a_bs: (ar * ac) as u32,
+                    b_bs: (br * bc) as u32,
+                    c_bs: (m * nn) as u32,
+                    pad: 0,
+                };
+                let max = self.gpu.limits.max_compute_workgroups_per_dimension as usize;
+                let groups = [nn.div_ceil(32), m.div_ceil(32), batch];
+                if groups.iter().any(|&g| g > max) {
+                    return Err(Error::resource_exhausted(format!(
+                        "matmul of {batch}x{m}x{nn} needs {groups:?} workgroups; the device allows {max} per dimension"
+                    )));
+                }
+                self.dispatch(
+                    Shader::Matmul,
+                    "matmul",
+                    vec![],
+                    bytemuck::bytes_of(&p),
+                    &[(1, a.loc), (2, b.loc), (3, out)],
+                    [groups[0] as u32, groups[1] as u32, groups[2] as u32],
+                )
+            }
+            Op::Reduce { op: r, axes, .. } => self.reduce(&ins[0], out, axes, r.code()),
+            Op::SumLike => {
+                let x = &ins[0];
+                let like = ins[1].shape;
+                let off = x.shape.len() - like.len();
+                let axes: Vec<usize> = (0..x.shape.len())
+                    .filter(|&d| d < off || (like[d - off] == 1 && x.shape[d] != 1))
+                    .collect();
+                self.reduce(x, out, &axes, 0)
+            }
+            Op::ArgMax { axis } => {
+                let x = &ins[0];
+                let outer = numel(&x.shape[..*axis]);
+                let len = x.shape[*axis];
+                let inner = numel(&x.shape[axis + 1..]);
+                let mut p = ReduceParams::zeroed();
+                p.n_out = (outer * inner) as u32;
+                p.n_red = len as u32;
+                p.out_shape = [outer as u32, inner.max(1) as u32, 1, 1, 1, 1, 1, 1];
+                let groups = self.groups_1d((outer * inner) as u64)?;
+                self.dispatch(
+                    Shader::Reduce,
+                    "argmax",
+                    vec![("DT", dt_code(x.dtype))],
+                    bytemuck::bytes_of(&p),
+                    &[(1, x.loc), (3, out)],
+                    if outer * inner == 0 || len == 0 { [0; 3] } else { groups },
+                )
+            }
+            Op::Transpose(perm) => {
+                let xs = strides(ins[0].shape);
+                let st: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
+                self.gather(&ins[0], out, out_shape, st, None)
+            }
+            Op::BroadcastLike { mean } => {
+                let st = broadcast_strides(ins[0].shape, out_shape);
+                let scale = mean.then(|| numel(ins[0].shape) as f32 / n.max(1) as f32);
+                self.gather(&ins[0], out, out_shape, st, scale)
+            }
+            Op::OneHot { depth, on_value, off_value } => {
+                let p = OneHotParams { n: n as u32, depth: *depth as u32, on_value: *on_value, off_value: *off_value };
+                let groups = self.groups_1d(n as u64)?;
+                self.dispatch(
+                    Shader::Index,
+                    "one_hot",
+                    vec![],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (3, out)],
+                    if n == 0 { [0; 3] } else { groups },
+                )
+            }
+            Op::Softmax | Op::LogSoftmax => {
+                let cols = *ins[0].shape.last().unwrap_or(&1);
+                let rows = if cols == 0 { 0 } else { n / cols };
+                let p = RowParams { rows: rows as u32, cols: cols as u32, pad: [0; 2] };
+                let groups = self.groups_1d(rows as u64)?;
+                self.dispatch(
+                    Shader::Softmax,
+                    "softmax",
+                    vec![("OP", u32::from(matches!(op, Op::LogSoftmax)))],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (3, out)],
+                    if rows == 0 { [0; 3] } else { groups },
+                )
+            }
+            Op::SoftmaxXent | Op::SparseSoftmaxXent => {
+                let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
+                if cols == 0 {
+                    return Err(Error::invalid_argument("cross-entropy over zero classes"));
+                }
+                let p = RowParams { rows: rows as u32, cols: cols as u32, pad: [0; 2] };
+                let entry = if matches!(op, Op::SoftmaxXent) { "xent" } else { "sparse_xent" };
+                let groups = self.groups_1d(rows as u64)?;
+                self.dispatch(
+                    Shader::Softmax,
+                    entry,
+                    vec![],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (2, ins[1].loc), (3, out)],
+                    if rows == 0 { [0; 3] } else { groups },
+                )
+            }
+            Op::Assign(AssignOp::Assign) => {
+                self.copy(ins[1].loc, ins[0].loc);
+                Ok(())
+            }
+            Op::Assign(kind) => {
+                let p = CountParams { n: n as u32, pad: [0; 3] };
+                let groups = self.groups_1d(n as u64)?;
+                self.dispatch(
+                    Shader::State,
+                    "assign_update",
+                    vec![("OP", u32::from(*kind == AssignOp::Sub)), ("DT", dt_code(out_dtype))],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (2, ins[1].loc)],
+                    if n == 0 { [0; 3] } else { groups },
+                )
+            }
+            Op::ApplyGradientDescent => {
+                let p = OptParams { n: n as u32, flag: 0, pad: [0; 2], h: [0.0; 4] };
+                let groups = self.groups_1d(n as u64)?;
+                self.dispatch(Shader::Optim, "sgd", vec![], bytemuck::bytes_of(&p), &[(1, ins[0].loc), (4, ins[2].loc), (5, ins[1].loc)], if n == 0 { [0; 3] } else { groups })
+            }
+            Op::ApplyMomentum { momentum, nesterov } => {
+                let p = OptParams { n: n as u32, flag: u32::from(*nesterov), pad: [0; 2], h: [*momentum, 0.0, 0.0, 0.0] };
+                let groups = self.groups_1d(n as u64)?;
+                self.dispatch(
+                    Shader::Optim,
+                    "momentum",
+                    vec![],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (2, ins[1].loc), (4, ins[3].loc), (5, ins[2].loc)],
+                    if n == 0 { [0; 3] } else { groups },
+                )
+            }
+            Op::ApplyAdam { beta1, beta2, epsilon, weight_decay } => {
+                let p = OptParams { n: n as u32, flag: 0, pad: [0; 2], h: [*beta1, *beta2, *epsilon, *weight_decay] };
+                let groups = self.groups_1d(n as u64)?;
+                self.dispatch(
+                    Shader::Optim,
+                    "adam",
+                    vec![],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (2, ins[1].loc), (3, ins[2].loc), (4, ins[6].loc), (5, ins[5].loc), (6, ins[3].loc), (7, ins[4].loc)],
+                    if n == 0 { [0; 3] } else { groups },
+                )
+            }
+            Op::ApplyRmsProp { rho, momentum, epsilon } => {
+                let p = OptParams { n: n as u32, flag: 0, pad: [0; 2], h: [*rho, *momentum, *epsilon, 0.0] };
+                let groups = self.groups_1d(n as u64)?;
+                self.dispatch(
+                    Shader::Optim,
+                    "rmsprop",
+                    vec![],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (2, ins[1].loc), (3, ins[2].loc), (4, ins[4].loc), (5, ins[3].loc)],
+                    if n == 0 { [0; 3] } else { groups },
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collapse_merges_contiguous_dims() {
+        let shape = [2, 3, 4];
+        let (s, st) = collapse(&shape, &[strides(&shape), strides(&shape)]);
+        assert_eq!(s, vec![24]);
+        assert_eq!(st, vec![vec![1], vec![1]]);
+        // Broadcasting a row over a matrix keeps two dims.
+        let (s, st) = collapse(&[5, 7], &[vec![7, 1], vec![0, 1]]);
+        assert_eq!(s, vec![5, 7]);
+        assert_eq!(st[1], vec![0, 1]);
+        let (s, _) = collapse(&[1, 1], &[vec![0, 0]]);
+        assert_eq!(s, vec![1]);
+    }
+}

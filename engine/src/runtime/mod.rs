@@ -1,0 +1,11 @@
+//! The wgpu runtime: device selection, the kernel registry, planning and the
+//! [`Session`].
+
+mod device;
+mod kernels;
+mod session;
+pub mod shaders;
+pub mod testing;
+
+pub use device::{AdapterSummary, Backend, PowerPreference, SessionConfig, list_adapters};
+pub use session::{RunStats, Session, Snapshot};

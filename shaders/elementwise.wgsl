@@ -1,0 +1,295 @@
+// Elementwise kernels: unary functions, binary functions and comparisons with
+// broadcasting (strided operands), and dtype casts. Words are stored as u32 and
+// reinterpreted by the DT override: 0 f32, 1 i32, 2 u32.
+
+struct Params {
+    n: u32,
+    rank: u32,
+    scale: f32,
+    extra: u32,
+    shape: array<vec4<u32>, 2>,
+    sa: array<vec4<u32>, 2>,
+    sb: array<vec4<u32>, 2>,
+}
+
+override OP: u32 = 0u;
+override DT: u32 = 0u;
+// Cast source and destination: 0 f32, 1 i32, 2 u32, 3 i64, 4 bool.
+override SRC: u32 = 0u;
+override DST: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<u32>;
+@group(0) @binding(2) var<storage, read> b: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<u32>;
+
+fn offsets(i: u32) -> vec2<u32> {
+    var rem = i;
+    var oa = 0u;
+    var ob = 0u;
+    for (var d = i32(p.rank) - 1; d >= 0; d--) {
+        let k = u32(d);
+        let s = p.shape[k / 4u][k % 4u];
+        let c = rem % s;
+        rem = rem / s;
+        oa += c * p.sa[k / 4u][k % 4u];
+        ob += c * p.sb[k / 4u][k % 4u];
+    }
+    return vec2<u32>(oa, ob);
+}
+
+fn sigmoid(x: f32) -> f32 {
+    if (x >= 0.0) {
+        return 1.0 / (1.0 + exp(-x));
+    }
+    let e = exp(x);
+    return e / (1.0 + e);
+}
+
+fn funary(x: f32) -> f32 {
+    switch OP {
+        case 0u: { return -x; }
+        case 1u: { return exp(x); }
+        case 2u: { return log(x); }
+        case 3u: { return sqrt(x); }
+        case 4u: { return inverseSqrt(x); }
+        case 5u: { return x * x; }
+        case 6u: { return abs(x); }
+        case 7u: { return max(x, 0.0); }
+        case 8u: { return sigmoid(x); }
+        case 9u: {
+            let e = exp(-2.0 * abs(x));
+            return sign(x) * (1.0 - e) / (1.0 + e);
+        }
+        case 10u: {
+            let e = exp(-abs(x));
+            var l = log(1.0 + e);
+            if (e < 1e-4) {
+                l = e * (1.0 - 0.5 * e);
+            }
+            return max(x, 0.0) + l;
+        }
+        case 11u: { return sign(x); }
+        case 12u: { return cos(x); }
+        case 13u: { return sin(x); }
+        case 14u: { return floor(x); }
+        case 15u: { return 1.0 / x; }
+        default: { return x; }
+    }
+}
+
+fn iunary(x: i32) -> i32 {
+    switch OP {
+        case 0u: { return -x; }
+        case 5u: { return x * x; }
+        case 6u: { return abs(x); }
+        case 11u: { return sign(x); }
+        default: { return x; }
+    }
+}
+
+@compute @workgroup_size(256)
+fn unary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= p.n) {
+        return;
+    }
+    let x = a[i];
+    if (DT == 0u) {
+        out[i] = bitcast<u32>(funary(bitcast<f32>(x)));
+    } else {
+        out[i] = bitcast<u32>(iunary(bitcast<i32>(x)));
+    }
+}
+
+fn fpow(x: f32, y: f32) -> f32 {
+    if (x < 0.0 && y == round(y)) {
+        let m = pow(-x, y);
+        if (abs(y % 2.0) == 1.0) {
+            return -m;
+        }
+        return m;
+    }
+    if (y == 0.0) {
+        return 1.0;
+    }
+    return pow(x, y);
+}
+
+fn fbinary(x: f32, y: f32) -> f32 {
+    switch OP {
+        case 0u: { return x + y; }
+        case 1u: { return x - y; }
+        case 2u: { return x * y; }
+        case 3u: { return x / y; }
+        case 4u: { return max(x, y); }
+        case 5u: { return min(x, y); }
+        case 6u: { return fpow(x, y); }
+        case 7u: { return select(0.0, x, y > 0.0); }
+        case 8u: { return y * x * (1.0 - x); }
+        case 9u: { return y * (1.0 - x * x); }
+        default: { return x; }
+    }
+}
+
+fn ibinary(x: i32, y: i32) -> i32 {
+    switch OP {
+        case 0u: { return x + y; }
+        case 1u: { return x - y; }
+        case 2u: { return x * y; }
+        case 3u: { return x / y; }
+        case 4u: { return max(x, y); }
+        case 5u: { return min(x, y); }
+        default: { return x; }
+    }
+}
+
+fn ubinary(x: u32, y: u32) -> u32 {
+    switch OP {
+        case 0u: { return x + y; }
+        case 1u: { return x - y; }
+        case 2u: { return x * y; }
+        case 3u: { return x / y; }
+        case 4u: { return max(x, y); }
+        case 5u: { return min(x, y); }
+        default: { return x; }
+    }
+}
+
+fn compare_f(x: f32, y: f32) -> bool {
+    switch OP {
+        case 100u: { return x == y; }
+        case 101u: { return x != y; }
+        case 102u: { return x > y; }
+        case 103u: { return x >= y; }
+        case 104u: { return x < y; }
+        default: { return x <= y; }
+    }
+}
+
+fn compare_i(x: i32, y: i32) -> bool {
+    switch OP {
+        case 100u: { return x == y; }
+        case 101u: { return x != y; }
+        case 102u: { return x > y; }
+        case 103u: { return x >= y; }
+        case 104u: { return x < y; }
+        default: { return x <= y; }
+    }
+}
+
+fn compare_u(x: u32, y: u32) -> bool {
+    switch OP {
+        case 100u: { return x == y; }
+        case 101u: { return x != y; }
+        case 102u: { return x > y; }
+        case 103u: { return x >= y; }
+        case 104u: { return x < y; }
+        default: { return x <= y; }
+    }
+}
+
+@compute @workgroup_size(256)
+fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= p.n) {
+        return;
+    }
+    let o = offsets(i);
+    let x = a[o.x];
+    let y = b[o.y];
+    if (OP >= 100u) {
+        var r = false;
+        if (DT == 0u) {
+            r = compare_f(bitcast<f32>(x), bitcast<f32>(y));
+        } else if (DT == 1u) {
+            r = compare_i(bitcast<i32>(x), bitcast<i32>(y));
+        } else {
+            r = compare_u(x, y);
+        }
+        out[i] = select(0u, 1u, r);
+        return;
+    }
+    if (DT == 0u) {
+        out[i] = bitcast<u32>(fbinary(bitcast<f32>(x), bitcast<f32>(y)));
+    } else if (DT == 1u) {
+        out[i] = bitcast<u32>(ibinary(bitcast<i32>(x), bitcast<i32>(y)));
+    } else {
+        out[i] = ubinary(x, y);
+    }
+}
+
+// Reads element i of `a` as (f32 value, low word, high word) for the SRC dtype.
+fn load_src(i: u32) -> vec3<f32> {
+    switch SRC {
+        case 0u: { return vec3<f32>(bitcast<f32>(a[i]), 0.0, 0.0); }
+        case 1u: { return vec3<f32>(f32(bitcast<i32>(a[i])), 0.0, 0.0); }
+        case 2u: { return vec3<f32>(f32(a[i]), 0.0, 0.0); }
+        case 3u: {
+            let lo = a[2u * i];
+            let hi = bitcast<i32>(a[2u * i + 1u]);
+            return vec3<f32>(f32(hi) * 4294967296.0 + f32(lo), 0.0, 0.0);
+        }
+        default: { return vec3<f32>(select(0.0, 1.0, a[i] != 0u), 0.0, 0.0); }
+    }
+}
+
+@compute @workgroup_size(256)
+fn convert(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= p.n) {
+        return;
+    }
+    // Integer sources convert exactly into integer destinations.
+    var lo = 0u;
+    var hi = 0u;
+    var exact = true;
+    switch SRC {
+        case 1u: {
+            lo = a[i];
+            hi = select(0u, 0xffffffffu, bitcast<i32>(a[i]) < 0);
+        }
+        case 2u: {
+            lo = a[i];
+        }
+        case 3u: {
+            lo = a[2u * i];
+            hi = a[2u * i + 1u];
+        }
+        case 4u: {
+            lo = select(0u, 1u, a[i] != 0u);
+        }
+        default: {
+            exact = false;
+        }
+    }
+    let v = load_src(i).x;
+    switch DST {
+        case 0u: { out[i] = bitcast<u32>(v); }
+        case 1u: {
+            if (exact) { out[i] = lo; } else { out[i] = bitcast<u32>(i32(v)); }
+        }
+        case 2u: {
+            if (exact) { out[i] = lo; } else { out[i] = u32(v); }
+        }
+        case 3u: {
+            if (exact) {
+                out[2u * i] = lo;
+                out[2u * i + 1u] = hi;
+            } else {
+                let t = trunc(v);
+                let h = floor(t / 4294967296.0);
+                let l = t - h * 4294967296.0;
+                out[2u * i] = u32(l);
+                out[2u * i + 1u] = bitcast<u32>(i32(h));
+            }
+        }
+        default: {
+            if (exact) {
+                out[i] = select(0u, 1u, (lo | hi) != 0u);
+            } else {
+                out[i] = select(0u, 1u, v != 0.0);
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+// Batched matrix product C[b] = op(A[b]) @ op(B[b]) with register blocking: each
+// invocation computes a 4x4 block of C, a workgroup of 8x8 invocations a 32x32 tile.
+// Transposition is folded into the strides, so one kernel serves all four cases.
+// Software rasterizers (lavapipe) run this faster than shared-memory tiling.
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    // A element (i, k) is at a_bs * b + i * a_rs + k * a_ks.
+    a_rs: u32,
+    a_ks: u32,
+    // B element (k, j) is at b_bs * b + k * b_ks + j * b_cs.
+    b_ks: u32,
+    b_cs: u32,
+    a_bs: u32,
+    b_bs: u32,
+    c_bs: u32,
+    pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+@compute @workgroup_size(8, 8, 1)
+fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wid.y * 32u + lid.y * 4u;
+    let col0 = wid.x * 32u + lid.x * 4u;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    let bi = wid.z;
+    let abase = bi * p.a_bs;
+    let bbase = bi * p.b_bs;
+    // Clamp indices of rows/columns past the edge; their results are not stored.
+    let r = vec4<u32>(
+        min(row0, p.m - 1u), min(row0 + 1u, p.m - 1u),
+        min(row0 + 2u, p.m - 1u), min(row0 + 3u, p.m - 1u));
+    let cidx = vec4<u32>(
+        min(col0, p.n - 1u), min(col0 + 1u, p.n - 1u),
+        min(col0 + 2u, p.n - 1u), min(col0 + 3u, p.n - 1u));
+    let ra = abase + r * p.a_rs;
+    let cb = bbase + cidx * p.b_cs;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var kk = 0u; kk < p.k; kk++) {
+        let ak = kk * p.a_ks;
+        let bk = kk * p.b_ks;
+        let av = vec4<f32>(a[ra.x + ak], a[ra.y + ak], a[ra.z + ak], a[ra.w + ak]);
+        let bv = vec4<f32>(b[cb.x + bk], b[cb.y + bk], b[cb.z + bk], b[cb.w + bk]);
+        acc0 += av.x * bv;
+        acc1 += av.y * bv;
+        acc2 += av.z * bv;
+        acc3 += av.w * bv;
+    }
+    let cbase = bi * p.c_bs;
+    let rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + i;
+        if (row < p.m) {
+            for (var j = 0u; j < 4u; j++) {
+                let col = col0 + j;
+                if (col < p.n) {
+                    c[cbase + row * p.n + col] = rows[i][j];
+                }
+            }
+        }
+    }
+}

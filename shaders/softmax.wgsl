@@ -1,0 +1,90 @@
+// Row-wise kernels over the last axis: softmax, log-softmax and the two
+// cross-entropy losses, each computed stably (max subtracted before exp). One
+// invocation per row.
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    pad0: u32,
+    pad1: u32,
+}
+
+// softmax: 0 softmax, 1 log-softmax.
+override OP: u32 = 0u;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+fn row_max(base: u32) -> f32 {
+    var m = logits[base];
+    for (var j = 1u; j < p.cols; j++) {
+        m = max(m, logits[base + j]);
+    }
+    return m;
+}
+
+// log(sum(exp(x - m))) for the row.
+fn row_lse(base: u32, m: f32) -> f32 {
+    var s = 0.0;
+    for (var j = 0u; j < p.cols; j++) {
+        s += exp(logits[base + j] - m);
+    }
+    return log(s);
+}
+
+@compute @workgroup_size(256)
+fn softmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = flat_index(gid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.cols;
+    let m = row_max(base);
+    let lse = row_lse(base, m);
+    for (var j = 0u; j < p.cols; j++) {
+        let l = logits[base + j] - m - lse;
+        if (OP == 1u) {
+            out[base + j] = l;
+        } else {
+            out[base + j] = exp(l);
+        }
+    }
+}
+
+// Cross-entropy against a label distribution (f32 words in `labels`).
+@compute @workgroup_size(256)
+fn xent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = flat_index(gid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.cols;
+    let m = row_max(base);
+    let lse = row_lse(base, m);
+    var loss = 0.0;
+    for (var j = 0u; j < p.cols; j++) {
+        let y = bitcast<f32>(labels[base + j]);
+        loss -= y * (logits[base + j] - m - lse);
+    }
+    out[row] = loss;
+}
+
+// Cross-entropy against integer class labels; NaN for a label out of range.
+@compute @workgroup_size(256)
+fn sparse_xent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = flat_index(gid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.cols;
+    let label = labels[row];
+    if (label >= p.cols) {
+        out[row] = bitcast<f32>(0x7fc00000u);
+        return;
+    }
+    let m = row_max(base);
+    let lse = row_lse(base, m);
+    out[row] = lse + m - logits[base + label];
+}

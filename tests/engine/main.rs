@@ -1,0 +1,4 @@
+//! Integration tests of the engine on wgpu against the reference interpreter.
+
+mod common;
+mod smoke;

@@ -226,9 +226,16 @@ fn load_src(i: u32) -> vec3<f32> {
         case 1u: { return vec3<f32>(f32(bitcast<i32>(a[i])), 0.0, 0.0); }
         case 2u: { return vec3<f32>(f32(a[i]), 0.0, 0.0); }
         case 3u: {
-            let lo = a[2u * i];
-            let hi = bitcast<i32>(a[2u * i + 1u]);
-            return vec3<f32>(f32(hi) * 4294967296.0 + f32(lo), 0.0, 0.0);
+            // Convert the magnitude (no cancellation between the words), then the sign.
+            var lo = a[2u * i];
+            var hi = a[2u * i + 1u];
+            let negative = (hi & 0x80000000u) != 0u;
+            if (negative) {
+                lo = ~lo + 1u;
+                hi = ~hi + select(0u, 1u, lo == 0u);
+            }
+            let m = f32(hi) * 4294967296.0 + f32(lo);
+            return vec3<f32>(select(m, -m, negative), 0.0, 0.0);
         }
         default: { return vec3<f32>(select(0.0, 1.0, a[i] != 0u), 0.0, 0.0); }
     }
@@ -278,10 +285,23 @@ fn convert(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
                 out[2u * i + 1u] = hi;
             } else {
                 let t = trunc(v);
-                let h = floor(t / 4294967296.0);
-                let l = t - h * 4294967296.0;
-                out[2u * i] = u32(l);
-                out[2u * i + 1u] = bitcast<u32>(i32(h));
+                if (abs(t) < 2147483648.0) {
+                    let x = i32(t);
+                    out[2u * i] = bitcast<u32>(x);
+                    out[2u * i + 1u] = select(0u, 0xffffffffu, x < 0);
+                } else {
+                    // Exact: |t| >= 2^31 is a multiple of 256 with 24 significant bits.
+                    let m = min(abs(t), 9.2233715e18);
+                    let h = floor(m / 4294967296.0);
+                    var l = u32(m - h * 4294967296.0);
+                    var hw = u32(h);
+                    if (t < 0.0) {
+                        l = ~l + 1u;
+                        hw = ~hw + select(0u, 1u, l == 0u);
+                    }
+                    out[2u * i] = l;
+                    out[2u * i + 1u] = hw;
+                }
             }
         }
         default: {

@@ -48,15 +48,19 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
-    for (var kk = 0u; kk < p.k; kk++) {
-        let ak = kk * p.a_ks;
-        let bk = kk * p.b_ks;
-        let av = vec4<f32>(a[ra.x + ak], a[ra.y + ak], a[ra.z + ak], a[ra.w + ak]);
-        let bv = vec4<f32>(b[cb.x + bk], b[cb.y + bk], b[cb.z + bk], b[cb.w + bk]);
-        acc0 += av.x * bv;
-        acc1 += av.y * bv;
-        acc2 += av.z * bv;
-        acc3 += av.w * bv;
+    // Blocks of 4096: software rasterizers cap the trip count of one loop.
+    for (var k0 = 0u; k0 < p.k; k0 += 4096u) {
+        let k1 = min(k0 + 4096u, p.k);
+        for (var kk = k0; kk < k1; kk++) {
+            let ak = kk * p.a_ks;
+            let bk = kk * p.b_ks;
+            let av = vec4<f32>(a[ra.x + ak], a[ra.y + ak], a[ra.z + ak], a[ra.w + ak]);
+            let bv = vec4<f32>(b[cb.x + bk], b[cb.y + bk], b[cb.z + bk], b[cb.w + bk]);
+            acc0 += av.x * bv;
+            acc1 += av.y * bv;
+            acc2 += av.z * bv;
+            acc3 += av.w * bv;
+        }
     }
     let cbase = bi * p.c_bs;
     let rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);

@@ -1,7 +1,9 @@
-// Reductions: one invocation per output element loops over the reduced elements.
-// Kept and reduced dimensions are described separately (shape + input strides), so
-// any set of axes reduces in one dispatch; the host merges contiguous dimensions.
-// Also argmax along one axis.
+// Reductions. Each invocation reduces one chunk (at most 4096 elements) of one output
+// element; the host chains passes over the partial results until one value per output
+// is left, so long reductions run in parallel and no loop runs more than 4096 times
+// (software rasterizers cap loop trip counts). Kept and reduced dimensions are
+// described separately (shape + input strides), so any set of axes reduces in one
+// dispatch; the host merges contiguous dimensions. Also argmax along one axis.
 
 struct Params {
     n_out: u32,
@@ -9,9 +11,9 @@ struct Params {
     n_red: u32,
     rank_red: u32,
     scale: f32,
-    pad0: u32,
-    pad1: u32,
-    pad2: u32,
+    chunk: u32,
+    chunks: u32,
+    pad: u32,
     out_shape: array<vec4<u32>, 2>,
     out_st: array<vec4<u32>, 2>,
     red_shape: array<vec4<u32>, 2>,
@@ -53,10 +55,13 @@ fn red_offset(j: u32) -> u32 {
 
 @compute @workgroup_size(256)
 fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
-    if (i >= p.n_out) {
+    let t = flat_index(gid, nwg);
+    if (t >= p.n_out * p.chunks) {
         return;
     }
+    let i = t / p.chunks;
+    let j0 = (t % p.chunks) * p.chunk;
+    let j1 = min(j0 + p.chunk, p.n_red);
     let base = base_offset(i);
     // Contiguous single-axis reductions skip the index decomposition.
     let simple = p.rank_red == 1u;
@@ -66,7 +71,7 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         if (OP == 2u) { acc = -3.4028235e38; }
         if (OP == 3u) { acc = 3.4028235e38; }
         var seen_nan = false;
-        for (var j = 0u; j < p.n_red; j++) {
+        for (var j = j0; j < j1; j++) {
             var o = base + j * step;
             if (!simple) {
                 o = base + red_offset(j);
@@ -90,12 +95,12 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         }
         if (p.n_red == 0u && OP == 2u) { acc = bitcast<f32>(0xff800000u); }
         if (p.n_red == 0u && OP == 3u) { acc = bitcast<f32>(0x7f800000u); }
-        out[i] = bitcast<u32>(acc);
+        out[t] = bitcast<u32>(acc);
     } else {
         var acc = 0;
         if (OP == 2u) { acc = -2147483647 - 1; }
         if (OP == 3u) { acc = 2147483647; }
-        for (var j = 0u; j < p.n_red; j++) {
+        for (var j = j0; j < j1; j++) {
             var o = base + j * step;
             if (!simple) {
                 o = base + red_offset(j);
@@ -109,7 +114,7 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
                 acc = min(acc, v);
             }
         }
-        out[i] = bitcast<u32>(acc);
+        out[t] = bitcast<u32>(acc);
     }
 }
 
@@ -128,20 +133,24 @@ fn argmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     var best = 0u;
     if (DT == 0u) {
         var bv = bitcast<f32>(a[base]);
-        for (var k = 1u; k < len; k++) {
-            let v = bitcast<f32>(a[base + k * inner]);
-            if (v > bv) {
-                bv = v;
-                best = k;
+        for (var k0 = 0u; k0 < len; k0 += 4096u) {
+            for (var k = k0; k < min(k0 + 4096u, len); k++) {
+                let v = bitcast<f32>(a[base + k * inner]);
+                if (v > bv) {
+                    bv = v;
+                    best = k;
+                }
             }
         }
     } else {
         var bv = bitcast<i32>(a[base]);
-        for (var k = 1u; k < len; k++) {
-            let v = bitcast<i32>(a[base + k * inner]);
-            if (v > bv) {
-                bv = v;
-                best = k;
+        for (var k0 = 0u; k0 < len; k0 += 4096u) {
+            for (var k = k0; k < min(k0 + 4096u, len); k++) {
+                let v = bitcast<i32>(a[base + k * inner]);
+                if (v > bv) {
+                    bv = v;
+                    best = k;
+                }
             }
         }
     }

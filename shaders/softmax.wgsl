@@ -1,6 +1,7 @@
 // Row-wise kernels over the last axis: softmax, log-softmax and the two
 // cross-entropy losses, each computed stably (max subtracted before exp). One
-// invocation per row.
+// invocation per row. Loops over a row run in blocks of 4096 (software rasterizers
+// cap loop trip counts).
 
 struct Params {
     rows: u32,
@@ -19,8 +20,10 @@ override OP: u32 = 0u;
 
 fn row_max(base: u32) -> f32 {
     var m = logits[base];
-    for (var j = 1u; j < p.cols; j++) {
-        m = max(m, logits[base + j]);
+    for (var j0 = 0u; j0 < p.cols; j0 += 4096u) {
+        for (var j = j0; j < min(j0 + 4096u, p.cols); j++) {
+            m = max(m, logits[base + j]);
+        }
     }
     return m;
 }
@@ -28,8 +31,10 @@ fn row_max(base: u32) -> f32 {
 // log(sum(exp(x - m))) for the row.
 fn row_lse(base: u32, m: f32) -> f32 {
     var s = 0.0;
-    for (var j = 0u; j < p.cols; j++) {
-        s += exp(logits[base + j] - m);
+    for (var j0 = 0u; j0 < p.cols; j0 += 4096u) {
+        for (var j = j0; j < min(j0 + 4096u, p.cols); j++) {
+            s += exp(logits[base + j] - m);
+        }
     }
     return log(s);
 }
@@ -43,12 +48,14 @@ fn softmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let base = row * p.cols;
     let m = row_max(base);
     let lse = row_lse(base, m);
-    for (var j = 0u; j < p.cols; j++) {
-        let l = logits[base + j] - m - lse;
-        if (OP == 1u) {
-            out[base + j] = l;
-        } else {
-            out[base + j] = exp(l);
+    for (var j0 = 0u; j0 < p.cols; j0 += 4096u) {
+        for (var j = j0; j < min(j0 + 4096u, p.cols); j++) {
+            let l = logits[base + j] - m - lse;
+            if (OP == 1u) {
+                out[base + j] = l;
+            } else {
+                out[base + j] = exp(l);
+            }
         }
     }
 }
@@ -64,9 +71,11 @@ fn xent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let m = row_max(base);
     let lse = row_lse(base, m);
     var loss = 0.0;
-    for (var j = 0u; j < p.cols; j++) {
-        let y = bitcast<f32>(labels[base + j]);
-        loss -= y * (logits[base + j] - m - lse);
+    for (var j0 = 0u; j0 < p.cols; j0 += 4096u) {
+        for (var j = j0; j < min(j0 + 4096u, p.cols); j++) {
+            let y = bitcast<f32>(labels[base + j]);
+            loss -= y * (logits[base + j] - m - lse);
+        }
     }
     out[row] = loss;
 }

@@ -76,6 +76,22 @@ fn gather_index(mut i: usize, out: &[usize], st: &[usize]) -> usize {
     off
 }
 
+/// Converts `v` of dtype `from` to `to` as the device does: integer sources wrap (two's
+/// complement truncation), float sources truncate toward zero and saturate.
+fn convert(v: f64, from: DType, to: DType) -> f64 {
+    if from.is_int() || from == DType::Bool {
+        let i = v as i64;
+        return match to {
+            DType::F32 => i as f32 as f64,
+            DType::I32 => f64::from(i as i32),
+            DType::U32 => f64::from(i as u32),
+            DType::I64 => i as f64,
+            DType::Bool => f64::from(u8::from(i != 0)),
+        };
+    }
+    cast_value(v, to)
+}
+
 fn cast_value(v: f64, to: DType) -> f64 {
     match to {
         DType::F32 => v as f32 as f64,
@@ -148,7 +164,12 @@ pub fn binary(op: BinaryOp, a: f64, b: f64, dtype: DType) -> f64 {
         BinaryOp::SigmoidGrad => b * a * (1.0 - a),
         BinaryOp::TanhGrad => b * (1.0 - a * a),
     };
-    if dtype.is_int() { cast_value(r, dtype) } else { r }
+    match dtype {
+        // Integer arithmetic wraps, as on the device.
+        DType::I32 => f64::from(r as i64 as i32),
+        DType::U32 => f64::from(r as i64 as u32),
+        _ => r,
+    }
 }
 
 fn compare(op: CompareOp, a: f64, b: f64) -> f64 {
@@ -193,7 +214,7 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
         Op::Binary(b) => elementwise2(ins[0], ins[1], out_shape, |x, y| binary(*b, x, y, dtype)),
         Op::BiasAdd => elementwise2(ins[0], ins[1], out_shape, |x, y| binary(BinaryOp::Add, x, y, dtype)),
         Op::Compare(c) => elementwise2(ins[0], ins[1], out_shape, |x, y| compare(*c, x, y)),
-        Op::Cast(to) => ins[0].data.iter().map(|&x| cast_value(x, *to)).collect(),
+        Op::Cast(to) => ins[0].data.iter().map(|&x| convert(x, ins[0].dtype, *to)).collect(),
         Op::MatMul {
             transpose_a,
             transpose_b,

@@ -4,7 +4,7 @@
 use super::device::{Gpu, PipelineKey};
 use super::shaders::Shader;
 use crate::error::{Error, Result};
-use crate::ops::{AssignOp, Op};
+use crate::ops::{AssignOp, Op, ReduceOp};
 use crate::reference::{broadcast_strides, strides};
 use crate::tensor::DType;
 use bytemuck::{Pod, Zeroable};
@@ -15,6 +15,8 @@ use wgpu::util::DeviceExt;
 const WG: u64 = 256;
 /// Maximum rank after merging dimensions (two `vec4<u32>` in the uniforms).
 const MAX_RANK: usize = 8;
+/// Elements one invocation reduces per pass (`reduce.wgsl`).
+const REDUCE_CHUNK: usize = 4096;
 
 /// Mirrors `Params` in `elementwise.wgsl` and `layout.wgsl`.
 #[repr(C)]
@@ -38,7 +40,9 @@ struct ReduceParams {
     n_red: u32,
     rank_red: u32,
     scale: f32,
-    pad: [u32; 3],
+    chunk: u32,
+    chunks: u32,
+    pad: u32,
     out_shape: [u32; 8],
     out_st: [u32; 8],
     red_shape: [u32; 8],
@@ -340,32 +344,67 @@ impl<'g> Recorder<'g> {
         let (ks, kst) = collapse(&ks, &[kst]);
         let (rs, rst) = collapse(&rs, &[rst]);
         let n_out = numel(&ks);
-        let n_red = numel(&rs);
+        let n_red = if numel(x.shape) == 0 { 0 } else { numel(&rs) };
         if ks.len() > MAX_RANK || rs.len() > MAX_RANK {
             return Err(Error::unimplemented("reduction of rank > 8 after merging dimensions"));
         }
-        let p = ReduceParams {
+        let mean = code == ReduceOp::Mean.code();
+        let scale = 1.0 / n_red.max(1) as f32;
+        let mut p = ReduceParams {
             n_out: n_out as u32,
             rank_out: ks.len() as u32,
             n_red: n_red as u32,
             rank_red: rs.len() as u32,
-            scale: 1.0 / n_red.max(1) as f32,
-            pad: [0; 3],
+            scale,
+            chunk: REDUCE_CHUNK as u32,
+            chunks: 1,
+            pad: 0,
             out_shape: pack(&ks),
             out_st: pack(&kst[0]),
             red_shape: pack(&rs),
             red_st: pack(&rst[0]),
         };
-        let p = if numel(x.shape) == 0 { ReduceParams { n_red: 0, ..p } } else { p };
+        let dt = dt_code(x.dtype);
+        let mut input = x.loc.clone();
+        let mut remaining = n_red;
+        // Passes over partial results, each reducing chunks of REDUCE_CHUNK elements.
+        while remaining > REDUCE_CHUNK {
+            let chunks = remaining.div_ceil(REDUCE_CHUNK);
+            let bytes = (n_out * chunks * 4) as u64;
+            let temp = Loc {
+                buf: self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("reduce partials"),
+                    size: bytes.max(4),
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                }),
+                size: bytes.max(4),
+            };
+            p.chunks = chunks as u32;
+            let op = if mean { ReduceOp::Sum.code() } else { code };
+            let groups = self.groups_1d((n_out * chunks) as u64)?;
+            self.dispatch(Shader::Reduce, "reduce", vec![("OP", op), ("DT", dt)], bytemuck::bytes_of(&p), &[(1, &input), (3, &temp)], groups)?;
+            // The partials are a contiguous [n_out, chunks] matrix reduced over axis 1.
+            p = ReduceParams {
+                n_out: n_out as u32,
+                rank_out: 1,
+                n_red: chunks as u32,
+                rank_red: 1,
+                scale,
+                chunk: REDUCE_CHUNK as u32,
+                chunks: 1,
+                pad: 0,
+                out_shape: pack(&[n_out]),
+                out_st: pack(&[chunks]),
+                red_shape: pack(&[chunks]),
+                red_st: pack(&[1]),
+            };
+            input = temp;
+            remaining = chunks;
+        }
+        p.chunks = 1;
         let groups = self.groups_1d(n_out as u64)?;
-        self.dispatch(
-            Shader::Reduce,
-            "reduce",
-            vec![("OP", code), ("DT", dt_code(x.dtype))],
-            bytemuck::bytes_of(&p),
-            &[(1, x.loc), (3, out)],
-            groups,
-        )
+        self.dispatch(Shader::Reduce, "reduce", vec![("OP", code), ("DT", dt)], bytemuck::bytes_of(&p), &[(1, &input), (3, out)], if n_out == 0 { [0; 3] } else { groups })
     }
 
     /// Records the kernels of one node: `ins` its inputs, `out` its output.

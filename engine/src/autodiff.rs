@@ -346,6 +346,13 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             let (logits, labels) = (x(0), x(1));
             let ge = g.expand_dims(dy, -1)?;
             let p = g.softmax(logits)?;
+            // d/dlogits = softmax * sum(labels) - labels (exact for unnormalized labels).
+            let p = if matches!(n.op, Op::SoftmaxXent) {
+                let total = g.reduce_sum(labels, &[-1], true)?;
+                g.mul(p, total)?
+            } else {
+                p
+            };
             let target = if matches!(n.op, Op::SparseSoftmaxXent) {
                 let classes = g.shape(logits)[1];
                 if classes < 0 {

@@ -79,6 +79,9 @@ fn gather_index(mut i: usize, out: &[usize], st: &[usize]) -> usize {
 /// Converts `v` of dtype `from` to `to` as the device does: integer sources wrap (two's
 /// complement truncation), float sources truncate toward zero and saturate.
 fn convert(v: f64, from: DType, to: DType) -> f64 {
+    if from == to {
+        return v;
+    }
     if from.is_int() || from == DType::Bool {
         let i = v as i64;
         return match to {

@@ -2,5 +2,6 @@
 
 mod common;
 mod forward;
+mod grads;
 mod smoke;
 mod state;

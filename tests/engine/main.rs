@@ -3,5 +3,6 @@
 mod common;
 mod forward;
 mod grads;
+mod optim;
 mod smoke;
 mod state;

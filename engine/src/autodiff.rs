@@ -93,7 +93,10 @@ pub fn gradients(
                 pending[i].push(grad);
             }
             let node = g.nodes()[i].clone();
-            if matches!(node.op, Op::Variable { .. } | Op::Placeholder | Op::Const(_)) {
+            if matches!(
+                node.op,
+                Op::Variable { .. } | Op::Placeholder | Op::Const(_)
+            ) {
                 continue;
             }
             let needs: Vec<bool> = node.inputs.iter().map(|t| on_path[t.0]).collect();
@@ -292,10 +295,22 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
         } => {
             let (a, b) = (x(0), x(1));
             let (da, db) = match (ta, tb) {
-                (false, false) => (g.matmul_t(dy, b, false, true)?, g.matmul_t(a, dy, true, false)?),
-                (true, false) => (g.matmul_t(b, dy, false, true)?, g.matmul_t(a, dy, false, false)?),
-                (false, true) => (g.matmul_t(dy, b, false, false)?, g.matmul_t(dy, a, true, false)?),
-                (true, true) => (g.matmul_t(b, dy, true, true)?, g.matmul_t(dy, a, true, true)?),
+                (false, false) => (
+                    g.matmul_t(dy, b, false, true)?,
+                    g.matmul_t(a, dy, true, false)?,
+                ),
+                (true, false) => (
+                    g.matmul_t(b, dy, false, true)?,
+                    g.matmul_t(a, dy, false, false)?,
+                ),
+                (false, true) => (
+                    g.matmul_t(dy, b, false, false)?,
+                    g.matmul_t(dy, a, true, false)?,
+                ),
+                (true, true) => (
+                    g.matmul_t(b, dy, true, true)?,
+                    g.matmul_t(dy, a, true, true)?,
+                ),
             };
             Ok(vec![Some(da), Some(db)])
         }
@@ -304,7 +319,9 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             let dk = keep_dims_of(g, dy, xi, axes)?;
             let r = match op {
                 ReduceOp::Sum => g.broadcast_like(dk, xi)?,
-                ReduceOp::Mean => g.add_op(Op::BroadcastLike { mean: true }, &[dk, xi], "BroadcastTo")?,
+                ReduceOp::Mean => {
+                    g.add_op(Op::BroadcastLike { mean: true }, &[dk, xi], "BroadcastTo")?
+                }
                 ReduceOp::Max | ReduceOp::Min => {
                     let yk = keep_dims_of(g, y, xi, axes)?;
                     let yb = g.broadcast_like(yk, xi)?;
@@ -361,7 +378,11 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
                         n.name
                     )));
                 }
-                let l = if g.dtype(labels) == DType::I32 { labels } else { g.cast(labels, DType::I32)? };
+                let l = if g.dtype(labels) == DType::I32 {
+                    labels
+                } else {
+                    g.cast(labels, DType::I32)?
+                };
                 g.one_hot(l, classes as usize, 1.0, 0.0)?
             } else {
                 labels

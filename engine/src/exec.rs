@@ -120,8 +120,13 @@ pub fn schedule(
         };
         // Variables read before being assigned in this run must already hold a value.
         for (k, t) in n.inputs.iter().enumerate() {
-            let is_assign_target = k == 0 && matches!(n.op, Op::Assign(crate::ops::AssignOp::Assign));
-            if graph.is_variable(*t) && !is_assign_target && !assigned.contains(&t.0) && !reads.contains(&t.0) {
+            let is_assign_target =
+                k == 0 && matches!(n.op, Op::Assign(crate::ops::AssignOp::Assign));
+            if graph.is_variable(*t)
+                && !is_assign_target
+                && !assigned.contains(&t.0)
+                && !reads.contains(&t.0)
+            {
                 reads.push(t.0);
             }
         }

@@ -59,7 +59,9 @@ pub use autodiff::gradients;
 pub use error::{Code, Error, Result};
 pub use graph::{Graph, Node, Operation, Tensor, VariableOptions, collections};
 pub use ops::{AssignOp, BinaryOp, CompareOp, Initializer, Op, ReduceOp, UnaryOp};
-pub use optim::{Adam, AdamW, LearningRate, Momentum, Optimizer, RmsProp, Rule, Sgd, clip_by_global_norm};
+pub use optim::{
+    Adam, AdamW, LearningRate, Momentum, Optimizer, RmsProp, Rule, Sgd, clip_by_global_norm,
+};
 pub use reference::Reference;
 pub use runtime::{Backend, PowerPreference, RunStats, Session, SessionConfig, Snapshot, shaders};
 pub use tensor::{DType, HostTensor};

@@ -446,8 +446,16 @@ pub fn broadcast_shapes(a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = if da == db {
             da
         } else if da == 1 {
@@ -535,7 +543,10 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
         if dtypes[i] != DType::F32 {
             return Err(err(
                 op,
-                format!("input {i} has dtype {}; only float32 is supported", dtypes[i]),
+                format!(
+                    "input {i} has dtype {}; only float32 is supported",
+                    dtypes[i]
+                ),
             ));
         }
         Ok(())
@@ -739,7 +750,9 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             let s = &shapes[0];
             let mut seen = vec![false; s.len()];
             if perm.len() != s.len()
-                || perm.iter().any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true))
+                || perm
+                    .iter()
+                    .any(|&p| p >= s.len() || std::mem::replace(&mut seen[p], true))
             {
                 return Err(err(
                     op,
@@ -821,10 +834,7 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             let sparse = matches!(op, Op::SparseSoftmaxXent);
             if sparse {
                 if !matches!(dtypes[1], DType::I32 | DType::U32) {
-                    return Err(err(
-                        op,
-                        format!("labels must be int32, got {}", dtypes[1]),
-                    ));
+                    return Err(err(op, format!("labels must be int32, got {}", dtypes[1])));
                 }
                 if y.len() != 1 || !dims_match(y[0], l[0]) {
                     return Err(err(
@@ -936,6 +946,9 @@ mod tests {
         };
         let e = infer(&op, &[DType::F32, DType::F32], &[vec![2, 3], vec![4, 5]]).unwrap_err();
         assert_eq!(e.code, crate::Code::InvalidArgument);
-        assert!(e.message.contains("[2,3]") && e.message.contains("[4,5]"), "{e}");
+        assert!(
+            e.message.contains("[2,3]") && e.message.contains("[4,5]"),
+            "{e}"
+        );
     }
 }

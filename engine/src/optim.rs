@@ -132,7 +132,11 @@ fn unreachable_lr() -> Result<Tensor> {
 
 /// Scales `grads` so that their global norm is at most `clip_norm` (TF's
 /// `clip_by_global_norm`); returns the clipped gradients and the global norm.
-pub fn clip_by_global_norm(g: &mut Graph, grads: &[Tensor], clip_norm: f32) -> Result<(Vec<Tensor>, Tensor)> {
+pub fn clip_by_global_norm(
+    g: &mut Graph,
+    grads: &[Tensor],
+    clip_norm: f32,
+) -> Result<(Vec<Tensor>, Tensor)> {
     g.name_scope("clip_by_global_norm", |g| {
         let mut total: Option<Tensor> = None;
         for &gr in grads {
@@ -151,7 +155,10 @@ pub fn clip_by_global_norm(g: &mut Graph, grads: &[Tensor], clip_norm: f32) -> R
         let c = g.scalar(clip_norm)?;
         let denom = g.maximum(norm, c)?;
         let scale = g.div(c, denom)?;
-        let clipped = grads.iter().map(|&gr| g.mul(gr, scale)).collect::<Result<Vec<_>>>()?;
+        let clipped = grads
+            .iter()
+            .map(|&gr| g.mul(gr, scale))
+            .collect::<Result<Vec<_>>>()?;
         Ok((clipped, norm))
     })
 }
@@ -210,17 +217,64 @@ macro_rules! ctor {
             #[doc = concat!("A ", $name, " optimizer with learning rate `lr`.")]
             #[allow(clippy::new_ret_no_self)]
             pub fn new(lr: impl Into<LearningRate>) -> Optimizer {
-                Optimizer { rule: $rule, lr: lr.into(), clip_norm: None, name: $name.to_string() }
+                Optimizer {
+                    rule: $rule,
+                    lr: lr.into(),
+                    clip_norm: None,
+                    name: $name.to_string(),
+                }
             }
         }
     };
 }
 
-ctor!(Sgd, "Plain gradient descent (TF's `GradientDescentOptimizer`).", "GradientDescent", Rule::Sgd);
-ctor!(Momentum, "Momentum with coefficient 0.9; see [`Optimizer::momentum`] (TF's `MomentumOptimizer`).", "Momentum", Rule::Momentum { momentum: 0.9, nesterov: false });
-ctor!(Adam, "Adam with TF's defaults (TF's `AdamOptimizer`).", "Adam", Rule::Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: 0.0 });
-ctor!(AdamW, "Adam with decoupled weight decay 0.004 (Keras' `AdamW` default); see [`Optimizer::weight_decay`].", "AdamW", Rule::Adam { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: 0.004 });
-ctor!(RmsProp, "RMSProp with TF 1's defaults (TF's `RMSPropOptimizer`).", "RMSProp", Rule::RmsProp { rho: 0.9, momentum: 0.0, epsilon: 1e-10 });
+ctor!(
+    Sgd,
+    "Plain gradient descent (TF's `GradientDescentOptimizer`).",
+    "GradientDescent",
+    Rule::Sgd
+);
+ctor!(
+    Momentum,
+    "Momentum with coefficient 0.9; see [`Optimizer::momentum`] (TF's `MomentumOptimizer`).",
+    "Momentum",
+    Rule::Momentum {
+        momentum: 0.9,
+        nesterov: false
+    }
+);
+ctor!(
+    Adam,
+    "Adam with TF's defaults (TF's `AdamOptimizer`).",
+    "Adam",
+    Rule::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.0
+    }
+);
+ctor!(
+    AdamW,
+    "Adam with decoupled weight decay 0.004 (Keras' `AdamW` default); see [`Optimizer::weight_decay`].",
+    "AdamW",
+    Rule::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+        weight_decay: 0.004
+    }
+);
+ctor!(
+    RmsProp,
+    "RMSProp with TF 1's defaults (TF's `RMSPropOptimizer`).",
+    "RMSProp",
+    Rule::RmsProp {
+        rho: 0.9,
+        momentum: 0.0,
+        epsilon: 1e-10
+    }
+);
 
 impl Optimizer {
     /// Sets the momentum coefficient (Momentum and RMSProp).
@@ -286,7 +340,12 @@ impl Optimizer {
 
     /// Gradients of `loss` for `var_list` (the trainable variables when `None`); pairs
     /// of (gradient, variable), skipping variables the loss does not depend on.
-    pub fn compute_gradients(&self, g: &mut Graph, loss: Tensor, var_list: Option<&[Tensor]>) -> Result<Vec<(Tensor, Tensor)>> {
+    pub fn compute_gradients(
+        &self,
+        g: &mut Graph,
+        loss: Tensor,
+        var_list: Option<&[Tensor]>,
+    ) -> Result<Vec<(Tensor, Tensor)>> {
         let vars = match var_list {
             Some(v) => v.to_vec(),
             None => g.trainable_variables(),
@@ -295,7 +354,11 @@ impl Optimizer {
             return Err(Error::invalid_argument("No variables to optimize."));
         }
         let grads = gradients(g, &[loss], &vars, None)?;
-        let pairs: Vec<(Tensor, Tensor)> = grads.into_iter().zip(vars).filter_map(|(gr, v)| gr.map(|gr| (gr, v))).collect();
+        let pairs: Vec<(Tensor, Tensor)> = grads
+            .into_iter()
+            .zip(vars)
+            .filter_map(|(gr, v)| gr.map(|gr| (gr, v)))
+            .collect();
         if pairs.is_empty() {
             return Err(Error::invalid_argument(format!(
                 "No gradients provided for any variable: '{}' does not depend on any of them",
@@ -307,19 +370,36 @@ impl Optimizer {
 
     /// `compute_gradients` then `apply_gradients`, with the graph's update ops (the
     /// `update_ops` collection) run before the updates.
-    pub fn minimize(&self, g: &mut Graph, loss: Tensor, global_step: impl Into<Option<Tensor>>) -> Result<Operation> {
+    pub fn minimize(
+        &self,
+        g: &mut Graph,
+        loss: Tensor,
+        global_step: impl Into<Option<Tensor>>,
+    ) -> Result<Operation> {
         let global_step = global_step.into();
         let gv = self.compute_gradients(g, loss, None)?;
-        let updates: Vec<Operation> = g.collection(collections::UPDATE_OPS).iter().map(|t| t.op()).collect();
+        let updates: Vec<Operation> = g
+            .collection(collections::UPDATE_OPS)
+            .iter()
+            .map(|t| t.op())
+            .collect();
         g.control_dependencies(&updates, |g| self.apply_gradients(g, &gv, global_step))
     }
 
     /// Adds one update op per (gradient, variable) and, when given, increments the global
     /// step after all of them. Returns the train op.
-    pub fn apply_gradients(&self, g: &mut Graph, grads_and_vars: &[(Tensor, Tensor)], global_step: Option<Tensor>) -> Result<Operation> {
+    pub fn apply_gradients(
+        &self,
+        g: &mut Graph,
+        grads_and_vars: &[(Tensor, Tensor)],
+        global_step: Option<Tensor>,
+    ) -> Result<Operation> {
         for &(gr, v) in grads_and_vars {
             if !g.is_variable(v) {
-                return Err(Error::invalid_argument(format!("'{}' is not a variable", g.name(v))));
+                return Err(Error::invalid_argument(format!(
+                    "'{}' is not a variable",
+                    g.name(v)
+                )));
             }
             if g.dtype(gr) != DType::F32 || g.shape(gr) != g.shape(v) {
                 return Err(Error::invalid_argument(format!(
@@ -343,16 +423,39 @@ impl Optimizer {
             let vname = format!("{}/{suffix}", g.name(v));
             let shape = g.shape(v).to_vec();
             g.root_scope(|g| {
-                g.variable_with(&vname, DType::F32, &shape, init, VariableOptions { trainable: false, ..Default::default() })
+                g.variable_with(
+                    &vname,
+                    DType::F32,
+                    &shape,
+                    init,
+                    VariableOptions {
+                        trainable: false,
+                        ..Default::default()
+                    },
+                )
             })
         };
         let mut applies = Vec::with_capacity(grads.len());
         let mut powers = None;
         if let Rule::Adam { beta1, beta2, .. } = self.rule {
             let scalar = |g: &mut Graph, n: &str, v: f32| {
-                g.root_scope(|g| g.variable_with(n, DType::F32, &[], Initializer::Constant(f64::from(v)), VariableOptions { trainable: false, ..Default::default() }))
+                g.root_scope(|g| {
+                    g.variable_with(
+                        n,
+                        DType::F32,
+                        &[],
+                        Initializer::Constant(f64::from(v)),
+                        VariableOptions {
+                            trainable: false,
+                            ..Default::default()
+                        },
+                    )
+                })
             };
-            powers = Some((scalar(g, "beta1_power", beta1)?, scalar(g, "beta2_power", beta2)?));
+            powers = Some((
+                scalar(g, "beta1_power", beta1)?,
+                scalar(g, "beta2_power", beta2)?,
+            ));
         }
         g.name_scope(&name, |g| {
             for (&gr, &(_, v)) in grads.iter().zip(grads_and_vars) {
@@ -362,18 +465,48 @@ impl Optimizer {
                     Rule::Sgd => g.add_op(Op::ApplyGradientDescent, &[v, lr, gr], &op_name)?,
                     Rule::Momentum { momentum, nesterov } => {
                         let acc = slot(g, v, "Momentum", Initializer::Zeros)?;
-                        g.add_op(Op::ApplyMomentum { momentum, nesterov }, &[v, acc, lr, gr], &op_name)?
+                        g.add_op(
+                            Op::ApplyMomentum { momentum, nesterov },
+                            &[v, acc, lr, gr],
+                            &op_name,
+                        )?
                     }
-                    Rule::Adam { beta1, beta2, epsilon, weight_decay } => {
+                    Rule::Adam {
+                        beta1,
+                        beta2,
+                        epsilon,
+                        weight_decay,
+                    } => {
                         let m = slot(g, v, &name, Initializer::Zeros)?;
                         let s = slot(g, v, &format!("{name}_1"), Initializer::Zeros)?;
                         let (b1p, b2p) = powers.ok_or_else(|| Error::internal("adam powers"))?;
-                        g.add_op(Op::ApplyAdam { beta1, beta2, epsilon, weight_decay }, &[v, m, s, b1p, b2p, lr, gr], &op_name)?
+                        g.add_op(
+                            Op::ApplyAdam {
+                                beta1,
+                                beta2,
+                                epsilon,
+                                weight_decay,
+                            },
+                            &[v, m, s, b1p, b2p, lr, gr],
+                            &op_name,
+                        )?
                     }
-                    Rule::RmsProp { rho, momentum, epsilon } => {
+                    Rule::RmsProp {
+                        rho,
+                        momentum,
+                        epsilon,
+                    } => {
                         let ms = slot(g, v, "RMSProp", Initializer::Ones)?;
                         let mom = slot(g, v, "RMSProp_1", Initializer::Zeros)?;
-                        g.add_op(Op::ApplyRmsProp { rho, momentum, epsilon }, &[v, ms, mom, lr, gr], &op_name)?
+                        g.add_op(
+                            Op::ApplyRmsProp {
+                                rho,
+                                momentum,
+                                epsilon,
+                            },
+                            &[v, ms, mom, lr, gr],
+                            &op_name,
+                        )?
                     }
                 };
                 applies.push(t.op());
@@ -393,10 +526,13 @@ impl Optimizer {
             match global_step {
                 Some(step) => {
                     if g.dtype(step) != DType::I64 && g.dtype(step) != DType::I32 {
-                        return Err(Error::invalid_argument("global_step must be an integer variable"));
+                        return Err(Error::invalid_argument(
+                            "global_step must be an integer variable",
+                        ));
                     }
                     g.control_dependencies(&done, |g| {
-                        let one = g.constant(HostTensor::from_f64(g.dtype(step), &[], &[1.0])?, "one")?;
+                        let one =
+                            g.constant(HostTensor::from_f64(g.dtype(step), &[], &[1.0])?, "one")?;
                         Ok(g.assign_add(step, one)?.op())
                     })
                 }

@@ -192,7 +192,12 @@ fn elementwise2(a: &Value, b: &Value, out: &[usize], f: impl Fn(f64, f64) -> f64
     let sb = broadcast_strides(&b.shape, out);
     let n: usize = out.iter().product();
     (0..n)
-        .map(|i| f(a.data[gather_index(i, out, &sa)], b.data[gather_index(i, out, &sb)]))
+        .map(|i| {
+            f(
+                a.data[gather_index(i, out, &sa)],
+                b.data[gather_index(i, out, &sb)],
+            )
+        })
         .collect()
 }
 
@@ -215,9 +220,15 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
         Op::Identity | Op::Reshape(_) | Op::ReshapeLike => ins[0].data.clone(),
         Op::Unary(u) => ins[0].data.iter().map(|&x| unary(*u, x)).collect(),
         Op::Binary(b) => elementwise2(ins[0], ins[1], out_shape, |x, y| binary(*b, x, y, dtype)),
-        Op::BiasAdd => elementwise2(ins[0], ins[1], out_shape, |x, y| binary(BinaryOp::Add, x, y, dtype)),
+        Op::BiasAdd => elementwise2(ins[0], ins[1], out_shape, |x, y| {
+            binary(BinaryOp::Add, x, y, dtype)
+        }),
         Op::Compare(c) => elementwise2(ins[0], ins[1], out_shape, |x, y| compare(*c, x, y)),
-        Op::Cast(to) => ins[0].data.iter().map(|&x| convert(x, ins[0].dtype, *to)).collect(),
+        Op::Cast(to) => ins[0]
+            .data
+            .iter()
+            .map(|&x| convert(x, ins[0].dtype, *to))
+            .collect(),
         Op::MatMul {
             transpose_a,
             transpose_b,
@@ -225,7 +236,11 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
             let (a, b) = (ins[0], ins[1]);
             let r = a.shape.len();
             let (m, n2) = (out_shape[r - 2], out_shape[r - 1]);
-            let k = if *transpose_a { a.shape[r - 2] } else { a.shape[r - 1] };
+            let k = if *transpose_a {
+                a.shape[r - 2]
+            } else {
+                a.shape[r - 1]
+            };
             let batch: usize = out_shape[..r - 2].iter().product();
             let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
             let (br, bc) = (b.shape[r - 2], b.shape[r - 1]);
@@ -235,8 +250,16 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
                     for j in 0..n2 {
                         let mut s = 0.0;
                         for kk in 0..k {
-                            let av = if *transpose_a { a.data[bi * ar * ac + kk * ac + i] } else { a.data[bi * ar * ac + i * ac + kk] };
-                            let bv = if *transpose_b { b.data[bi * br * bc + j * bc + kk] } else { b.data[bi * br * bc + kk * bc + j] };
+                            let av = if *transpose_a {
+                                a.data[bi * ar * ac + kk * ac + i]
+                            } else {
+                                a.data[bi * ar * ac + i * ac + kk]
+                            };
+                            let bv = if *transpose_b {
+                                b.data[bi * br * bc + j * bc + kk]
+                            } else {
+                                b.data[bi * br * bc + kk * bc + j]
+                            };
                             s += av * bv;
                         }
                         out[bi * m * n2 + i * n2 + j] = s;
@@ -247,7 +270,9 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
         }
         Op::Reduce { op: r, axes, .. } => {
             let x = ins[0];
-            let kept: Vec<usize> = (0..x.shape.len()).map(|i| if axes.contains(&i) { 1 } else { x.shape[i] }).collect();
+            let kept: Vec<usize> = (0..x.shape.len())
+                .map(|i| if axes.contains(&i) { 1 } else { x.shape[i] })
+                .collect();
             let count: usize = axes.iter().map(|&a| x.shape[a]).product();
             let init = match r {
                 ReduceOp::Sum | ReduceOp::Mean => 0.0,
@@ -284,13 +309,21 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
             let x = ins[0];
             let st = strides(&x.shape);
             let pst: Vec<usize> = perm.iter().map(|&p| st[p]).collect();
-            (0..n).map(|i| x.data[gather_index(i, out_shape, &pst)]).collect()
+            (0..n)
+                .map(|i| x.data[gather_index(i, out_shape, &pst)])
+                .collect()
         }
         Op::BroadcastLike { mean } => {
             let x = ins[0];
             let st = broadcast_strides(&x.shape, out_shape);
-            let factor = if *mean { n as f64 / x.data.len().max(1) as f64 } else { 1.0 };
-            (0..n).map(|i| x.data[gather_index(i, out_shape, &st)] / factor).collect()
+            let factor = if *mean {
+                n as f64 / x.data.len().max(1) as f64
+            } else {
+                1.0
+            };
+            (0..n)
+                .map(|i| x.data[gather_index(i, out_shape, &st)] / factor)
+                .collect()
         }
         Op::SumLike => {
             let x = ins[0];
@@ -311,7 +344,8 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
                 for i in 0..inner {
                     let mut best = 0;
                     for k in 1..len {
-                        if x.data[(o * len + k) * inner + i] > x.data[(o * len + best) * inner + i] {
+                        if x.data[(o * len + k) * inner + i] > x.data[(o * len + best) * inner + i]
+                        {
                             best = k;
                         }
                     }
@@ -335,7 +369,10 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
         }
         Op::Softmax => {
             let cols = *out_shape.last().unwrap_or(&1);
-            log_softmax_rows(&ins[0].data, cols).iter().map(|v| v.exp()).collect()
+            log_softmax_rows(&ins[0].data, cols)
+                .iter()
+                .map(|v| v.exp())
+                .collect()
         }
         Op::LogSoftmax => log_softmax_rows(&ins[0].data, *out_shape.last().unwrap_or(&1)),
         Op::SoftmaxXent => {
@@ -416,13 +453,17 @@ impl Reference {
     ) -> Result<Vec<Value>> {
         let feed_refs: Vec<(Tensor, &HostTensor)> = feeds.iter().map(|(t, v)| (*t, v)).collect();
         let sched = schedule(&self.graph, &feed_refs, fetches, targets)?;
-        let fed: HashMap<usize, Value> = feeds.iter().map(|(t, v)| (t.0, Value::from_host(v))).collect();
+        let fed: HashMap<usize, Value> = feeds
+            .iter()
+            .map(|(t, v)| (t.0, Value::from_host(v)))
+            .collect();
         self.execute(&sched, fed, fetches)
     }
 
     /// Runs with `f64` feeds, so finite differences are not rounded to f32.
     pub fn run_f64(&mut self, feeds: &[(Tensor, Value)], fetches: &[Tensor]) -> Result<Vec<Value>> {
-        let hosts: Vec<(Tensor, HostTensor)> = feeds.iter().map(|(t, v)| (*t, v.to_host())).collect();
+        let hosts: Vec<(Tensor, HostTensor)> =
+            feeds.iter().map(|(t, v)| (*t, v.to_host())).collect();
         let feed_refs: Vec<(Tensor, &HostTensor)> = hosts.iter().map(|(t, v)| (*t, v)).collect();
         let sched = schedule(&self.graph, &feed_refs, fetches, &[])?;
         let fed: HashMap<usize, Value> = feeds.iter().map(|(t, v)| (t.0, v.clone())).collect();
@@ -447,12 +488,17 @@ impl Reference {
             }
             let node = &g.nodes()[i];
             let shape = &sched.shapes[&i];
-            let input = |vals: &HashMap<usize, Value>, vars: &HashMap<usize, Value>, k: usize| -> Result<Value> {
+            let input = |vals: &HashMap<usize, Value>,
+                         vars: &HashMap<usize, Value>,
+                         k: usize|
+             -> Result<Value> {
                 let t = node.inputs[k].0;
                 if g.is_variable(node.inputs[k]) {
                     vars.get(&t).cloned().ok_or_else(|| uninitialized(&g, t))
                 } else {
-                    vals.get(&t).cloned().ok_or_else(|| Error::internal(format!("reference: input of '{}' missing", node.name)))
+                    vals.get(&t).cloned().ok_or_else(|| {
+                        Error::internal(format!("reference: input of '{}' missing", node.name))
+                    })
                 }
             };
             let value = match &node.op {
@@ -460,7 +506,9 @@ impl Reference {
                 Op::Variable { .. } => continue,
                 Op::NoOp => continue,
                 Op::Const(v) => Value::from_host(v),
-                Op::InitialValue { init, seed } => Value::from_host(&initial_value(init, node.dtype, shape, *seed)),
+                Op::InitialValue { init, seed } => {
+                    Value::from_host(&initial_value(init, node.dtype, shape, *seed))
+                }
                 Op::Assign(kind) => {
                     let var = node.inputs[0].0;
                     let v = input(&vals, &self.vars, 1)?;
@@ -469,25 +517,47 @@ impl Reference {
                         AssignOp::Add | AssignOp::Sub => {
                             let cur = input(&vals, &self.vars, 0)?;
                             let sign = if *kind == AssignOp::Add { 1.0 } else { -1.0 };
-                            cur.data.iter().zip(&v.data).map(|(a, b)| cast_value(a + sign * b, node.dtype)).collect()
+                            cur.data
+                                .iter()
+                                .zip(&v.data)
+                                .map(|(a, b)| cast_value(a + sign * b, node.dtype))
+                                .collect()
                         }
                     };
-                    let nv = Value { dtype: node.dtype, shape: shape.clone(), data: new };
+                    let nv = Value {
+                        dtype: node.dtype,
+                        shape: shape.clone(),
+                        data: new,
+                    };
                     self.vars.insert(var, nv.clone());
                     nv
                 }
-                op @ (Op::ApplyGradientDescent | Op::ApplyMomentum { .. } | Op::ApplyAdam { .. } | Op::ApplyRmsProp { .. }) => {
-                    let ins: Vec<Value> = (0..node.inputs.len()).map(|k| input(&vals, &self.vars, k)).collect::<Result<_>>()?;
+                op @ (Op::ApplyGradientDescent
+                | Op::ApplyMomentum { .. }
+                | Op::ApplyAdam { .. }
+                | Op::ApplyRmsProp { .. }) => {
+                    let ins: Vec<Value> = (0..node.inputs.len())
+                        .map(|k| input(&vals, &self.vars, k))
+                        .collect::<Result<_>>()?;
                     let updated = apply_optimizer(op, &ins);
                     for (k, data) in updated {
                         let id = node.inputs[k].0;
                         let shape = ins[k].shape.clone();
-                        self.vars.insert(id, Value { dtype: DType::F32, shape, data });
+                        self.vars.insert(
+                            id,
+                            Value {
+                                dtype: DType::F32,
+                                shape,
+                                data,
+                            },
+                        );
                     }
                     self.vars[&node.inputs[0].0].clone()
                 }
                 op => {
-                    let ins: Vec<Value> = (0..node.inputs.len()).map(|k| input(&vals, &self.vars, k)).collect::<Result<_>>()?;
+                    let ins: Vec<Value> = (0..node.inputs.len())
+                        .map(|k| input(&vals, &self.vars, k))
+                        .collect::<Result<_>>()?;
                     let refs: Vec<&Value> = ins.iter().collect();
                     eval_op(op, &refs, node.dtype, shape)?
                 }
@@ -498,9 +568,14 @@ impl Reference {
             .iter()
             .map(|t| {
                 if g.is_variable(*t) {
-                    self.vars.get(&t.0).cloned().ok_or_else(|| uninitialized(&g, t.0))
+                    self.vars
+                        .get(&t.0)
+                        .cloned()
+                        .ok_or_else(|| uninitialized(&g, t.0))
                 } else {
-                    vals.get(&t.0).cloned().ok_or_else(|| Error::internal("reference: fetch missing"))
+                    vals.get(&t.0)
+                        .cloned()
+                        .ok_or_else(|| Error::internal("reference: fetch missing"))
                 }
             })
             .collect()
@@ -514,7 +589,10 @@ impl Reference {
     /// Sets variable `var` to `value`.
     pub fn set_variable(&mut self, var: Tensor, value: &HostTensor) -> Result<()> {
         if !self.graph.is_variable(var) {
-            return Err(Error::invalid_argument(format!("'{}' is not a variable", self.graph.name(var))));
+            return Err(Error::invalid_argument(format!(
+                "'{}' is not a variable",
+                self.graph.name(var)
+            )));
         }
         self.vars.insert(var.0, Value::from_host(value));
         Ok(())
@@ -532,21 +610,52 @@ pub fn apply_optimizer(op: &Op, ins: &[Value]) -> Vec<(usize, Vec<f64>)> {
         }
         Op::ApplyMomentum { momentum, nesterov } => {
             let (m, lr) = (f64::from(*momentum), ins[2].data[0]);
-            let acc: Vec<f64> = ins[1].data.iter().zip(grad).map(|(a, g)| a * m + g).collect();
+            let acc: Vec<f64> = ins[1]
+                .data
+                .iter()
+                .zip(grad)
+                .map(|(a, g)| a * m + g)
+                .collect();
             let w = var
                 .iter()
                 .zip(grad)
                 .zip(&acc)
-                .map(|((w, g), a)| if *nesterov { w - g * lr - a * m * lr } else { w - lr * a })
+                .map(|((w, g), a)| {
+                    if *nesterov {
+                        w - g * lr - a * m * lr
+                    } else {
+                        w - lr * a
+                    }
+                })
                 .collect();
             vec![(1, acc), (0, w)]
         }
-        Op::ApplyAdam { beta1, beta2, epsilon, weight_decay } => {
-            let (b1, b2, eps, wd) = (f64::from(*beta1), f64::from(*beta2), f64::from(*epsilon), f64::from(*weight_decay));
+        Op::ApplyAdam {
+            beta1,
+            beta2,
+            epsilon,
+            weight_decay,
+        } => {
+            let (b1, b2, eps, wd) = (
+                f64::from(*beta1),
+                f64::from(*beta2),
+                f64::from(*epsilon),
+                f64::from(*weight_decay),
+            );
             let (b1p, b2p, lr) = (ins[3].data[0], ins[4].data[0], ins[5].data[0]);
             let lr_t = lr * (1.0 - b2p).sqrt() / (1.0 - b1p);
-            let m: Vec<f64> = ins[1].data.iter().zip(grad).map(|(m, g)| m + (g - m) * (1.0 - b1)).collect();
-            let v: Vec<f64> = ins[2].data.iter().zip(grad).map(|(v, g)| v + (g * g - v) * (1.0 - b2)).collect();
+            let m: Vec<f64> = ins[1]
+                .data
+                .iter()
+                .zip(grad)
+                .map(|(m, g)| m + (g - m) * (1.0 - b1))
+                .collect();
+            let v: Vec<f64> = ins[2]
+                .data
+                .iter()
+                .zip(grad)
+                .map(|(v, g)| v + (g * g - v) * (1.0 - b2))
+                .collect();
             let w = var
                 .iter()
                 .zip(m.iter().zip(&v))
@@ -554,9 +663,23 @@ pub fn apply_optimizer(op: &Op, ins: &[Value]) -> Vec<(usize, Vec<f64>)> {
                 .collect();
             vec![(1, m), (2, v), (0, w)]
         }
-        Op::ApplyRmsProp { rho, momentum, epsilon } => {
-            let (rho, mo, eps, lr) = (f64::from(*rho), f64::from(*momentum), f64::from(*epsilon), ins[3].data[0]);
-            let ms: Vec<f64> = ins[1].data.iter().zip(grad).map(|(s, g)| s + (g * g - s) * (1.0 - rho)).collect();
+        Op::ApplyRmsProp {
+            rho,
+            momentum,
+            epsilon,
+        } => {
+            let (rho, mo, eps, lr) = (
+                f64::from(*rho),
+                f64::from(*momentum),
+                f64::from(*epsilon),
+                ins[3].data[0],
+            );
+            let ms: Vec<f64> = ins[1]
+                .data
+                .iter()
+                .zip(grad)
+                .map(|(s, g)| s + (g * g - s) * (1.0 - rho))
+                .collect();
             let mom: Vec<f64> = ins[2]
                 .data
                 .iter()
@@ -584,7 +707,9 @@ mod tests {
     fn runs_a_small_graph() {
         let mut g = Graph::new();
         let x = g.placeholder("x", DType::F32, &[-1, 2]).unwrap();
-        let w = g.variable("w", DType::F32, &[2, 1], crate::Initializer::Ones).unwrap();
+        let w = g
+            .variable("w", DType::F32, &[2, 1], crate::Initializer::Ones)
+            .unwrap();
         let y = g.matmul(x, w).unwrap();
         let init = g.global_variables_initializer().unwrap();
         let mut r = Reference::new(g);

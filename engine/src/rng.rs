@@ -55,7 +55,12 @@ impl Stream {
             let c = self.counter;
             self.counter += 1;
             self.buf = philox4x32(
-                [c as u32, (c >> 32) as u32, self.stream as u32, (self.stream >> 32) as u32],
+                [
+                    c as u32,
+                    (c >> 32) as u32,
+                    self.stream as u32,
+                    (self.stream >> 32) as u32,
+                ],
                 self.key,
             );
             self.pos = 0;
@@ -104,7 +109,12 @@ pub fn fans(shape: &[usize]) -> (f64, f64) {
 }
 
 /// The value of `init` for a variable of `dtype` and `shape`.
-pub fn initial_value(init: &Initializer, dtype: DType, shape: &[usize], seed: (u64, u64)) -> HostTensor {
+pub fn initial_value(
+    init: &Initializer,
+    dtype: DType,
+    shape: &[usize],
+    seed: (u64, u64),
+) -> HostTensor {
     if let Initializer::Value(v) = init {
         return v.clone();
     }
@@ -121,9 +131,9 @@ pub fn initial_value(init: &Initializer, dtype: DType, shape: &[usize], seed: (u
         Initializer::RandomNormal { mean, stddev } => {
             (0..n).map(|_| mean + stddev * s.normal()).collect()
         }
-        Initializer::TruncatedNormal { mean, stddev } => {
-            (0..n).map(|_| mean + stddev * s.truncated_normal()).collect()
-        }
+        Initializer::TruncatedNormal { mean, stddev } => (0..n)
+            .map(|_| mean + stddev * s.truncated_normal())
+            .collect(),
         Initializer::GlorotUniform => {
             let limit = (6.0 / (fan_in + fan_out)).sqrt();
             (0..n).map(|_| limit * (2.0 * s.uniform() - 1.0)).collect()
@@ -134,7 +144,8 @@ pub fn initial_value(init: &Initializer, dtype: DType, shape: &[usize], seed: (u
         }
         Initializer::Value(_) => unreachable_value(),
     };
-    let mut t = HostTensor::from_f64(dtype, shape, &values).unwrap_or_else(|_| HostTensor::zeros(dtype, shape));
+    let mut t = HostTensor::from_f64(dtype, shape, &values)
+        .unwrap_or_else(|_| HostTensor::zeros(dtype, shape));
     if dtype == DType::F32 {
         // Round through f32 so every consumer sees the same values.
         t = HostTensor::from_f64(dtype, shape, &t.to_f64()).unwrap_or(t);
@@ -172,7 +183,10 @@ mod tests {
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         assert!(mean.abs() < 0.02, "{mean}");
         let t = initial_value(
-            &Initializer::TruncatedNormal { mean: 0.0, stddev: 1.0 },
+            &Initializer::TruncatedNormal {
+                mean: 0.0,
+                stddev: 1.0,
+            },
             DType::F32,
             &[4096],
             (0, 1),

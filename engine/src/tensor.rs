@@ -74,7 +74,13 @@ impl fmt::Display for DType {
 pub fn shape_str(shape: &[i64]) -> String {
     let dims: Vec<String> = shape
         .iter()
-        .map(|&d| if d < 0 { "?".to_string() } else { d.to_string() })
+        .map(|&d| {
+            if d < 0 {
+                "?".to_string()
+            } else {
+                d.to_string()
+            }
+        })
         .collect();
     format!("[{}]", dims.join(","))
 }

@@ -1,7 +1,7 @@
 //! Shared helpers: random inputs, tolerances, GPU sessions.
 
-use wgtrain::engine::runtime::testing::gpu_session;
 use wgtrain::engine::rng::Stream;
+use wgtrain::engine::runtime::testing::gpu_session;
 use wgtrain::{DType, Graph, HostTensor, Reference, Session, Tensor};
 
 /// Relative tolerance for f32 kernels against the f64 reference.
@@ -15,7 +15,9 @@ pub fn rng(seed: u64) -> Stream {
 /// A random f32 tensor in [lo, hi).
 pub fn rand_f32(r: &mut Stream, shape: &[usize], lo: f64, hi: f64) -> HostTensor {
     let n: usize = shape.iter().product();
-    let v: Vec<f32> = (0..n).map(|_| (lo + (hi - lo) * r.uniform()) as f32).collect();
+    let v: Vec<f32> = (0..n)
+        .map(|_| (lo + (hi - lo) * r.uniform()) as f32)
+        .collect();
     HostTensor::from_f32(shape, v).expect("shape")
 }
 
@@ -44,19 +46,33 @@ pub fn assert_close(what: &str, got: &HostTensor, want: &HostTensor, rtol: f64) 
             continue;
         }
         let tol = rtol * b.abs().max(1.0);
-        assert!((a - b).abs() <= tol, "{what}[{i}]: got {a}, want {b} (tol {tol})");
+        assert!(
+            (a - b).abs() <= tol,
+            "{what}[{i}]: got {a}, want {b} (tol {tol})"
+        );
     }
 }
 
 /// Runs `fetches` with `feeds` on the GPU and on the reference; compares within `rtol`.
-pub fn check_against_reference(g: Graph, feeds: &[(Tensor, HostTensor)], fetches: &[Tensor], rtol: f64) {
+pub fn check_against_reference(
+    g: Graph,
+    feeds: &[(Tensor, HostTensor)],
+    fetches: &[Tensor],
+    rtol: f64,
+) {
     let names: Vec<String> = fetches.iter().map(|t| g.name(*t).to_string()).collect();
     let init = g.global_variables();
     let mut g = g;
-    let init_op = if init.is_empty() { None } else { Some(g.global_variables_initializer().expect("init")) };
+    let init_op = if init.is_empty() {
+        None
+    } else {
+        Some(g.global_variables_initializer().expect("init"))
+    };
     let g = std::sync::Arc::new(g);
     let mut reference = Reference::new(std::sync::Arc::clone(&g));
-    let Some(mut sess) = gpu_session_arc(std::sync::Arc::clone(&g)) else { return };
+    let Some(mut sess) = gpu_session_arc(std::sync::Arc::clone(&g)) else {
+        return;
+    };
     if let Some(op) = init_op {
         reference.run(&[], &[], &[op]).expect("reference init");
         sess.run(&[], &[], &[op]).expect("gpu init");
@@ -72,7 +88,10 @@ pub fn check_against_reference(g: Graph, feeds: &[(Tensor, HostTensor)], fetches
 pub fn gpu_session_arc(g: std::sync::Arc<Graph>) -> Option<Session> {
     match Session::new(g, wgtrain::SessionConfig::default()) {
         Ok(s) => Some(s),
-        Err(e) if e.code == wgtrain::Code::NotFound && !wgtrain::engine::runtime::testing::gpu_required() => {
+        Err(e)
+            if e.code == wgtrain::Code::NotFound
+                && !wgtrain::engine::runtime::testing::gpu_required() =>
+        {
             eprintln!("SKIPPED (no GPU adapter): {e}");
             None
         }

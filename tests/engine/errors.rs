@@ -6,7 +6,9 @@ use wgtrain::{Code, DType, Graph, HostTensor, Initializer};
 fn graph() -> (Graph, wgtrain::Tensor, wgtrain::Tensor, wgtrain::Tensor) {
     let mut g = Graph::new();
     let x = g.placeholder("x", DType::F32, &[-1, 4]).unwrap();
-    let w = g.variable("w", DType::F32, &[4, 2], Initializer::Ones).unwrap();
+    let w = g
+        .variable("w", DType::F32, &[4, 2], Initializer::Ones)
+        .unwrap();
     let y = g.matmul(x, w).unwrap();
     (g, x, w, y)
 }
@@ -23,14 +25,54 @@ fn feed_errors_are_invalid_argument() {
     let Some(mut s) = gpu(g) else { return };
     s.run(&[], &[], &[init]).unwrap();
     let ok = HostTensor::from_f32(&[2, 4], vec![1.0; 8]).unwrap();
-    let cases: Vec<(&str, Vec<(wgtrain::Tensor, HostTensor)>, Vec<wgtrain::Tensor>, &str)> = vec![
-        ("wrong shape", vec![(x, HostTensor::from_f32(&[2, 5], vec![1.0; 10]).unwrap())], vec![y], "Cannot feed value of shape [2, 5] for tensor 'x', which has shape [?,4]"),
-        ("wrong rank", vec![(x, HostTensor::from_f32(&[8], vec![1.0; 8]).unwrap())], vec![y], "which has shape [?,4]"),
-        ("wrong dtype", vec![(x, HostTensor::from_i32(&[2, 4], vec![1; 8]).unwrap())], vec![y], "Cannot feed a int32 value for tensor 'x', which has dtype float32"),
-        ("missing feed", vec![], vec![y], "You must feed a value for placeholder tensor 'x' with dtype float32 and shape [?,4]"),
-        ("unknown fetch", vec![(x, ok.clone())], vec![foreign], "does not belong to this graph"),
-        ("feeding a variable", vec![(w, HostTensor::from_f32(&[4, 2], vec![1.0; 8]).unwrap())], vec![y], "'w' (VariableV2) cannot be fed"),
-        ("fed twice", vec![(x, ok.clone()), (x, ok.clone())], vec![y], "fed more than once"),
+    let cases: Vec<(
+        &str,
+        Vec<(wgtrain::Tensor, HostTensor)>,
+        Vec<wgtrain::Tensor>,
+        &str,
+    )> = vec![
+        (
+            "wrong shape",
+            vec![(x, HostTensor::from_f32(&[2, 5], vec![1.0; 10]).unwrap())],
+            vec![y],
+            "Cannot feed value of shape [2, 5] for tensor 'x', which has shape [?,4]",
+        ),
+        (
+            "wrong rank",
+            vec![(x, HostTensor::from_f32(&[8], vec![1.0; 8]).unwrap())],
+            vec![y],
+            "which has shape [?,4]",
+        ),
+        (
+            "wrong dtype",
+            vec![(x, HostTensor::from_i32(&[2, 4], vec![1; 8]).unwrap())],
+            vec![y],
+            "Cannot feed a int32 value for tensor 'x', which has dtype float32",
+        ),
+        (
+            "missing feed",
+            vec![],
+            vec![y],
+            "You must feed a value for placeholder tensor 'x' with dtype float32 and shape [?,4]",
+        ),
+        (
+            "unknown fetch",
+            vec![(x, ok.clone())],
+            vec![foreign],
+            "does not belong to this graph",
+        ),
+        (
+            "feeding a variable",
+            vec![(w, HostTensor::from_f32(&[4, 2], vec![1.0; 8]).unwrap())],
+            vec![y],
+            "'w' (VariableV2) cannot be fed",
+        ),
+        (
+            "fed twice",
+            vec![(x, ok.clone()), (x, ok.clone())],
+            vec![y],
+            "fed more than once",
+        ),
     ];
     for (what, feeds, fetches, msg) in cases {
         let e = s.run(&feeds, &fetches, &[]).expect_err(what);
@@ -38,7 +80,10 @@ fn feed_errors_are_invalid_argument() {
         assert!(e.message.contains(msg), "{what}: {e}");
     }
     // The session still works after every error.
-    assert_eq!(s.run(&[(x, ok)], &[y], &[]).unwrap()[0].as_f32().unwrap(), vec![4.0; 4]);
+    assert_eq!(
+        s.run(&[(x, ok)], &[y], &[]).unwrap()[0].as_f32().unwrap(),
+        vec![4.0; 4]
+    );
 }
 
 #[test]
@@ -48,8 +93,19 @@ fn a_second_run_with_the_same_plan_still_checks_dtypes() {
     let init = g.global_variables_initializer().unwrap();
     let Some(mut s) = gpu(g) else { return };
     s.run(&[], &[], &[init]).unwrap();
-    s.run(&[(x, HostTensor::from_f32(&[2, 4], vec![1.0; 8]).unwrap())], &[y], &[]).unwrap();
-    let e = s.run(&[(x, HostTensor::from_i32(&[2, 4], vec![1; 8]).unwrap())], &[y], &[]).unwrap_err();
+    s.run(
+        &[(x, HostTensor::from_f32(&[2, 4], vec![1.0; 8]).unwrap())],
+        &[y],
+        &[],
+    )
+    .unwrap();
+    let e = s
+        .run(
+            &[(x, HostTensor::from_i32(&[2, 4], vec![1; 8]).unwrap())],
+            &[y],
+            &[],
+        )
+        .unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument);
 }
 
@@ -57,9 +113,19 @@ fn a_second_run_with_the_same_plan_still_checks_dtypes() {
 fn uninitialized_variable_is_failed_precondition() {
     let (g, x, w, y) = graph();
     let Some(mut s) = gpu(g) else { return };
-    let e = s.run(&[(x, HostTensor::from_f32(&[1, 4], vec![1.0; 4]).unwrap())], &[y], &[]).unwrap_err();
+    let e = s
+        .run(
+            &[(x, HostTensor::from_f32(&[1, 4], vec![1.0; 4]).unwrap())],
+            &[y],
+            &[],
+        )
+        .unwrap_err();
     assert_eq!(e.code, Code::FailedPrecondition);
-    assert!(e.message.contains("Attempting to use uninitialized value w"), "{e}");
+    assert!(
+        e.message
+            .contains("Attempting to use uninitialized value w"),
+        "{e}"
+    );
     let e = s.read_variables(&[w]).unwrap_err();
     assert_eq!(e.code, Code::FailedPrecondition);
 }
@@ -79,21 +145,33 @@ fn build_time_errors() {
         ("bad reshape", g.reshape(m, &[5, -1])),
         ("bad transpose", g.transpose(m, &[0, 0])),
         ("softmax of int", g.softmax(i)),
-        ("sparse labels as float", g.sparse_softmax_cross_entropy_with_logits(f, m)),
+        (
+            "sparse labels as float",
+            g.sparse_softmax_cross_entropy_with_logits(f, m),
+        ),
         ("one_hot of float", g.one_hot(f, 3, 1.0, 0.0)),
         ("bias of wrong size", g.bias_add(m, f)),
         ("squeeze of non-1", g.squeeze(m, &[0])),
-        ("variable with unknown dim", g.variable("v", DType::F32, &[-1], Initializer::Zeros)),
-        ("trainable int variable", g.variable("iv", DType::I32, &[2], Initializer::Zeros)),
+        (
+            "variable with unknown dim",
+            g.variable("v", DType::F32, &[-1], Initializer::Zeros),
+        ),
+        (
+            "trainable int variable",
+            g.variable("iv", DType::I32, &[2], Initializer::Zeros),
+        ),
         ("assign to a non-variable", g.assign(f, f)),
-        ("placeholder with bad shape", g.placeholder("bad", DType::F32, &[-2])),
+        (
+            "placeholder with bad shape",
+            g.placeholder("bad", DType::F32, &[-2]),
+        ),
     ];
     for (what, r) in checks {
         let e = r.expect_err(what);
         assert_eq!(e.code, Code::InvalidArgument, "{what}: {e}");
     }
     let no = g.no_op("nothing").unwrap();
-    let e = g.relu(wgtrain::Tensor::from(no_tensor(&g, no))).unwrap_err();
+    let e = g.relu(no_tensor(&g, no)).unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument);
 }
 
@@ -111,16 +189,36 @@ fn run_time_shape_errors() {
     let sum = g.add(a, b).unwrap();
     let no = g.no_op("nothing").unwrap();
     let Some(mut s) = gpu(g) else { return };
-    let e = s.run(&[(x, HostTensor::from_f32(&[1, 6], vec![0.0; 6]).unwrap())], &[r], &[]).unwrap_err();
+    let e = s
+        .run(
+            &[(x, HostTensor::from_f32(&[1, 6], vec![0.0; 6]).unwrap())],
+            &[r],
+            &[],
+        )
+        .unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument, "{e}");
     assert!(e.message.contains("Reshape"), "{e}");
     let e = s
-        .run(&[(a, HostTensor::from_f32(&[3], vec![0.0; 3]).unwrap()), (b, HostTensor::from_f32(&[4], vec![0.0; 4]).unwrap())], &[sum], &[])
+        .run(
+            &[
+                (a, HostTensor::from_f32(&[3], vec![0.0; 3]).unwrap()),
+                (b, HostTensor::from_f32(&[4], vec![0.0; 4]).unwrap()),
+            ],
+            &[sum],
+            &[],
+        )
         .unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument, "{e}");
-    assert!(e.message.contains("incompatible shapes: [3] vs. [4]"), "{e}");
+    assert!(
+        e.message.contains("incompatible shapes: [3] vs. [4]"),
+        "{e}"
+    );
     let e = s.run(&[], &[no_tensor(s.graph(), no)], &[]).unwrap_err();
-    assert_eq!(e.code, Code::InvalidArgument, "fetching an op as a tensor: {e}");
+    assert_eq!(
+        e.code,
+        Code::InvalidArgument,
+        "fetching an op as a tensor: {e}"
+    );
     s.run(&[], &[], &[no]).unwrap();
 }
 
@@ -136,7 +234,9 @@ fn finalized_graph_is_failed_precondition() {
 #[test]
 fn no_adapter_error_says_how_to_get_one() {
     let cfg = wgtrain::SessionConfig::default().adapter_name("no-such-adapter-anywhere");
-    let e = wgtrain::Session::new(Graph::new(), cfg).err().expect("no adapter by that name");
+    let e = wgtrain::Session::new(Graph::new(), cfg)
+        .err()
+        .expect("no adapter by that name");
     assert_eq!(e.code, Code::NotFound);
     assert!(e.message.contains("mesa-vulkan-drivers"), "{e}");
 }

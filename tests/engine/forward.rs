@@ -46,7 +46,9 @@ fn unary_f32_odd_shapes() {
     let mut r = rng(10);
     for &(op, lo, hi) in UNARY {
         for shape in [&[1usize][..], &[7], &[7, 129], &[3, 5, 17]] {
-            fwd(vec![rand_f32(&mut r, shape, lo, hi)], |g, x| vec![g.unary(op, x[0]).unwrap()]);
+            fwd(vec![rand_f32(&mut r, shape, lo, hi)], |g, x| {
+                vec![g.unary(op, x[0]).unwrap()]
+            });
         }
     }
 }
@@ -55,7 +57,9 @@ fn unary_f32_odd_shapes() {
 fn unary_i32() {
     let mut r = rng(11);
     for op in [UnaryOp::Neg, UnaryOp::Abs, UnaryOp::Square, UnaryOp::Sign] {
-        fwd(vec![rand_i32(&mut r, &[129], -1000, 1000)], |g, x| vec![g.unary(op, x[0]).unwrap()]);
+        fwd(vec![rand_i32(&mut r, &[129], -1000, 1000)], |g, x| {
+            vec![g.unary(op, x[0]).unwrap()]
+        });
     }
 }
 
@@ -87,9 +91,17 @@ fn binary_f32_with_broadcasting() {
     let mut r = rng(12);
     for &op in BINARY {
         for &(sa, sb) in BROADCASTS {
-            let (lo, hi) = if op == BinaryOp::Pow { (0.1, 3.0) } else { (-3.0, 3.0) };
+            let (lo, hi) = if op == BinaryOp::Pow {
+                (0.1, 3.0)
+            } else {
+                (-3.0, 3.0)
+            };
             let a = rand_f32(&mut r, sa, lo, hi);
-            let b = if op == BinaryOp::Div { rand_f32(&mut r, sb, 0.5, 3.0) } else { rand_f32(&mut r, sb, -2.0, 2.0) };
+            let b = if op == BinaryOp::Div {
+                rand_f32(&mut r, sb, 0.5, 3.0)
+            } else {
+                rand_f32(&mut r, sb, -2.0, 2.0)
+            };
             fwd(vec![a, b], |g, x| vec![g.binary(op, x[0], x[1]).unwrap()]);
         }
     }
@@ -105,7 +117,14 @@ fn pow_with_negative_base_and_integer_exponent() {
 #[test]
 fn binary_int() {
     let mut r = rng(13);
-    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum, BinaryOp::Minimum] {
+    for op in [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+    ] {
         let a = rand_i32(&mut r, &[7, 33], -1000, 1000);
         let b = rand_i32(&mut r, &[33], 1, 50);
         fwd(vec![a, b], |g, x| vec![g.binary(op, x[0], x[1]).unwrap()]);
@@ -118,20 +137,32 @@ fn binary_int() {
 #[test]
 fn comparisons() {
     let mut r = rng(14);
-    for op in [CompareOp::Equal, CompareOp::NotEqual, CompareOp::Greater, CompareOp::GreaterEqual, CompareOp::Less, CompareOp::LessEqual] {
+    for op in [
+        CompareOp::Equal,
+        CompareOp::NotEqual,
+        CompareOp::Greater,
+        CompareOp::GreaterEqual,
+        CompareOp::Less,
+        CompareOp::LessEqual,
+    ] {
         let a = rand_i32(&mut r, &[7, 9], 0, 4);
         let b = rand_i32(&mut r, &[9], 0, 4);
-        let (af, bf) = (rand_f32(&mut r, &[7, 9], -1.0, 1.0), rand_f32(&mut r, &[7, 1], -1.0, 1.0));
+        let (af, bf) = (
+            rand_f32(&mut r, &[7, 9], -1.0, 1.0),
+            rand_f32(&mut r, &[7, 1], -1.0, 1.0),
+        );
         fwd(vec![a, b, af, bf], |g, x| {
-            let f = |g: &mut Graph, a, b| match op {
-                CompareOp::Equal => g.equal(a, b),
-                CompareOp::NotEqual => g.not_equal(a, b),
-                CompareOp::Greater => g.greater(a, b),
-                CompareOp::GreaterEqual => g.greater_equal(a, b),
-                CompareOp::Less => g.less(a, b),
-                CompareOp::LessEqual => g.less_equal(a, b),
-            }
-            .unwrap();
+            let f = |g: &mut Graph, a, b| {
+                match op {
+                    CompareOp::Equal => g.equal(a, b),
+                    CompareOp::NotEqual => g.not_equal(a, b),
+                    CompareOp::Greater => g.greater(a, b),
+                    CompareOp::GreaterEqual => g.greater_equal(a, b),
+                    CompareOp::Less => g.less(a, b),
+                    CompareOp::LessEqual => g.less_equal(a, b),
+                }
+                .unwrap()
+            };
             vec![f(g, x[0], x[1]), f(g, x[2], x[3])]
         });
     }
@@ -158,21 +189,33 @@ fn casts_between_every_dtype() {
 #[test]
 fn matmul_all_transposes_and_batched() {
     let mut r = rng(15);
-    for (m, k, n) in [(1, 1, 1), (7, 129, 33), (33, 7, 129), (64, 64, 64), (5, 1, 3)] {
+    for (m, k, n) in [
+        (1, 1, 1),
+        (7, 129, 33),
+        (33, 7, 129),
+        (64, 64, 64),
+        (5, 1, 3),
+    ] {
         for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
             let sa = if ta { [k, m] } else { [m, k] };
             let sb = if tb { [n, k] } else { [k, n] };
             let a = rand_f32(&mut r, &sa, -1.0, 1.0);
             let b = rand_f32(&mut r, &sb, -1.0, 1.0);
-            fwd(vec![a, b], |g, x| vec![g.matmul_t(x[0], x[1], ta, tb).unwrap()]);
+            fwd(vec![a, b], |g, x| {
+                vec![g.matmul_t(x[0], x[1], ta, tb).unwrap()]
+            });
         }
     }
     let a = rand_f32(&mut r, &[3, 7, 9], -1.0, 1.0);
     let b = rand_f32(&mut r, &[3, 5, 9], -1.0, 1.0);
-    fwd(vec![a, b], |g, x| vec![g.matmul_t(x[0], x[1], false, true).unwrap()]);
+    fwd(vec![a, b], |g, x| {
+        vec![g.matmul_t(x[0], x[1], false, true).unwrap()]
+    });
     let a = rand_f32(&mut r, &[2, 2, 4, 3], -1.0, 1.0);
     let b = rand_f32(&mut r, &[2, 2, 4, 5], -1.0, 1.0);
-    fwd(vec![a, b], |g, x| vec![g.matmul_t(x[0], x[1], true, false).unwrap()]);
+    fwd(vec![a, b], |g, x| {
+        vec![g.matmul_t(x[0], x[1], true, false).unwrap()]
+    });
 }
 
 #[test]
@@ -183,17 +226,26 @@ fn reductions_over_axes() {
         for &axes in axes_cases {
             for keep in [false, true] {
                 let x = rand_f32(&mut r, &[5, 7, 9], -2.0, 2.0);
-                fwd(vec![x], |g, t| vec![g.reduce(op, t[0], axes, keep).unwrap()]);
+                fwd(vec![x], |g, t| {
+                    vec![g.reduce(op, t[0], axes, keep).unwrap()]
+                });
             }
         }
         if op != ReduceOp::Mean {
             let x = rand_i32(&mut r, &[7, 13], -100, 100);
-            fwd(vec![x], |g, t| vec![g.reduce(op, t[0], &[1], false).unwrap(), g.reduce(op, t[0], &[], false).unwrap()]);
+            fwd(vec![x], |g, t| {
+                vec![
+                    g.reduce(op, t[0], &[1], false).unwrap(),
+                    g.reduce(op, t[0], &[], false).unwrap(),
+                ]
+            });
         }
     }
     // A long reduction: relative error of an f32 sum over 100k elements.
     let x = rand_f32(&mut r, &[100_000], 0.0, 1.0);
-    fwd(vec![x], |g, t| vec![g.reduce_mean(t[0], &[], false).unwrap()]);
+    fwd(vec![x], |g, t| {
+        vec![g.reduce_mean(t[0], &[], false).unwrap()]
+    });
 }
 
 #[test]
@@ -210,23 +262,40 @@ fn layout_ops() {
         ]
     });
     let x = rand_f32(&mut r, &[3, 1, 4, 1], -1.0, 1.0);
-    fwd(vec![x], |g, t| vec![g.squeeze(t[0], &[]).unwrap(), g.squeeze(t[0], &[1]).unwrap()]);
+    fwd(vec![x], |g, t| {
+        vec![
+            g.squeeze(t[0], &[]).unwrap(),
+            g.squeeze(t[0], &[1]).unwrap(),
+        ]
+    });
     let x = HostTensor::from_i64(&[2, 3], vec![1, 2, 3, 1 << 40, 5, -6]).unwrap();
     fwd(vec![x], |g, t| vec![g.transpose(t[0], &[1, 0]).unwrap()]);
     let x = rand_f32(&mut r, &[3, 1], -1.0, 1.0);
     let like = rand_f32(&mut r, &[2, 3, 4], -1.0, 1.0);
-    fwd(vec![x, like], |g, t| vec![g.broadcast_like(t[0], t[1]).unwrap(), g.sum_like(t[1], t[0]).unwrap()]);
+    fwd(vec![x, like], |g, t| {
+        vec![
+            g.broadcast_like(t[0], t[1]).unwrap(),
+            g.sum_like(t[1], t[0]).unwrap(),
+        ]
+    });
 }
 
 #[test]
 fn argmax_and_one_hot() {
     let mut r = rng(18);
     let x = rand_f32(&mut r, &[7, 129], -1.0, 1.0);
-    fwd(vec![x], |g, t| vec![g.argmax(t[0], 1).unwrap(), g.argmax(t[0], 0).unwrap()]);
+    fwd(vec![x], |g, t| {
+        vec![g.argmax(t[0], 1).unwrap(), g.argmax(t[0], 0).unwrap()]
+    });
     let x = rand_i32(&mut r, &[4, 5, 6], -50, 50);
     fwd(vec![x], |g, t| vec![g.argmax(t[0], 1).unwrap()]);
     let idx = HostTensor::from_i32(&[6], vec![0, 3, 9, -1, 10, 5]).unwrap();
-    fwd(vec![idx], |g, t| vec![g.one_hot(t[0], 10, 1.0, 0.0).unwrap(), g.one_hot(t[0], 4, 5.0, -1.0).unwrap()]);
+    fwd(vec![idx], |g, t| {
+        vec![
+            g.one_hot(t[0], 10, 1.0, 0.0).unwrap(),
+            g.one_hot(t[0], 4, 5.0, -1.0).unwrap(),
+        ]
+    });
 }
 
 #[test]
@@ -251,18 +320,31 @@ fn softmax_and_losses() {
                 g.softmax(t[0]).unwrap(),
                 g.log_softmax(t[0]).unwrap(),
                 g.softmax_cross_entropy_with_logits(t[1], t[0]).unwrap(),
-                g.sparse_softmax_cross_entropy_with_logits(t[2], t[0]).unwrap(),
+                g.sparse_softmax_cross_entropy_with_logits(t[2], t[0])
+                    .unwrap(),
             ]
         });
     }
     // Out-of-range labels give NaN on both backends.
     let logits = rand_f32(&mut r, &[3, 4], -1.0, 1.0);
     let labels = HostTensor::from_i32(&[3], vec![1, 4, -1]).unwrap();
-    fwd(vec![logits, labels], |g, t| vec![g.sparse_softmax_cross_entropy_with_logits(t[1], t[0]).unwrap()]);
+    fwd(vec![logits, labels], |g, t| {
+        vec![
+            g.sparse_softmax_cross_entropy_with_logits(t[1], t[0])
+                .unwrap(),
+        ]
+    });
     // Huge logits stay finite.
-    let logits = HostTensor::from_f32(&[2, 3], vec![1000.0, -1000.0, 0.0, 88.0, 89.0, 90.0]).unwrap();
+    let logits =
+        HostTensor::from_f32(&[2, 3], vec![1000.0, -1000.0, 0.0, 88.0, 89.0, 90.0]).unwrap();
     let labels = HostTensor::from_i32(&[2], vec![1, 0]).unwrap();
-    fwd(vec![logits, labels], |g, t| vec![g.sparse_softmax_cross_entropy_with_logits(t[1], t[0]).unwrap(), g.log_softmax(t[0]).unwrap()]);
+    fwd(vec![logits, labels], |g, t| {
+        vec![
+            g.sparse_softmax_cross_entropy_with_logits(t[1], t[0])
+                .unwrap(),
+            g.log_softmax(t[0]).unwrap(),
+        ]
+    });
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Integration tests of the engine on wgpu against the reference interpreter.
 
+#![allow(clippy::unwrap_used, clippy::type_complexity)]
+
 mod common;
 mod errors;
 mod forward;

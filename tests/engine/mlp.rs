@@ -20,7 +20,10 @@ fn batch(r: &mut Stream, n: usize) -> (HostTensor, HostTensor) {
         }
         ys.push(c as i32);
     }
-    (HostTensor::from_f32(&[n, DIM], xs).unwrap(), HostTensor::from_i32(&[n], ys).unwrap())
+    (
+        HostTensor::from_f32(&[n, DIM], xs).unwrap(),
+        HostTensor::from_i32(&[n], ys).unwrap(),
+    )
 }
 
 struct Model {
@@ -39,7 +42,12 @@ fn model() -> Model {
     let y = g.placeholder("y", DType::I32, &[-1]).unwrap();
     let h = g
         .name_scope("hidden", |g| {
-            let w = g.variable("kernel", DType::F32, &[DIM as i64, 16], Initializer::GlorotUniform)?;
+            let w = g.variable(
+                "kernel",
+                DType::F32,
+                &[DIM as i64, 16],
+                Initializer::GlorotUniform,
+            )?;
             let b = g.variable("bias", DType::F32, &[16], Initializer::Zeros)?;
             let m = g.matmul(x, w)?;
             let a = g.bias_add(m, b)?;
@@ -48,7 +56,12 @@ fn model() -> Model {
         .unwrap();
     let logits = g
         .name_scope("logits", |g| {
-            let w = g.variable("kernel", DType::F32, &[16, CLASSES as i64], Initializer::GlorotUniform)?;
+            let w = g.variable(
+                "kernel",
+                DType::F32,
+                &[16, CLASSES as i64],
+                Initializer::GlorotUniform,
+            )?;
             let b = g.variable("bias", DType::F32, &[CLASSES as i64], Initializer::Zeros)?;
             let m = g.matmul(h, w)?;
             g.bias_add(m, b)
@@ -59,7 +72,14 @@ fn model() -> Model {
     let train = Adam::new(0.01).minimize(&mut g, loss, step).unwrap();
     let init = g.global_variables_initializer().unwrap();
     assert_eq!(g.name(g.trainable_variables()[0]), "hidden/kernel");
-    Model { g, x, y, loss, train, init }
+    Model {
+        g,
+        x,
+        y,
+        loss,
+        train,
+        init,
+    }
 }
 
 #[test]
@@ -67,7 +87,9 @@ fn mlp_matches_reference_then_trains_to_low_loss() {
     let m = model();
     let g = std::sync::Arc::new(m.g);
     let mut r = Reference::new(g.clone());
-    let Some(mut s) = gpu_session_arc(g.clone()) else { return };
+    let Some(mut s) = gpu_session_arc(g.clone()) else {
+        return;
+    };
     r.run(&[], &[], &[m.init]).unwrap();
     s.run(&[], &[], &[m.init]).unwrap();
     let mut data = rng(99);
@@ -75,19 +97,35 @@ fn mlp_matches_reference_then_trains_to_low_loss() {
     for step in 0..20 {
         let (bx, by) = batch(&mut data, 32);
         let feeds = vec![(m.x, bx), (m.y, by)];
-        let want = r.run(&feeds, &[m.loss], &[m.train]).unwrap()[0].scalar_value().unwrap();
-        let got = s.run(&feeds, &[m.loss], &[m.train]).unwrap()[0].scalar_value().unwrap();
-        assert!((got - want).abs() <= 1e-3 * want.abs(), "step {step}: wgpu loss {got} vs reference {want}");
+        let want = r.run(&feeds, &[m.loss], &[m.train]).unwrap()[0]
+            .scalar_value()
+            .unwrap();
+        let got = s.run(&feeds, &[m.loss], &[m.train]).unwrap()[0]
+            .scalar_value()
+            .unwrap();
+        assert!(
+            (got - want).abs() <= 1e-3 * want.abs(),
+            "step {step}: wgpu loss {got} vs reference {want}"
+        );
         first.get_or_insert(got);
     }
     let mut last = 0.0;
     for _ in 0..300 {
         let (bx, by) = batch(&mut data, 32);
-        last = s.run(&[(m.x, bx), (m.y, by)], &[m.loss], &[m.train]).unwrap()[0].scalar_value().unwrap();
+        last = s
+            .run(&[(m.x, bx), (m.y, by)], &[m.loss], &[m.train])
+            .unwrap()[0]
+            .scalar_value()
+            .unwrap();
     }
     let first = first.unwrap_or(f64::NAN);
-    assert!(last < 0.15 && last < first / 5.0, "loss went from {first} to {last}");
+    assert!(
+        last < 0.15 && last < first / 5.0,
+        "loss went from {first} to {last}"
+    );
     let (bx, by) = batch(&mut data, 500);
-    let held_out = s.run(&[(m.x, bx), (m.y, by)], &[m.loss], &[]).unwrap()[0].scalar_value().unwrap();
+    let held_out = s.run(&[(m.x, bx), (m.y, by)], &[m.loss], &[]).unwrap()[0]
+        .scalar_value()
+        .unwrap();
     assert!(held_out < 0.2, "held-out loss {held_out}");
 }

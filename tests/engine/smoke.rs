@@ -19,4 +19,3 @@ fn add_matmul_softmax_on_gpu() {
     ];
     check_against_reference(g, &feeds, &[m, s, sm], F32_RTOL);
 }
-

@@ -6,13 +6,43 @@ use wgtrain::{Code, DType, Graph, HostTensor, Initializer, Reference};
 #[test]
 fn assign_ops_match_reference_for_every_dtype() {
     let mut g = Graph::new();
-    let opts = wgtrain::engine::VariableOptions { trainable: false, ..Default::default() };
-    let vf = g.variable("vf", DType::F32, &[3], Initializer::Constant(1.5)).unwrap();
-    let vi = g.variable_with("vi", DType::I32, &[3], Initializer::Constant(-4.0), opts.clone()).unwrap();
-    let vl = g.variable_with("vl", DType::I64, &[2], Initializer::Value(HostTensor::from_i64(&[2], vec![(1 << 32) - 1, -1]).unwrap()), opts).unwrap();
-    let cf = g.constant(HostTensor::from_f32(&[3], vec![0.5, -1.0, 2.0]).unwrap(), "cf").unwrap();
-    let ci = g.constant(HostTensor::from_i32(&[3], vec![7, -8, 9]).unwrap(), "ci").unwrap();
-    let cl = g.constant(HostTensor::from_i64(&[2], vec![1, 1 << 35]).unwrap(), "cl").unwrap();
+    let opts = wgtrain::engine::VariableOptions {
+        trainable: false,
+        ..Default::default()
+    };
+    let vf = g
+        .variable("vf", DType::F32, &[3], Initializer::Constant(1.5))
+        .unwrap();
+    let vi = g
+        .variable_with(
+            "vi",
+            DType::I32,
+            &[3],
+            Initializer::Constant(-4.0),
+            opts.clone(),
+        )
+        .unwrap();
+    let vl = g
+        .variable_with(
+            "vl",
+            DType::I64,
+            &[2],
+            Initializer::Value(HostTensor::from_i64(&[2], vec![(1 << 32) - 1, -1]).unwrap()),
+            opts,
+        )
+        .unwrap();
+    let cf = g
+        .constant(
+            HostTensor::from_f32(&[3], vec![0.5, -1.0, 2.0]).unwrap(),
+            "cf",
+        )
+        .unwrap();
+    let ci = g
+        .constant(HostTensor::from_i32(&[3], vec![7, -8, 9]).unwrap(), "ci")
+        .unwrap();
+    let cl = g
+        .constant(HostTensor::from_i64(&[2], vec![1, 1 << 35]).unwrap(), "cl")
+        .unwrap();
     let af = g.assign_add(vf, cf).unwrap();
     let ai = g.assign_sub(vi, ci).unwrap();
     let al = g.assign_add(vl, cl).unwrap();
@@ -21,9 +51,11 @@ fn assign_ops_match_reference_for_every_dtype() {
     let init = g.global_variables_initializer().unwrap();
     let g = std::sync::Arc::new(g);
     let mut reference = Reference::new(g.clone());
-    let Some(mut s) = gpu_session_arc(g.clone()) else { return };
+    let Some(mut s) = gpu_session_arc(g.clone()) else {
+        return;
+    };
     for r in [&mut reference as &mut dyn Runner, &mut s as &mut dyn Runner] {
-        r.go(&[], &[init.into()]);
+        r.go(&[], &[init]);
     }
     for fetches in [vec![af, ai, al], vec![af, ai, al], vec![sl], vec![set]] {
         let want = reference.run(&[], &fetches, &[]).unwrap();
@@ -53,18 +85,30 @@ impl Runner for wgtrain::Session {
 #[test]
 fn control_dependencies_order_reads_before_updates() {
     let mut g = Graph::new();
-    let v = g.variable("v", DType::F32, &[], Initializer::Constant(1.0)).unwrap();
+    let v = g
+        .variable("v", DType::F32, &[], Initializer::Constant(1.0))
+        .unwrap();
     let before = g.identity(v, "before").unwrap();
     let one = g.scalar(1.0).unwrap();
-    let inc = g.control_dependencies(&[before.op()], |g| g.assign_add(v, one)).unwrap();
+    let inc = g
+        .control_dependencies(&[before.op()], |g| g.assign_add(v, one))
+        .unwrap();
     let grp = g.group(&[inc.op()], "step").unwrap();
     let init = g.global_variables_initializer().unwrap();
     let Some(mut s) = gpu(g) else { return };
     s.run(&[], &[], &[init]).unwrap();
     for k in 0..3 {
         let out = s.run(&[], &[before, v], &[grp]).unwrap();
-        assert_eq!(out[0].as_f32().unwrap(), vec![1.0 + k as f32], "read before the update");
-        assert_eq!(out[1].as_f32().unwrap(), vec![2.0 + k as f32], "variable after the update");
+        assert_eq!(
+            out[0].as_f32().unwrap(),
+            vec![1.0 + k as f32],
+            "read before the update"
+        );
+        assert_eq!(
+            out[1].as_f32().unwrap(),
+            vec![2.0 + k as f32],
+            "variable after the update"
+        );
     }
 }
 
@@ -72,7 +116,9 @@ fn control_dependencies_order_reads_before_updates() {
 fn a_run_is_planned_once_and_submitted_once() {
     let mut g = Graph::new();
     let x = g.placeholder("x", DType::F32, &[-1, 4]).unwrap();
-    let w = g.variable("w", DType::F32, &[4, 2], Initializer::GlorotUniform).unwrap();
+    let w = g
+        .variable("w", DType::F32, &[4, 2], Initializer::GlorotUniform)
+        .unwrap();
     let y = g.matmul(x, w).unwrap();
     let r = g.relu(y).unwrap();
     let loss = g.reduce_mean(r, &[], false).unwrap();
@@ -91,21 +137,30 @@ fn a_run_is_planned_once_and_submitted_once() {
     assert_eq!(st.dispatches, 3, "matmul, relu, mean");
     assert_eq!(st.readback_bytes, 4, "only the fetched scalar is read back");
     // A new batch size is a new plan.
-    s.run(&[(x, HostTensor::from_f32(&[5, 4], vec![0.5; 20]).unwrap())], &[loss], &[]).unwrap();
+    s.run(
+        &[(x, HostTensor::from_f32(&[5, 4], vec![0.5; 20]).unwrap())],
+        &[loss],
+        &[],
+    )
+    .unwrap();
     assert_eq!(s.stats().plans, plans + 1);
 }
 
 #[test]
 fn snapshots_deliver_values_after_the_run() {
     let mut g = Graph::new();
-    let v = g.variable("v", DType::F32, &[2], Initializer::Constant(3.0)).unwrap();
+    let v = g
+        .variable("v", DType::F32, &[2], Initializer::Constant(3.0))
+        .unwrap();
     let step = g.global_step().unwrap();
     let one = g.constant(HostTensor::scalar_i64(1), "one").unwrap();
     let inc = g.assign_add(step, one).unwrap();
     let init = g.global_variables_initializer().unwrap();
     let Some(mut s) = gpu(g) else { return };
     s.run(&[], &[], &[init]).unwrap();
-    let (_, snap) = s.run_and_snapshot(&[], &[], &[inc.op()], &[v, step]).unwrap();
+    let (_, snap) = s
+        .run_and_snapshot(&[], &[], &[inc.op()], &[v, step])
+        .unwrap();
     // More steps run before the snapshot is read: it must still hold step 1.
     for _ in 0..3 {
         s.run(&[], &[], &[inc.op()]).unwrap();
@@ -113,18 +168,27 @@ fn snapshots_deliver_values_after_the_run() {
     let vals = snap.wait().unwrap();
     assert_eq!(vals[0].as_f32().unwrap(), vec![3.0, 3.0]);
     assert_eq!(vals[1].as_i64().unwrap(), vec![1]);
-    assert_eq!(s.read_variables(&[step]).unwrap()[0].as_i64().unwrap(), vec![4]);
+    assert_eq!(
+        s.read_variables(&[step]).unwrap()[0].as_i64().unwrap(),
+        vec![4]
+    );
 }
 
 #[test]
 fn write_variables_validates_everything_first() {
     let mut g = Graph::new();
-    let a = g.variable("a", DType::F32, &[2], Initializer::Zeros).unwrap();
-    let b = g.variable("b", DType::F32, &[3], Initializer::Zeros).unwrap();
+    let a = g
+        .variable("a", DType::F32, &[2], Initializer::Zeros)
+        .unwrap();
+    let b = g
+        .variable("b", DType::F32, &[3], Initializer::Zeros)
+        .unwrap();
     let Some(mut s) = gpu(g) else { return };
     let good = HostTensor::from_f32(&[2], vec![1.0, 2.0]).unwrap();
     let bad = HostTensor::from_f32(&[2], vec![1.0, 2.0]).unwrap();
-    let e = s.write_variables(&[(a, good.clone()), (b, bad)]).unwrap_err();
+    let e = s
+        .write_variables(&[(a, good.clone()), (b, bad)])
+        .unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument);
     assert!(e.message.contains("'b'"), "{e}");
     assert!(!s.is_initialized(a), "nothing written on error");
@@ -139,8 +203,20 @@ fn seeded_initializers_match_between_backends_and_runs() {
     let build = |seed| {
         let mut g = Graph::new();
         g.set_seed(seed);
-        let w = g.variable("w", DType::F32, &[33, 7], Initializer::GlorotNormal).unwrap();
-        let u = g.variable("u", DType::F32, &[5], Initializer::RandomUniform { min: -1.0, max: 2.0 }).unwrap();
+        let w = g
+            .variable("w", DType::F32, &[33, 7], Initializer::GlorotNormal)
+            .unwrap();
+        let u = g
+            .variable(
+                "u",
+                DType::F32,
+                &[5],
+                Initializer::RandomUniform {
+                    min: -1.0,
+                    max: 2.0,
+                },
+            )
+            .unwrap();
         let init = g.global_variables_initializer().unwrap();
         (g, w, u, init)
     };

@@ -258,7 +258,12 @@ impl Graph {
         self.reshape_keeping_unknown(x, t, "Squeeze")
     }
 
-    fn reshape_keeping_unknown(&mut self, x: Tensor, target: Vec<i64>, name: &str) -> Result<Tensor> {
+    fn reshape_keeping_unknown(
+        &mut self,
+        x: Tensor,
+        target: Vec<i64>,
+        name: &str,
+    ) -> Result<Tensor> {
         if target.iter().filter(|&&d| d < 0).count() > 1 {
             return Err(Error::unimplemented(format!(
                 "{name} of '{}' with more than one unknown dimension",

@@ -241,7 +241,11 @@ impl Graph {
                 .iter()
                 .map(|t| format!("'{}' {}", self.name(*t), shape_str(self.shape(*t))))
                 .collect();
-            e.context(format!("node '{}{name}' [inputs {}]", self.current_scope(), names.join(", ")))
+            e.context(format!(
+                "node '{}{name}' [inputs {}]",
+                self.current_scope(),
+                names.join(", ")
+            ))
         })?;
         let has_value = !matches!(op, Op::NoOp);
         self.push_node(op, inputs.to_vec(), dtype, shape, name, has_value)
@@ -356,9 +360,7 @@ mod tests {
     fn scoped_unique_names() {
         let mut g = Graph::new();
         let x = g.placeholder("x", DType::F32, &[-1, 3]).unwrap();
-        let a = g
-            .name_scope("hidden", |g| g.relu(x))
-            .unwrap();
+        let a = g.name_scope("hidden", |g| g.relu(x)).unwrap();
         let b = g.name_scope("hidden", |g| g.relu(x)).unwrap();
         let c = g.relu(x).unwrap();
         let d = g.relu(x).unwrap();

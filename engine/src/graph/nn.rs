@@ -22,7 +22,11 @@ impl Graph {
         labels: Tensor,
         logits: Tensor,
     ) -> Result<Tensor> {
-        self.add_op(Op::SoftmaxXent, &[logits, labels], "softmax_cross_entropy_with_logits")
+        self.add_op(
+            Op::SoftmaxXent,
+            &[logits, labels],
+            "softmax_cross_entropy_with_logits",
+        )
     }
 
     /// Per-example cross-entropy between int class `labels` `[batch]` and `logits`

@@ -99,7 +99,11 @@ impl Graph {
             &format!("{short}/Initializer/{kind}"),
             true,
         )?;
-        let assign = self.add_op(Op::Assign(AssignOp::Assign), &[var, value], &format!("{short}/Assign"))?;
+        let assign = self.add_op(
+            Op::Assign(AssignOp::Assign),
+            &[var, value],
+            &format!("{short}/Assign"),
+        )?;
         self.initializers.insert(var.0, assign);
         if opts.local {
             self.add_to_collection(collections::LOCAL_VARIABLES, var);

@@ -145,8 +145,10 @@ fn summary(a: &wgpu::Adapter) -> AdapterSummary {
         name: info.name.clone(),
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
-        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
-        max_storage_buffer_binding_size: u64::from(limits.max_storage_buffer_binding_size),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
     }
@@ -215,7 +217,12 @@ impl Gpu {
             required_limits: limits.clone(),
             ..Default::default()
         }))
-        .map_err(|e| Error::unavailable(format!("requesting a device from '{}': {e}", adapter.get_info().name)))?;
+        .map_err(|e| {
+            Error::unavailable(format!(
+                "requesting a device from '{}': {e}",
+                adapter.get_info().name
+            ))
+        })?;
         let lost = Arc::new(AtomicBool::new(false));
         let lost2 = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, msg| {
@@ -260,10 +267,11 @@ impl Gpu {
                 .map_err(|_| Error::internal("module cache lock poisoned"))?;
             mods.entry(key.shader)
                 .or_insert_with(|| {
-                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(&format!("{:?}", key.shader)),
-                        source: wgpu::ShaderSource::Wgsl(source(key.shader).into()),
-                    })
+                    self.device
+                        .create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(&format!("{:?}", key.shader)),
+                            source: wgpu::ShaderSource::Wgsl(source(key.shader).into()),
+                        })
                 })
                 .clone()
         };

@@ -295,7 +295,14 @@ impl<'g> Recorder<'g> {
         }
     }
 
-    fn gather(&mut self, x: &Arg, out: &Loc, out_shape: &[usize], in_strides: Vec<usize>, scale: Option<f32>) -> Result<()> {
+    fn gather(
+        &mut self,
+        x: &Arg,
+        out: &Loc,
+        out_shape: &[usize],
+        in_strides: Vec<usize>,
+        scale: Option<f32>,
+    ) -> Result<()> {
         let (mut shape, mut st) = (out_shape.to_vec(), in_strides);
         if x.dtype == DType::I64 {
             // Two words per element: gather words with an extra innermost dimension.
@@ -307,7 +314,10 @@ impl<'g> Recorder<'g> {
         let out_st = strides(&shape);
         let (cs, cst) = collapse(&shape, &[st, out_st]);
         if cs.len() > MAX_RANK {
-            return Err(Error::unimplemented(format!("tensors of rank {} after merging dimensions (max {MAX_RANK})", cs.len())));
+            return Err(Error::unimplemented(format!(
+                "tensors of rank {} after merging dimensions (max {MAX_RANK})",
+                cs.len()
+            )));
         }
         let p = EwParams {
             n: n as u32,
@@ -332,13 +342,13 @@ impl<'g> Recorder<'g> {
     fn reduce(&mut self, x: &Arg, out: &Loc, axes: &[usize], code: u32) -> Result<()> {
         let xs = strides(x.shape);
         let (mut ks, mut kst, mut rs, mut rst) = (vec![], vec![], vec![], vec![]);
-        for d in 0..x.shape.len() {
+        for (d, (&size, &stride)) in x.shape.iter().zip(&xs).enumerate() {
             if axes.contains(&d) {
-                rs.push(x.shape[d]);
-                rst.push(xs[d]);
+                rs.push(size);
+                rst.push(stride);
             } else {
-                ks.push(x.shape[d]);
-                kst.push(xs[d]);
+                ks.push(size);
+                kst.push(stride);
             }
         }
         let (ks, kst) = collapse(&ks, &[kst]);
@@ -346,7 +356,9 @@ impl<'g> Recorder<'g> {
         let n_out = numel(&ks);
         let n_red = if numel(x.shape) == 0 { 0 } else { numel(&rs) };
         if ks.len() > MAX_RANK || rs.len() > MAX_RANK {
-            return Err(Error::unimplemented("reduction of rank > 8 after merging dimensions"));
+            return Err(Error::unimplemented(
+                "reduction of rank > 8 after merging dimensions",
+            ));
         }
         let mean = code == ReduceOp::Mean.code();
         let scale = 1.0 / n_red.max(1) as f32;
@@ -383,7 +395,14 @@ impl<'g> Recorder<'g> {
             p.chunks = chunks as u32;
             let op = if mean { ReduceOp::Sum.code() } else { code };
             let groups = self.groups_1d((n_out * chunks) as u64)?;
-            self.dispatch(Shader::Reduce, "reduce", vec![("OP", op), ("DT", dt)], bytemuck::bytes_of(&p), &[(1, &input), (3, &temp)], groups)?;
+            self.dispatch(
+                Shader::Reduce,
+                "reduce",
+                vec![("OP", op), ("DT", dt)],
+                bytemuck::bytes_of(&p),
+                &[(1, &input), (3, &temp)],
+                groups,
+            )?;
             // The partials are a contiguous [n_out, chunks] matrix reduced over axis 1.
             p = ReduceParams {
                 n_out: n_out as u32,
@@ -404,21 +423,47 @@ impl<'g> Recorder<'g> {
         }
         p.chunks = 1;
         let groups = self.groups_1d(n_out as u64)?;
-        self.dispatch(Shader::Reduce, "reduce", vec![("OP", code), ("DT", dt)], bytemuck::bytes_of(&p), &[(1, &input), (3, out)], if n_out == 0 { [0; 3] } else { groups })
+        self.dispatch(
+            Shader::Reduce,
+            "reduce",
+            vec![("OP", code), ("DT", dt)],
+            bytemuck::bytes_of(&p),
+            &[(1, &input), (3, out)],
+            if n_out == 0 { [0; 3] } else { groups },
+        )
     }
 
     /// Records the kernels of one node: `ins` its inputs, `out` its output.
-    pub fn node(&mut self, op: &Op, ins: &[Arg], out: &Loc, out_dtype: DType, out_shape: &[usize]) -> Result<()> {
+    pub fn node(
+        &mut self,
+        op: &Op,
+        ins: &[Arg],
+        out: &Loc,
+        out_dtype: DType,
+        out_shape: &[usize],
+    ) -> Result<()> {
         let n = numel(out_shape);
         match op {
-            Op::Placeholder | Op::Const(_) | Op::Variable { .. } | Op::InitialValue { .. } | Op::NoOp => Ok(()),
+            Op::Placeholder
+            | Op::Const(_)
+            | Op::Variable { .. }
+            | Op::InitialValue { .. }
+            | Op::NoOp => Ok(()),
             Op::Reshape(_) | Op::ReshapeLike => Ok(()),
             Op::Identity => {
                 self.copy(ins[0].loc, out);
                 Ok(())
             }
             Op::Unary(u) => {
-                let p = EwParams { n: n as u32, rank: 1, scale: 1.0, extra: 0, shape: [0; 8], sa: [0; 8], sb: [0; 8] };
+                let p = EwParams {
+                    n: n as u32,
+                    rank: 1,
+                    scale: 1.0,
+                    extra: 0,
+                    shape: [0; 8],
+                    sa: [0; 8],
+                    sb: [0; 8],
+                };
                 let groups = self.groups_1d(n as u64)?;
                 self.dispatch(
                     Shader::Elementwise,
@@ -439,7 +484,9 @@ impl<'g> Recorder<'g> {
                 let sb = broadcast_strides(ins[1].shape, out_shape);
                 let (cs, cst) = collapse(out_shape, &[sa, sb]);
                 if cs.len() > MAX_RANK {
-                    return Err(Error::unimplemented("broadcast of rank > 8 after merging dimensions"));
+                    return Err(Error::unimplemented(
+                        "broadcast of rank > 8 after merging dimensions",
+                    ));
                 }
                 let p = EwParams {
                     n: n as u32,
@@ -465,7 +512,15 @@ impl<'g> Recorder<'g> {
                     self.copy(ins[0].loc, out);
                     return Ok(());
                 }
-                let p = EwParams { n: n as u32, rank: 1, scale: 1.0, extra: 0, shape: [0; 8], sa: [0; 8], sb: [0; 8] };
+                let p = EwParams {
+                    n: n as u32,
+                    rank: 1,
+                    scale: 1.0,
+                    extra: 0,
+                    shape: [0; 8],
+                    sa: [0; 8],
+                    sb: [0; 8],
+                };
                 let groups = self.groups_1d(n as u64)?;
                 self.dispatch(
                     Shader::Elementwise,
@@ -476,7 +531,10 @@ impl<'g> Recorder<'g> {
                     if n == 0 { [0; 3] } else { groups },
                 )
             }
-            Op::MatMul { transpose_a, transpose_b } => {
+            Op::MatMul {
+                transpose_a,
+                transpose_b,
+            } => {
                 let (a, b) = (&ins[0], &ins[1]);
                 let r = a.shape.len();
                 let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
@@ -488,7 +546,10 @@ impl<'g> Recorder<'g> {
                     return Ok(());
                 }
                 if k == 0 {
-                    self.steps.push(Step::Clear { buf: out.buf.clone(), size: out.size });
+                    self.steps.push(Step::Clear {
+                        buf: out.buf.clone(),
+                        size: out.size,
+                    });
                     return Ok(());
                 }
                 let (a_rs, a_ks) = if *transpose_a { (1, ac) } else { (ac, 1) };
@@ -549,7 +610,11 @@ impl<'g> Recorder<'g> {
                     vec![("DT", dt_code(x.dtype))],
                     bytemuck::bytes_of(&p),
                     &[(1, x.loc), (3, out)],
-                    if outer * inner == 0 || len == 0 { [0; 3] } else { groups },
+                    if outer * inner == 0 || len == 0 {
+                        [0; 3]
+                    } else {
+                        groups
+                    },
                 )
             }
             Op::Transpose(perm) => {
@@ -562,8 +627,17 @@ impl<'g> Recorder<'g> {
                 let scale = mean.then(|| numel(ins[0].shape) as f32 / n.max(1) as f32);
                 self.gather(&ins[0], out, out_shape, st, scale)
             }
-            Op::OneHot { depth, on_value, off_value } => {
-                let p = OneHotParams { n: n as u32, depth: *depth as u32, on_value: *on_value, off_value: *off_value };
+            Op::OneHot {
+                depth,
+                on_value,
+                off_value,
+            } => {
+                let p = OneHotParams {
+                    n: n as u32,
+                    depth: *depth as u32,
+                    on_value: *on_value,
+                    off_value: *off_value,
+                };
                 let groups = self.groups_1d(n as u64)?;
                 self.dispatch(
                     Shader::Index,
@@ -576,8 +650,12 @@ impl<'g> Recorder<'g> {
             }
             Op::Softmax | Op::LogSoftmax => {
                 let cols = *ins[0].shape.last().unwrap_or(&1);
-                let rows = if cols == 0 { 0 } else { n / cols };
-                let p = RowParams { rows: rows as u32, cols: cols as u32, pad: [0; 2] };
+                let rows = n.checked_div(cols).unwrap_or(0);
+                let p = RowParams {
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    pad: [0; 2],
+                };
                 let groups = self.groups_1d(rows as u64)?;
                 self.dispatch(
                     Shader::Softmax,
@@ -593,8 +671,16 @@ impl<'g> Recorder<'g> {
                 if cols == 0 {
                     return Err(Error::invalid_argument("cross-entropy over zero classes"));
                 }
-                let p = RowParams { rows: rows as u32, cols: cols as u32, pad: [0; 2] };
-                let entry = if matches!(op, Op::SoftmaxXent) { "xent" } else { "sparse_xent" };
+                let p = RowParams {
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    pad: [0; 2],
+                };
+                let entry = if matches!(op, Op::SoftmaxXent) {
+                    "xent"
+                } else {
+                    "sparse_xent"
+                };
                 let groups = self.groups_1d(rows as u64)?;
                 self.dispatch(
                     Shader::Softmax,
@@ -610,55 +696,116 @@ impl<'g> Recorder<'g> {
                 Ok(())
             }
             Op::Assign(kind) => {
-                let p = CountParams { n: n as u32, pad: [0; 3] };
+                let p = CountParams {
+                    n: n as u32,
+                    pad: [0; 3],
+                };
                 let groups = self.groups_1d(n as u64)?;
                 self.dispatch(
                     Shader::State,
                     "assign_update",
-                    vec![("OP", u32::from(*kind == AssignOp::Sub)), ("DT", dt_code(out_dtype))],
+                    vec![
+                        ("OP", u32::from(*kind == AssignOp::Sub)),
+                        ("DT", dt_code(out_dtype)),
+                    ],
                     bytemuck::bytes_of(&p),
                     &[(1, ins[0].loc), (2, ins[1].loc)],
                     if n == 0 { [0; 3] } else { groups },
                 )
             }
             Op::ApplyGradientDescent => {
-                let p = OptParams { n: n as u32, flag: 0, pad: [0; 2], h: [0.0; 4] };
+                let p = OptParams {
+                    n: n as u32,
+                    flag: 0,
+                    pad: [0; 2],
+                    h: [0.0; 4],
+                };
                 let groups = self.groups_1d(n as u64)?;
-                self.dispatch(Shader::Optim, "sgd", vec![], bytemuck::bytes_of(&p), &[(1, ins[0].loc), (4, ins[2].loc), (5, ins[1].loc)], if n == 0 { [0; 3] } else { groups })
+                self.dispatch(
+                    Shader::Optim,
+                    "sgd",
+                    vec![],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (4, ins[2].loc), (5, ins[1].loc)],
+                    if n == 0 { [0; 3] } else { groups },
+                )
             }
             Op::ApplyMomentum { momentum, nesterov } => {
-                let p = OptParams { n: n as u32, flag: u32::from(*nesterov), pad: [0; 2], h: [*momentum, 0.0, 0.0, 0.0] };
+                let p = OptParams {
+                    n: n as u32,
+                    flag: u32::from(*nesterov),
+                    pad: [0; 2],
+                    h: [*momentum, 0.0, 0.0, 0.0],
+                };
                 let groups = self.groups_1d(n as u64)?;
                 self.dispatch(
                     Shader::Optim,
                     "momentum",
                     vec![],
                     bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (2, ins[1].loc), (4, ins[3].loc), (5, ins[2].loc)],
+                    &[
+                        (1, ins[0].loc),
+                        (2, ins[1].loc),
+                        (4, ins[3].loc),
+                        (5, ins[2].loc),
+                    ],
                     if n == 0 { [0; 3] } else { groups },
                 )
             }
-            Op::ApplyAdam { beta1, beta2, epsilon, weight_decay } => {
-                let p = OptParams { n: n as u32, flag: 0, pad: [0; 2], h: [*beta1, *beta2, *epsilon, *weight_decay] };
+            Op::ApplyAdam {
+                beta1,
+                beta2,
+                epsilon,
+                weight_decay,
+            } => {
+                let p = OptParams {
+                    n: n as u32,
+                    flag: 0,
+                    pad: [0; 2],
+                    h: [*beta1, *beta2, *epsilon, *weight_decay],
+                };
                 let groups = self.groups_1d(n as u64)?;
                 self.dispatch(
                     Shader::Optim,
                     "adam",
                     vec![],
                     bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (2, ins[1].loc), (3, ins[2].loc), (4, ins[6].loc), (5, ins[5].loc), (6, ins[3].loc), (7, ins[4].loc)],
+                    &[
+                        (1, ins[0].loc),
+                        (2, ins[1].loc),
+                        (3, ins[2].loc),
+                        (4, ins[6].loc),
+                        (5, ins[5].loc),
+                        (6, ins[3].loc),
+                        (7, ins[4].loc),
+                    ],
                     if n == 0 { [0; 3] } else { groups },
                 )
             }
-            Op::ApplyRmsProp { rho, momentum, epsilon } => {
-                let p = OptParams { n: n as u32, flag: 0, pad: [0; 2], h: [*rho, *momentum, *epsilon, 0.0] };
+            Op::ApplyRmsProp {
+                rho,
+                momentum,
+                epsilon,
+            } => {
+                let p = OptParams {
+                    n: n as u32,
+                    flag: 0,
+                    pad: [0; 2],
+                    h: [*rho, *momentum, *epsilon, 0.0],
+                };
                 let groups = self.groups_1d(n as u64)?;
                 self.dispatch(
                     Shader::Optim,
                     "rmsprop",
                     vec![],
                     bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (2, ins[1].loc), (3, ins[2].loc), (4, ins[4].loc), (5, ins[3].loc)],
+                    &[
+                        (1, ins[0].loc),
+                        (2, ins[1].loc),
+                        (3, ins[2].loc),
+                        (4, ins[4].loc),
+                        (5, ins[3].loc),
+                    ],
                     if n == 0 { [0; 3] } else { groups },
                 )
             }

@@ -96,14 +96,22 @@ struct ReadbackJob {
     reply: Sender<Result<Vec<HostTensor>>>,
 }
 
-fn map_and_read(device: &wgpu::Device, staging: &wgpu::Buffer, index: wgpu::SubmissionIndex, layout: &[(u64, DType, Vec<usize>)]) -> Result<Vec<HostTensor>> {
+fn map_and_read(
+    device: &wgpu::Device,
+    staging: &wgpu::Buffer,
+    index: wgpu::SubmissionIndex,
+    layout: &[(u64, DType, Vec<usize>)],
+) -> Result<Vec<HostTensor>> {
     let slice = staging.slice(..);
     let (tx, rx) = crossbeam_channel::bounded(1);
     slice.map_async(wgpu::MapMode::Read, move |r| {
         let _ = tx.send(r);
     });
     device
-        .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+        .poll(wgpu::PollType::Wait {
+            submission_index: Some(index),
+            timeout: None,
+        })
         .map_err(|e| Error::aborted(format!("waiting for the device: {e}")))?;
     rx.recv()
         .map_err(|_| Error::aborted("buffer mapping was dropped"))?
@@ -206,7 +214,11 @@ impl Session {
     }
 
     fn buffer(&self, what: &str, bytes: u64) -> Result<wgpu::Buffer> {
-        let max = u64::from(self.gpu.limits.max_storage_buffer_binding_size).min(self.gpu.limits.max_buffer_size);
+        let max = self
+            .gpu
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.gpu.limits.max_buffer_size);
         if bytes > max {
             return Err(Error::resource_exhausted(format!(
                 "{what} needs {bytes} bytes; the device binds at most {max} bytes per buffer"
@@ -227,8 +239,17 @@ impl Session {
         let n = &self.graph.nodes()[id];
         let size = n.shape.iter().product::<i64>() as u64 * n.dtype.device_size() as u64;
         let buf = self.buffer(&n.name, size)?;
-        let loc = Loc { buf, size: size.max(4) };
-        self.vars.insert(id, VarSlot { loc: loc.clone(), initialized: false });
+        let loc = Loc {
+            buf,
+            size: size.max(4),
+        };
+        self.vars.insert(
+            id,
+            VarSlot {
+                loc: loc.clone(),
+                initialized: false,
+            },
+        );
         Ok(loc)
     }
 
@@ -244,24 +265,38 @@ impl Session {
         };
         let mut bytes = value.device_bytes();
         let size = bytes.len() as u64;
-        let max = u64::from(self.gpu.limits.max_storage_buffer_binding_size);
+        let max = self.gpu.limits.max_storage_buffer_binding_size;
         if size > max {
-            return Err(Error::resource_exhausted(format!("constant '{}' needs {size} bytes; the device binds at most {max}", n.name)));
+            return Err(Error::resource_exhausted(format!(
+                "constant '{}' needs {size} bytes; the device binds at most {max}",
+                n.name
+            )));
         }
         if bytes.len() < 4 {
             bytes.resize(4, 0);
         }
-        let buf = self.gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(&n.name),
-            contents: &bytes,
-            usage: storage_usage(),
-        });
-        let loc = Loc { buf, size: size.max(4) };
+        let buf = self
+            .gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(&n.name),
+                contents: &bytes,
+                usage: storage_usage(),
+            });
+        let loc = Loc {
+            buf,
+            size: size.max(4),
+        };
         self.consts.insert(id, loc.clone());
         Ok(loc)
     }
 
-    fn build_plan(&mut self, sched: &Schedule, fetches: &[Tensor], snapshot: &[Tensor]) -> Result<Plan> {
+    fn build_plan(
+        &mut self,
+        sched: &Schedule,
+        fetches: &[Tensor],
+        snapshot: &[Tensor],
+    ) -> Result<Plan> {
         let graph = Arc::clone(&self.graph);
         let nodes = graph.nodes();
         let gpu = Arc::clone(&self.gpu);
@@ -304,7 +339,10 @@ impl Session {
             let shape = &sched.shapes[&i];
             let bytes = (shape.iter().product::<usize>() * n.dtype.device_size()) as u64;
             if sched.fed.contains(&i) {
-                let loc = Loc { buf: self.buffer(&n.name, bytes)?, size: bytes.max(4) };
+                let loc = Loc {
+                    buf: self.buffer(&n.name, bytes)?,
+                    size: bytes.max(4),
+                };
                 feeds.insert(i, loc.clone());
                 locs.insert(i, loc);
                 continue;
@@ -327,7 +365,10 @@ impl Session {
                         None => self.buffer(&n.name, bytes)?,
                     };
                     pooled.insert(i, buf.clone());
-                    Some(Loc { buf, size: bytes.max(4) })
+                    Some(Loc {
+                        buf,
+                        size: bytes.max(4),
+                    })
                 }
             };
             if let Some(loc) = &loc {
@@ -337,13 +378,22 @@ impl Session {
                 let args: Vec<Arg> = n
                     .inputs
                     .iter()
-                    .map(|t| Arg { loc: &locs[&t.0], dtype: nodes[t.0].dtype, shape: &sched.shapes[&t.0] })
+                    .map(|t| Arg {
+                        loc: &locs[&t.0],
+                        dtype: nodes[t.0].dtype,
+                        shape: &sched.shapes[&t.0],
+                    })
                     .collect();
                 rec.node(&n.op, &args, out, n.dtype, shape)
                     .map_err(|e| e.context(format!("node '{}'", n.name)))?;
             }
             // Release buffers whose last reader has been recorded.
-            for t in n.inputs.iter().map(|t| root[&t.0]).chain(std::iter::once(root[&i])) {
+            for t in n
+                .inputs
+                .iter()
+                .map(|t| root[&t.0])
+                .chain(std::iter::once(root[&i]))
+            {
                 let done = last_use.get(&t).is_none_or(|&l| l <= p);
                 if done && let Some(buf) = pooled.remove(&t) {
                     free.push((buf.size(), buf));
@@ -355,7 +405,12 @@ impl Session {
         for t in fetches {
             let shape = sched.shapes[&t.0].clone();
             let dtype = nodes[t.0].dtype;
-            fetch_slots.push(Slot { loc: locs[&t.0].clone(), offset, dtype, shape: shape.clone() });
+            fetch_slots.push(Slot {
+                loc: locs[&t.0].clone(),
+                offset,
+                dtype,
+                shape: shape.clone(),
+            });
             offset += align8((shape.iter().product::<usize>() * dtype.device_size()) as u64);
         }
         let fetch_staging = if fetches.is_empty() {
@@ -375,7 +430,12 @@ impl Session {
             let loc = self.var_loc(v.0)?;
             let n = &nodes[v.0];
             let shape: Vec<usize> = n.shape.iter().map(|&d| d as usize).collect();
-            snapshot_slots.push(Slot { loc, offset: snap_off, dtype: n.dtype, shape: shape.clone() });
+            snapshot_slots.push(Slot {
+                loc,
+                offset: snap_off,
+                dtype: n.dtype,
+                shape: shape.clone(),
+            });
             snap_off += align8((shape.iter().product::<usize>() * n.dtype.device_size()) as u64);
         }
         let mut reads = sched.reads_uninit_checked.clone();
@@ -406,7 +466,12 @@ impl Session {
     ///
     /// A variable fetched together with an op that updates it returns the value after
     /// the update.
-    pub fn run(&mut self, feeds: &[(Tensor, HostTensor)], fetches: &[Tensor], targets: &[Operation]) -> Result<Vec<HostTensor>> {
+    pub fn run(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[Operation],
+    ) -> Result<Vec<HostTensor>> {
         Ok(self.run_inner(feeds, fetches, targets, &[])?.0)
     }
 
@@ -422,7 +487,10 @@ impl Session {
         for &v in snapshot {
             self.graph.check(v)?;
             if !self.graph.is_variable(v) {
-                return Err(Error::invalid_argument(format!("'{}' is not a variable", self.graph.name(v))));
+                return Err(Error::invalid_argument(format!(
+                    "'{}' is not a variable",
+                    self.graph.name(v)
+                )));
             }
         }
         let (out, snap) = self.run_inner(feeds, fetches, targets, snapshot)?;
@@ -439,14 +507,18 @@ impl Session {
     ) -> Result<(Vec<HostTensor>, Option<Snapshot>)> {
         self.gpu.check_health()?;
         let mut key = PlanKey {
-            feeds: feeds.iter().map(|(t, v)| (t.0, v.shape().to_vec())).collect(),
+            feeds: feeds
+                .iter()
+                .map(|(t, v)| (t.0, v.shape().to_vec()))
+                .collect(),
             fetches: fetches.iter().map(|t| t.0).collect(),
             targets: targets.iter().map(|t| t.0).collect(),
             snapshot: snapshot.iter().map(|t| t.0).collect(),
         };
         key.feeds.sort();
         if !self.plans.contains_key(&key) {
-            let feed_refs: Vec<(Tensor, &HostTensor)> = feeds.iter().map(|(t, v)| (*t, v)).collect();
+            let feed_refs: Vec<(Tensor, &HostTensor)> =
+                feeds.iter().map(|(t, v)| (*t, v)).collect();
             let sched = schedule(&self.graph, &feed_refs, fetches, targets)?;
             let plan = self.build_plan(&sched, fetches, snapshot)?;
             self.plans.insert(key.clone(), plan);
@@ -481,13 +553,25 @@ impl Session {
                 gpu.queue.write_buffer(&loc.buf, 0, &v.device_bytes());
             }
         }
-        let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wgtrain run") });
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wgtrain run"),
+            });
         let mut i = 0;
         while i < plan.steps.len() {
             match &plan.steps[i] {
                 Step::Dispatch { .. } => {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
-                    while let Some(Step::Dispatch { pipeline, bind_group, groups }) = plan.steps.get(i) {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: None,
+                        timestamp_writes: None,
+                    });
+                    while let Some(Step::Dispatch {
+                        pipeline,
+                        bind_group,
+                        groups,
+                    }) = plan.steps.get(i)
+                    {
                         pass.set_pipeline(pipeline);
                         pass.set_bind_group(0, bind_group, &[]);
                         pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
@@ -536,7 +620,9 @@ impl Session {
         let index = gpu.queue.submit(Some(enc.finish()));
         if let Some(e) = pollster::block_on(oom.pop()) {
             let _ = pollster::block_on(scope.pop());
-            return Err(Error::resource_exhausted(format!("device out of memory: {e}")));
+            return Err(Error::resource_exhausted(format!(
+                "device out of memory: {e}"
+            )));
         }
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::internal(format!("wgpu validation error: {e}")));
@@ -546,18 +632,34 @@ impl Session {
         let snap = match snap_staging {
             None => None,
             Some(buf) => {
-                let layout = plan.snapshot_slots.iter().map(|s| (s.offset, s.dtype, s.shape.clone())).collect();
+                let layout = plan
+                    .snapshot_slots
+                    .iter()
+                    .map(|s| (s.offset, s.dtype, s.shape.clone()))
+                    .collect();
                 let (tx, rx) = crossbeam_channel::bounded(1);
-                let jobs = self.jobs.as_ref().ok_or_else(|| Error::internal("readback thread stopped"))?;
-                jobs.send(ReadbackJob { staging: buf, index: index.clone(), layout, reply: tx })
-                    .map_err(|_| Error::aborted("the readback thread stopped"))?;
+                let jobs = self
+                    .jobs
+                    .as_ref()
+                    .ok_or_else(|| Error::internal("readback thread stopped"))?;
+                jobs.send(ReadbackJob {
+                    staging: buf,
+                    index: index.clone(),
+                    layout,
+                    reply: tx,
+                })
+                .map_err(|_| Error::aborted("the readback thread stopped"))?;
                 Some(Snapshot { rx })
             }
         };
         let outputs = match &plan.fetch_staging {
             None => Vec::new(),
             Some((staging, _)) => {
-                let layout: Vec<(u64, DType, Vec<usize>)> = plan.fetch_slots.iter().map(|s| (s.offset, s.dtype, s.shape.clone())).collect();
+                let layout: Vec<(u64, DType, Vec<usize>)> = plan
+                    .fetch_slots
+                    .iter()
+                    .map(|s| (s.offset, s.dtype, s.shape.clone()))
+                    .collect();
                 map_and_read(&gpu.device, staging, index, &layout)?
             }
         };
@@ -592,7 +694,10 @@ impl Session {
             self.graph.check(*v)?;
             let n = self.graph.node(*v);
             if !self.graph.is_variable(*v) {
-                return Err(Error::invalid_argument(format!("'{}' is not a variable", n.name)));
+                return Err(Error::invalid_argument(format!(
+                    "'{}' is not a variable",
+                    n.name
+                )));
             }
             let want: Vec<usize> = n.shape.iter().map(|&d| d as usize).collect();
             if t.dtype() != n.dtype || t.shape() != want.as_slice() {
@@ -629,6 +734,8 @@ impl Session {
     pub fn uninitialized_variables(&self) -> Vec<Tensor> {
         let mut all = self.graph.global_variables();
         all.extend(self.graph.local_variables());
-        all.into_iter().filter(|v| !self.is_initialized(*v)).collect()
+        all.into_iter()
+            .filter(|v| !self.is_initialized(*v))
+            .collect()
     }
 }

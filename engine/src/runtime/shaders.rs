@@ -30,14 +30,46 @@ pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
 /// Every registered family: (shader, file name, source without the common prelude).
 pub const SHADERS: &[(Shader, &str, &str)] = &[
-    (Shader::Elementwise, "elementwise.wgsl", include_str!("../../../shaders/elementwise.wgsl")),
-    (Shader::Layout, "layout.wgsl", include_str!("../../../shaders/layout.wgsl")),
-    (Shader::Reduce, "reduce.wgsl", include_str!("../../../shaders/reduce.wgsl")),
-    (Shader::Matmul, "matmul.wgsl", include_str!("../../../shaders/matmul.wgsl")),
-    (Shader::Softmax, "softmax.wgsl", include_str!("../../../shaders/softmax.wgsl")),
-    (Shader::Index, "index.wgsl", include_str!("../../../shaders/index.wgsl")),
-    (Shader::Optim, "optim.wgsl", include_str!("../../../shaders/optim.wgsl")),
-    (Shader::State, "state.wgsl", include_str!("../../../shaders/state.wgsl")),
+    (
+        Shader::Elementwise,
+        "elementwise.wgsl",
+        include_str!("../../../shaders/elementwise.wgsl"),
+    ),
+    (
+        Shader::Layout,
+        "layout.wgsl",
+        include_str!("../../../shaders/layout.wgsl"),
+    ),
+    (
+        Shader::Reduce,
+        "reduce.wgsl",
+        include_str!("../../../shaders/reduce.wgsl"),
+    ),
+    (
+        Shader::Matmul,
+        "matmul.wgsl",
+        include_str!("../../../shaders/matmul.wgsl"),
+    ),
+    (
+        Shader::Softmax,
+        "softmax.wgsl",
+        include_str!("../../../shaders/softmax.wgsl"),
+    ),
+    (
+        Shader::Index,
+        "index.wgsl",
+        include_str!("../../../shaders/index.wgsl"),
+    ),
+    (
+        Shader::Optim,
+        "optim.wgsl",
+        include_str!("../../../shaders/optim.wgsl"),
+    ),
+    (
+        Shader::State,
+        "state.wgsl",
+        include_str!("../../../shaders/state.wgsl"),
+    ),
 ];
 
 /// The file names of all registered shaders, `common.wgsl` included.
@@ -84,10 +116,17 @@ mod tests {
         let registered = registered_files();
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).expect("shaders/ exists") {
-            let name = entry.expect("dir entry").file_name().to_string_lossy().to_string();
+            let name = entry
+                .expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .to_string();
             if name.ends_with(".wgsl") {
                 seen += 1;
-                assert!(registered.contains(&name.as_str()), "shaders/{name} is not registered");
+                assert!(
+                    registered.contains(&name.as_str()),
+                    "shaders/{name} is not registered"
+                );
             }
         }
         assert_eq!(seen, registered.len());

@@ -17,3 +17,8 @@ pub use wgtrain_engine::{
     Operation, Optimizer, Reference, Result, RmsProp, Session, SessionConfig, Sgd, Tensor,
     gradients,
 };
+
+/// The README's examples, compiled as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

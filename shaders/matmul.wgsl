@@ -25,14 +25,15 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
-@compute @workgroup_size(8, 8, 1)
-fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row0 = wid.y * 32u + lid.y * 4u;
-    let col0 = wid.x * 32u + lid.x * 4u;
-    if (row0 >= p.m || col0 >= p.n) {
-        return;
-    }
-    let bi = wid.z;
+// Epilogue of `matmul_fused`: 1 adds a bias along the columns, 2 adds the bias and
+// applies ReLU, 3 keeps the product where `aux` (a ReLU output) is positive: the
+// backward pass of ReLU fused into the matmul that produces its gradient.
+override EPI: u32 = 0u;
+
+@group(0) @binding(4) var<storage, read> aux: array<f32>;
+
+// The 4x4 block of C at (row0, col0) of batch bi.
+fn block(bi: u32, row0: u32, col0: u32) -> array<vec4<f32>, 4> {
     let abase = bi * p.a_bs;
     let bbase = bi * p.b_bs;
     // Clamp indices of rows/columns past the edge; their results are not stored.
@@ -62,8 +63,18 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
             acc3 += av.w * bv;
         }
     }
-    let cbase = bi * p.c_bs;
-    let rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    return array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wid.y * 32u + lid.y * 4u;
+    let col0 = wid.x * 32u + lid.x * 4u;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    let rows = block(wid.z, row0, col0);
+    let cbase = wid.z * p.c_bs;
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + i;
         if (row < p.m) {
@@ -71,6 +82,36 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
                 let col = col0 + j;
                 if (col < p.n) {
                     c[cbase + row * p.n + col] = rows[i][j];
+                }
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn matmul_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wid.y * 32u + lid.y * 4u;
+    let col0 = wid.x * 32u + lid.x * 4u;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    let rows = block(wid.z, row0, col0);
+    let cbase = wid.z * p.c_bs;
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + i;
+        if (row < p.m) {
+            for (var j = 0u; j < 4u; j++) {
+                let col = col0 + j;
+                if (col < p.n) {
+                    let idx = cbase + row * p.n + col;
+                    var v = rows[i][j];
+                    switch EPI {
+                        case 1u: { v = v + aux[col]; }
+                        case 2u: { v = max(v + aux[col], 0.0); }
+                        case 3u: { v = select(0.0, v, aux[idx] > 0.0); }
+                        default: {}
+                    }
+                    c[idx] = v;
                 }
             }
         }

@@ -6,8 +6,11 @@
 struct Params {
     rows: u32,
     cols: u32,
-    pad0: u32,
-    pad1: u32,
+    // xent_grad: 1 when labels are class indices.
+    sparse: u32,
+    // xent_grad: 1 when dy is one scalar to divide by the number of rows (the gradient
+    // of a mean of the losses).
+    mean: u32,
 }
 
 // softmax: 0 softmax, 1 log-softmax.
@@ -96,4 +99,46 @@ fn sparse_xent(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let m = row_max(base);
     let lse = row_lse(base, m);
     out[row] = lse + m - logits[base + label];
+}
+
+@group(0) @binding(4) var<storage, read> dy: array<f32>;
+
+// The gradient of the cross-entropy with respect to the logits, scaled by the
+// incoming gradient of each row's loss: (softmax * sum(labels) - labels) * dy.
+@compute @workgroup_size(256)
+fn xent_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = flat_index(gid, nwg);
+    if (row >= p.rows) {
+        return;
+    }
+    let base = row * p.cols;
+    let m = row_max(base);
+    let lse = row_lse(base, m);
+    var g = 0.0;
+    if (p.mean == 1u) {
+        g = dy[0] / f32(p.rows);
+    } else {
+        g = dy[row];
+    }
+    var total = 1.0;
+    if (p.sparse == 0u) {
+        total = 0.0;
+        for (var j0 = 0u; j0 < p.cols; j0 += 4096u) {
+            for (var j = j0; j < min(j0 + 4096u, p.cols); j++) {
+                total += bitcast<f32>(labels[base + j]);
+            }
+        }
+    }
+    let label = labels[row];
+    for (var j0 = 0u; j0 < p.cols; j0 += 4096u) {
+        for (var j = j0; j < min(j0 + 4096u, p.cols); j++) {
+            var y = 0.0;
+            if (p.sparse == 1u) {
+                y = select(0.0, 1.0, label == j);
+            } else {
+                y = bitcast<f32>(labels[base + j]);
+            }
+            out[base + j] = (exp(logits[base + j] - m - lse) * total - y) * g;
+        }
+    }
 }

@@ -361,44 +361,26 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
         }
         Op::SoftmaxXent | Op::SparseSoftmaxXent => {
             let (logits, labels) = (x(0), x(1));
-            let ge = g.expand_dims(dy, -1)?;
-            let p = g.softmax(logits)?;
-            // d/dlogits = softmax * sum(labels) - labels (exact for unnormalized labels).
-            let p = if matches!(n.op, Op::SoftmaxXent) {
-                let total = g.reduce_sum(labels, &[-1], true)?;
-                g.mul(p, total)?
-            } else {
-                p
+            let sparse = matches!(n.op, Op::SparseSoftmaxXent);
+            // The gradient of a mean of the losses arrives as a broadcast scalar: read the
+            // scalar directly and divide by the number of rows in the same kernel.
+            let (dy_in, mean) = match &g.node(dy).op {
+                Op::BroadcastLike { mean: true } if g.shape(g.node(dy).inputs[0]).iter().all(|&d| d == 1) => (g.node(dy).inputs[0], true),
+                _ => (dy, false),
             };
-            let target = if matches!(n.op, Op::SparseSoftmaxXent) {
-                let classes = g.shape(logits)[1];
-                if classes < 0 {
-                    return Err(Error::invalid_argument(format!(
-                        "gradient of '{}': the number of classes must be known",
-                        n.name
-                    )));
-                }
-                let l = if g.dtype(labels) == DType::I32 {
-                    labels
-                } else {
-                    g.cast(labels, DType::I32)?
-                };
-                g.one_hot(l, classes as usize, 1.0, 0.0)?
+            let dl = g.add_op(Op::XentGrad { sparse, mean }, &[logits, labels, dy_in], "xent_grad")?;
+            let dlabels = if sparse {
+                None
             } else {
-                labels
-            };
-            let d = g.sub(p, target)?;
-            let dl = g.mul(d, ge)?;
-            let dlabels = if matches!(n.op, Op::SoftmaxXent) {
+                let ge = g.expand_dims(dy, -1)?;
                 let ls = g.log_softmax(logits)?;
                 let t = g.mul(ls, ge)?;
                 Some(g.neg(t)?)
-            } else {
-                None
             };
             Ok(vec![Some(dl), dlabels])
         }
         Op::Compare(_) | Op::ArgMax { .. } | Op::OneHot { .. } => Ok(vec![None; n.inputs.len()]),
+        Op::XentGrad { .. } => Err(Error::unimplemented("second-order gradient of the cross-entropy is not implemented")),
         Op::BroadcastLike { mean: true } => Err(Error::unimplemented(
             "gradient of a mean's gradient is not implemented",
         )),

@@ -325,6 +325,15 @@ pub enum Op {
     SoftmaxXent,
     /// Per-row cross-entropy of logits (input 0) against integer class labels (input 1).
     SparseSoftmaxXent,
+    /// The gradient of the cross-entropy with respect to the logits: inputs (logits,
+    /// labels, dy), output `(softmax(logits) * sum(labels) - labels) * dy` per row.
+    XentGrad {
+        /// Labels are class indices (one-hot targets).
+        sparse: bool,
+        /// `dy` is one scalar, the gradient of the mean of the losses (divided by the
+        /// number of rows).
+        mean: bool,
+    },
     /// Adds a rank-1 bias (input 1) along the last axis of input 0.
     BiasAdd,
     /// Updates variable input 0 with input 1.
@@ -395,6 +404,8 @@ impl Op {
             Op::LogSoftmax => "LogSoftmax",
             Op::SoftmaxXent => "SoftmaxCrossEntropyWithLogits",
             Op::SparseSoftmaxXent => "SparseSoftmaxCrossEntropyWithLogits",
+            Op::XentGrad { sparse: true, .. } => "SparseSoftmaxCrossEntropyWithLogitsGrad",
+            Op::XentGrad { sparse: false, .. } => "SoftmaxCrossEntropyWithLogitsGrad",
             Op::BiasAdd => "BiasAdd",
             Op::Assign(a) => a.tf_name(),
             Op::ApplyGradientDescent => "ApplyGradientDescent",
@@ -860,6 +871,34 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
                 }
             }
             out(DType::F32, vec![l[0]])
+        }
+        Op::XentGrad { sparse, mean } => {
+            arity(3)?;
+            float_only(0)?;
+            float_only(2)?;
+            let l = &shapes[0];
+            if l.len() != 2 {
+                return Err(err(op, format!("logits must be rank 2, got {}", shape_str(l))));
+            }
+            let labels_ok = if *sparse {
+                matches!(dtypes[1], DType::I32 | DType::U32) && shapes[1].len() == 1
+            } else {
+                dtypes[1] == DType::F32 && compatible(&shapes[1], l)
+            };
+            let dy_ok = if *mean { shapes[2].iter().all(|&d| d == 1) } else { shapes[2].len() == 1 && dims_match(shapes[2][0], l[0]) };
+            if !labels_ok || !dy_ok {
+                return Err(err(
+                    op,
+                    format!(
+                        "logits {}, labels {} {}, dy {} do not fit",
+                        shape_str(l),
+                        dtypes[1],
+                        shape_str(&shapes[1]),
+                        shape_str(&shapes[2])
+                    ),
+                ));
+            }
+            out(DType::F32, l.clone())
         }
         Op::Assign(a) => {
             arity(2)?;

@@ -133,8 +133,12 @@ pub fn list_adapters(config: &SessionConfig) -> Vec<AdapterSummary> {
 }
 
 fn instance(config: &SessionConfig) -> wgpu::Instance {
+    instance_for(config.backends())
+}
+
+fn instance_for(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-    desc.backends = config.backends();
+    desc.backends = backends;
     wgpu::Instance::new(desc)
 }
 
@@ -199,8 +203,17 @@ impl Gpu {
     }
 
     fn create(config: &SessionConfig) -> Result<Gpu> {
-        let instance = instance(config);
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(config.backends()));
+        let backends = config.backends();
+        // With every backend allowed, try the primary APIs first: probing GL (EGL) is
+        // slow and noisy on headless machines, and only a fallback.
+        let auto = config.backend == Backend::Auto && wgpu::Backends::from_env().is_none();
+        let first = if auto { wgpu::Backends::PRIMARY } else { backends };
+        let instance = instance_for(first);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(first));
+        if adapters.is_empty() && auto {
+            let gl = instance_for(wgpu::Backends::GL);
+            adapters = pollster::block_on(gl.enumerate_adapters(wgpu::Backends::GL));
+        }
         if let Some(filter) = config.name_filter() {
             adapters.retain(|a| a.get_info().name.to_lowercase().contains(&filter));
         }

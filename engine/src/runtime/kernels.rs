@@ -73,7 +73,8 @@ struct MatmulParams {
 struct RowParams {
     rows: u32,
     cols: u32,
-    pad: [u32; 2],
+    sparse: u32,
+    mean: u32,
 }
 
 /// Mirrors `Params` in `index.wgsl`.
@@ -108,8 +109,18 @@ struct CountParams {
 #[derive(Clone, Debug)]
 pub(crate) struct Loc {
     pub buf: wgpu::Buffer,
+    /// Byte offset of the tensor in the buffer (a multiple of the device's storage
+    /// offset alignment for arena views, 0 otherwise).
+    pub offset: u64,
     /// Bytes of the tensor (at least 4).
     pub size: u64,
+}
+
+impl Loc {
+    /// A whole buffer holding `size` bytes from its start.
+    pub fn whole(buf: wgpu::Buffer, size: u64) -> Loc {
+        Loc { buf, offset: 0, size: size.max(4) }
+    }
 }
 
 /// One recorded unit of device work.
@@ -121,11 +132,14 @@ pub(crate) enum Step {
     },
     Copy {
         src: wgpu::Buffer,
+        src_offset: u64,
         dst: wgpu::Buffer,
+        dst_offset: u64,
         size: u64,
     },
     Clear {
         buf: wgpu::Buffer,
+        offset: u64,
         size: u64,
     },
 }
@@ -260,7 +274,7 @@ impl<'g> Recorder<'g> {
                 binding,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: &loc.buf,
-                    offset: 0,
+                    offset: loc.offset,
                     size: NonZeroU64::new(loc.size.max(4)),
                 }),
             });
@@ -274,6 +288,9 @@ impl<'g> Recorder<'g> {
                 layout: &layout,
                 entries: &entries,
             });
+        if std::env::var_os("WGTRAIN_TRACE_PLAN").is_some() {
+            eprintln!("dispatch {entry} {:?} groups {groups:?}", key.overrides);
+        }
         self.steps.push(Step::Dispatch {
             pipeline,
             bind_group,
@@ -286,10 +303,13 @@ impl<'g> Recorder<'g> {
     /// Records a buffer copy.
     pub fn copy(&mut self, src: &Loc, dst: &Loc) {
         let size = src.size.min(dst.size);
-        if size > 0 {
+        let same = src.buf == dst.buf && src.offset == dst.offset;
+        if size > 0 && !same {
             self.steps.push(Step::Copy {
                 src: src.buf.clone(),
+                src_offset: src.offset,
                 dst: dst.buf.clone(),
+                dst_offset: dst.offset,
                 size,
             });
         }
@@ -383,15 +403,15 @@ impl<'g> Recorder<'g> {
         while remaining > REDUCE_CHUNK {
             let chunks = remaining.div_ceil(REDUCE_CHUNK);
             let bytes = (n_out * chunks * 4) as u64;
-            let temp = Loc {
-                buf: self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            let temp = Loc::whole(
+                self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("reduce partials"),
                     size: bytes.max(4),
                     usage: wgpu::BufferUsages::STORAGE,
                     mapped_at_creation: false,
                 }),
-                size: bytes.max(4),
-            };
+                bytes,
+            );
             p.chunks = chunks as u32;
             let op = if mean { ReduceOp::Sum.code() } else { code };
             let groups = self.groups_1d((n_out * chunks) as u64)?;
@@ -431,6 +451,84 @@ impl<'g> Recorder<'g> {
             &[(1, &input), (3, out)],
             if n_out == 0 { [0; 3] } else { groups },
         )
+    }
+
+    /// Records one optimizer update of `n` parameters: `var` and its `slots` (arena
+    /// views or whole arenas), the gradient, the learning rate and Adam's beta powers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn apply(&mut self, op: &Op, var: &Loc, slots: &[&Loc], grad: &Loc, lr: &Loc, powers: Option<(&Loc, &Loc)>, n: usize) -> Result<()> {
+        let groups = if n == 0 { [0; 3] } else { self.groups_1d(n as u64)? };
+        let (entry, flag, h) = match op {
+            Op::ApplyGradientDescent => ("sgd", 0, [0.0; 4]),
+            Op::ApplyMomentum { momentum, nesterov } => ("momentum", u32::from(*nesterov), [*momentum, 0.0, 0.0, 0.0]),
+            Op::ApplyAdam { beta1, beta2, epsilon, weight_decay } => ("adam", 0, [*beta1, *beta2, *epsilon, *weight_decay]),
+            Op::ApplyRmsProp { rho, momentum, epsilon } => ("rmsprop", 0, [*rho, *momentum, *epsilon, 0.0]),
+            _ => return Err(Error::internal(format!("{} is not an optimizer update", op.tf_name()))),
+        };
+        let p = OptParams { n: n as u32, flag, pad: [0; 2], h };
+        let mut bindings: Vec<(u32, &Loc)> = vec![(1, var), (4, grad), (5, lr)];
+        for (k, s) in slots.iter().enumerate() {
+            bindings.push((2 + k as u32, s));
+        }
+        if let Some((b1p, b2p)) = powers {
+            bindings.push((6, b1p));
+            bindings.push((7, b2p));
+        }
+        self.dispatch(Shader::Optim, entry, vec![], bytemuck::bytes_of(&p), &bindings, groups)
+    }
+
+    /// Records `out = op(a) @ op(b)`, with an optional fused epilogue (code of
+    /// `matmul.wgsl`'s `EPI`: 1 bias, 2 bias + ReLU, 3 ReLU-gradient mask) reading `aux`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(&mut self, a: &Arg, b: &Arg, transpose_a: bool, transpose_b: bool, out: &Loc, out_shape: &[usize], epilogue: Option<(u32, &Loc)>) -> Result<()> {
+        let r = a.shape.len();
+        let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
+        let (br, bc) = (b.shape[r - 2], b.shape[r - 1]);
+        let (m, nn) = (out_shape[r - 2], out_shape[r - 1]);
+        let k = if transpose_a { ar } else { ac };
+        let batch = numel(&out_shape[..r - 2]);
+        if m * nn * batch == 0 {
+            return Ok(());
+        }
+        if k == 0 && epilogue.is_none() {
+            self.steps.push(Step::Clear { buf: out.buf.clone(), offset: out.offset, size: out.size });
+            return Ok(());
+        }
+        let (a_rs, a_ks) = if transpose_a { (1, ac) } else { (ac, 1) };
+        let (b_ks, b_cs) = if transpose_b { (1, bc) } else { (bc, 1) };
+        let p = MatmulParams {
+            m: m as u32,
+            n: nn as u32,
+            k: k as u32,
+            batch: batch as u32,
+            a_rs: a_rs as u32,
+            a_ks: a_ks as u32,
+            b_ks: b_ks as u32,
+            b_cs: b_cs as u32,
+            a_bs: (ar * ac) as u32,
+            b_bs: (br * bc) as u32,
+            c_bs: (m * nn) as u32,
+            pad: 0,
+        };
+        let max = self.gpu.limits.max_compute_workgroups_per_dimension as usize;
+        let groups = [nn.div_ceil(32), m.div_ceil(32), batch];
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::resource_exhausted(format!(
+                "matmul of {batch}x{m}x{nn} needs {groups:?} workgroups; the device allows {max} per dimension"
+            )));
+        }
+        let groups = [groups[0] as u32, groups[1] as u32, groups[2] as u32];
+        match epilogue {
+            None => self.dispatch(Shader::Matmul, "matmul", vec![], bytemuck::bytes_of(&p), &[(1, a.loc), (2, b.loc), (3, out)], groups),
+            Some((epi, aux)) => self.dispatch(
+                Shader::Matmul,
+                "matmul_fused",
+                vec![("EPI", epi)],
+                bytemuck::bytes_of(&p),
+                &[(1, a.loc), (2, b.loc), (3, out), (4, aux)],
+                groups,
+            ),
+        }
     }
 
     /// Records the kernels of one node: `ins` its inputs, `out` its output.
@@ -534,56 +632,7 @@ impl<'g> Recorder<'g> {
             Op::MatMul {
                 transpose_a,
                 transpose_b,
-            } => {
-                let (a, b) = (&ins[0], &ins[1]);
-                let r = a.shape.len();
-                let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
-                let (br, bc) = (b.shape[r - 2], b.shape[r - 1]);
-                let (m, nn) = (out_shape[r - 2], out_shape[r - 1]);
-                let k = if *transpose_a { ar } else { ac };
-                let batch = numel(&out_shape[..r - 2]);
-                if m * nn * batch == 0 {
-                    return Ok(());
-                }
-                if k == 0 {
-                    self.steps.push(Step::Clear {
-                        buf: out.buf.clone(),
-                        size: out.size,
-                    });
-                    return Ok(());
-                }
-                let (a_rs, a_ks) = if *transpose_a { (1, ac) } else { (ac, 1) };
-                let (b_ks, b_cs) = if *transpose_b { (1, bc) } else { (bc, 1) };
-                let p = MatmulParams {
-                    m: m as u32,
-                    n: nn as u32,
-                    k: k as u32,
-                    batch: batch as u32,
-                    a_rs: a_rs as u32,
-                    a_ks: a_ks as u32,
-                    b_ks: b_ks as u32,
-                    b_cs: b_cs as u32,
-                    a_bs: (ar * ac) as u32,
-                    b_bs: (br * bc) as u32,
-                    c_bs: (m * nn) as u32,
-                    pad: 0,
-                };
-                let max = self.gpu.limits.max_compute_workgroups_per_dimension as usize;
-                let groups = [nn.div_ceil(32), m.div_ceil(32), batch];
-                if groups.iter().any(|&g| g > max) {
-                    return Err(Error::resource_exhausted(format!(
-                        "matmul of {batch}x{m}x{nn} needs {groups:?} workgroups; the device allows {max} per dimension"
-                    )));
-                }
-                self.dispatch(
-                    Shader::Matmul,
-                    "matmul",
-                    vec![],
-                    bytemuck::bytes_of(&p),
-                    &[(1, a.loc), (2, b.loc), (3, out)],
-                    [groups[0] as u32, groups[1] as u32, groups[2] as u32],
-                )
-            }
+            } => self.matmul(&ins[0], &ins[1], *transpose_a, *transpose_b, out, out_shape, None),
             Op::Reduce { op: r, axes, .. } => self.reduce(&ins[0], out, axes, r.code()),
             Op::SumLike => {
                 let x = &ins[0];
@@ -651,11 +700,7 @@ impl<'g> Recorder<'g> {
             Op::Softmax | Op::LogSoftmax => {
                 let cols = *ins[0].shape.last().unwrap_or(&1);
                 let rows = n.checked_div(cols).unwrap_or(0);
-                let p = RowParams {
-                    rows: rows as u32,
-                    cols: cols as u32,
-                    pad: [0; 2],
-                };
+                let p = RowParams { rows: rows as u32, cols: cols as u32, sparse: 0, mean: 0 };
                 let groups = self.groups_1d(rows as u64)?;
                 self.dispatch(
                     Shader::Softmax,
@@ -671,11 +716,7 @@ impl<'g> Recorder<'g> {
                 if cols == 0 {
                     return Err(Error::invalid_argument("cross-entropy over zero classes"));
                 }
-                let p = RowParams {
-                    rows: rows as u32,
-                    cols: cols as u32,
-                    pad: [0; 2],
-                };
+                let p = RowParams { rows: rows as u32, cols: cols as u32, sparse: 0, mean: 0 };
                 let entry = if matches!(op, Op::SoftmaxXent) {
                     "xent"
                 } else {
@@ -691,11 +732,41 @@ impl<'g> Recorder<'g> {
                     if rows == 0 { [0; 3] } else { groups },
                 )
             }
+            Op::XentGrad { sparse, mean } => {
+                let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
+                let p = RowParams { rows: rows as u32, cols: cols as u32, sparse: u32::from(*sparse), mean: u32::from(*mean) };
+                let groups = self.groups_1d(rows as u64)?;
+                self.dispatch(
+                    Shader::Softmax,
+                    "xent_grad",
+                    vec![],
+                    bytemuck::bytes_of(&p),
+                    &[(1, ins[0].loc), (2, ins[1].loc), (3, out), (4, ins[2].loc)],
+                    if rows * cols == 0 { [0; 3] } else { groups },
+                )
+            }
             Op::Assign(AssignOp::Assign) => {
                 self.copy(ins[1].loc, ins[0].loc);
                 Ok(())
             }
             Op::Assign(kind) => {
+                // A value in the variable's own buffer (an arena) cannot be bound for
+                // reading while the variable is bound for writing: copy it out first.
+                let value = if ins[1].loc.buf == ins[0].loc.buf {
+                    let temp = Loc::whole(
+                        self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                            label: Some("assign value"),
+                            size: ins[1].loc.size,
+                            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                            mapped_at_creation: false,
+                        }),
+                        ins[1].loc.size,
+                    );
+                    self.copy(ins[1].loc, &temp);
+                    temp
+                } else {
+                    ins[1].loc.clone()
+                };
                 let p = CountParams {
                     n: n as u32,
                     pad: [0; 3],
@@ -709,105 +780,20 @@ impl<'g> Recorder<'g> {
                         ("DT", dt_code(out_dtype)),
                     ],
                     bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (2, ins[1].loc)],
+                    &[(1, ins[0].loc), (2, &value)],
                     if n == 0 { [0; 3] } else { groups },
                 )
             }
-            Op::ApplyGradientDescent => {
-                let p = OptParams {
-                    n: n as u32,
-                    flag: 0,
-                    pad: [0; 2],
-                    h: [0.0; 4],
+            op @ (Op::ApplyGradientDescent | Op::ApplyMomentum { .. } | Op::ApplyAdam { .. } | Op::ApplyRmsProp { .. }) => {
+                let slots: Vec<&Loc> = op.mutated_slots().iter().map(|&k| ins[k].loc).collect();
+                let (lr, grad) = match op {
+                    Op::ApplyGradientDescent => (ins[1].loc, ins[2].loc),
+                    Op::ApplyMomentum { .. } => (ins[2].loc, ins[3].loc),
+                    Op::ApplyAdam { .. } => (ins[5].loc, ins[6].loc),
+                    _ => (ins[3].loc, ins[4].loc),
                 };
-                let groups = self.groups_1d(n as u64)?;
-                self.dispatch(
-                    Shader::Optim,
-                    "sgd",
-                    vec![],
-                    bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (4, ins[2].loc), (5, ins[1].loc)],
-                    if n == 0 { [0; 3] } else { groups },
-                )
-            }
-            Op::ApplyMomentum { momentum, nesterov } => {
-                let p = OptParams {
-                    n: n as u32,
-                    flag: u32::from(*nesterov),
-                    pad: [0; 2],
-                    h: [*momentum, 0.0, 0.0, 0.0],
-                };
-                let groups = self.groups_1d(n as u64)?;
-                self.dispatch(
-                    Shader::Optim,
-                    "momentum",
-                    vec![],
-                    bytemuck::bytes_of(&p),
-                    &[
-                        (1, ins[0].loc),
-                        (2, ins[1].loc),
-                        (4, ins[3].loc),
-                        (5, ins[2].loc),
-                    ],
-                    if n == 0 { [0; 3] } else { groups },
-                )
-            }
-            Op::ApplyAdam {
-                beta1,
-                beta2,
-                epsilon,
-                weight_decay,
-            } => {
-                let p = OptParams {
-                    n: n as u32,
-                    flag: 0,
-                    pad: [0; 2],
-                    h: [*beta1, *beta2, *epsilon, *weight_decay],
-                };
-                let groups = self.groups_1d(n as u64)?;
-                self.dispatch(
-                    Shader::Optim,
-                    "adam",
-                    vec![],
-                    bytemuck::bytes_of(&p),
-                    &[
-                        (1, ins[0].loc),
-                        (2, ins[1].loc),
-                        (3, ins[2].loc),
-                        (4, ins[6].loc),
-                        (5, ins[5].loc),
-                        (6, ins[3].loc),
-                        (7, ins[4].loc),
-                    ],
-                    if n == 0 { [0; 3] } else { groups },
-                )
-            }
-            Op::ApplyRmsProp {
-                rho,
-                momentum,
-                epsilon,
-            } => {
-                let p = OptParams {
-                    n: n as u32,
-                    flag: 0,
-                    pad: [0; 2],
-                    h: [*rho, *momentum, *epsilon, 0.0],
-                };
-                let groups = self.groups_1d(n as u64)?;
-                self.dispatch(
-                    Shader::Optim,
-                    "rmsprop",
-                    vec![],
-                    bytemuck::bytes_of(&p),
-                    &[
-                        (1, ins[0].loc),
-                        (2, ins[1].loc),
-                        (3, ins[2].loc),
-                        (4, ins[4].loc),
-                        (5, ins[3].loc),
-                    ],
-                    if n == 0 { [0; 3] } else { groups },
-                )
+                let powers = matches!(op, Op::ApplyAdam { .. }).then(|| (ins[3].loc, ins[4].loc));
+                self.apply(op, ins[0].loc, &slots, grad, lr, powers, n)
             }
         }
     }

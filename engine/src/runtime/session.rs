@@ -56,6 +56,34 @@ struct Plan {
     snapshot_size: u64,
 }
 
+/// Optimizer updates of one kind sharing hyperparameters, learning rate and beta powers,
+/// whose variables, slots and gradients live in arenas with one layout: when a run
+/// contains all of them, they run as one dispatch over the arenas.
+struct ApplyGroup {
+    members: Vec<usize>,
+    template: Op,
+    lr: usize,
+    powers: Option<(usize, usize)>,
+    var_arena: Loc,
+    slot_arenas: Vec<Loc>,
+    grad_arena: Loc,
+    /// Gradient view of each member, in member order.
+    grad_views: Vec<Loc>,
+    /// 32-bit words covered by the fused update (padding included).
+    words: usize,
+}
+
+/// Input positions of (learning rate, gradient, beta powers) of an optimizer update.
+fn apply_inputs(op: &Op) -> Option<(usize, usize, Option<(usize, usize)>)> {
+    match op {
+        Op::ApplyGradientDescent => Some((1, 2, None)),
+        Op::ApplyMomentum { .. } => Some((2, 3, None)),
+        Op::ApplyAdam { .. } => Some((5, 6, Some((3, 4)))),
+        Op::ApplyRmsProp { .. } => Some((3, 4, None)),
+        _ => None,
+    }
+}
+
 struct VarSlot {
     loc: Loc,
     initialized: bool,
@@ -142,6 +170,7 @@ pub struct Session {
     vars: HashMap<usize, VarSlot>,
     consts: HashMap<usize, Loc>,
     plans: HashMap<PlanKey, Plan>,
+    groups: Vec<ApplyGroup>,
     stats: RunStats,
     jobs: Option<Sender<ReadbackJob>>,
     worker: Option<JoinHandle<()>>,
@@ -181,16 +210,19 @@ impl Session {
                 }
             })
             .map_err(|e| Error::resource_exhausted(format!("starting the readback thread: {e}")))?;
-        Ok(Session {
+        let mut sess = Session {
             graph: graph.into(),
             gpu,
             vars: HashMap::new(),
             consts: HashMap::new(),
             plans: HashMap::new(),
+            groups: Vec::new(),
             stats: RunStats::default(),
             jobs: Some(tx),
             worker: Some(worker),
-        })
+        };
+        sess.plan_arenas()?;
+        Ok(sess)
     }
 
     /// The graph this session runs.
@@ -232,6 +264,73 @@ impl Session {
         }))
     }
 
+    /// Lays out the variables, slots and gradients of each group of optimizer updates in
+    /// arenas (one buffer each, views aligned to the device's storage offset alignment).
+    fn plan_arenas(&mut self) -> Result<()> {
+        let graph = Arc::clone(&self.graph);
+        let nodes = graph.nodes();
+        let mut claimed: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        let mut keyed: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, n) in nodes.iter().enumerate() {
+            let Some((lr, _, powers)) = apply_inputs(&n.op) else { continue };
+            let owned: Vec<usize> = std::iter::once(0).chain(n.op.mutated_slots().iter().copied()).map(|k| n.inputs[k].0).collect();
+            if owned.iter().any(|v| claimed.contains(v)) || owned.iter().collect::<std::collections::HashSet<_>>().len() != owned.len() {
+                continue;
+            }
+            claimed.extend(owned);
+            let key = format!("{:?} lr={} powers={:?}", n.op, n.inputs[lr].0, powers.map(|(a, b)| (n.inputs[a].0, n.inputs[b].0)));
+            match keyed.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, m)) => m.push(i),
+                None => keyed.push((key, vec![i])),
+            }
+        }
+        let align = u64::from(self.gpu.limits.min_storage_buffer_offset_alignment.max(4));
+        let max = self.gpu.limits.max_storage_buffer_binding_size.min(self.gpu.limits.max_buffer_size);
+        for (_, members) in keyed {
+            let first = &nodes[members[0]];
+            let Some((lr, _, powers)) = apply_inputs(&first.op) else { continue };
+            let mut offsets = Vec::with_capacity(members.len());
+            let mut end = 0u64;
+            for &m in &members {
+                let var = &nodes[nodes[m].inputs[0].0];
+                let bytes = (var.shape.iter().product::<i64>() as u64 * 4).max(4);
+                let off = end.div_ceil(align) * align;
+                offsets.push((off, bytes));
+                end = off + bytes;
+            }
+            if end > max {
+                continue;
+            }
+            let arena = |label: &str| -> Result<wgpu::Buffer> { self.buffer(label, end) };
+            let var_arena = Loc::whole(arena("parameter arena")?, end);
+            let slot_count = first.op.mutated_slots().len();
+            let slot_arenas = (0..slot_count).map(|_| arena("slot arena").map(|b| Loc::whole(b, end))).collect::<Result<Vec<_>>>()?;
+            let grad_arena = Loc::whole(arena("gradient arena")?, end);
+            let view = |a: &Loc, (off, bytes): (u64, u64)| Loc { buf: a.buf.clone(), offset: off, size: bytes };
+            let mut grad_views = Vec::with_capacity(members.len());
+            for (&m, &o) in members.iter().zip(&offsets) {
+                let n = &nodes[m];
+                self.vars.insert(n.inputs[0].0, VarSlot { loc: view(&var_arena, o), initialized: false });
+                for (s, &k) in n.op.mutated_slots().iter().enumerate() {
+                    self.vars.insert(n.inputs[k].0, VarSlot { loc: view(&slot_arenas[s], o), initialized: false });
+                }
+                grad_views.push(view(&grad_arena, o));
+            }
+            self.groups.push(ApplyGroup {
+                template: first.op.clone(),
+                lr: first.inputs[lr].0,
+                powers: powers.map(|(a, b)| (first.inputs[a].0, first.inputs[b].0)),
+                members,
+                var_arena,
+                slot_arenas,
+                grad_arena,
+                grad_views,
+                words: (end / 4) as usize,
+            });
+        }
+        Ok(())
+    }
+
     fn var_loc(&mut self, id: usize) -> Result<Loc> {
         if let Some(v) = self.vars.get(&id) {
             return Ok(v.loc.clone());
@@ -239,10 +338,7 @@ impl Session {
         let n = &self.graph.nodes()[id];
         let size = n.shape.iter().product::<i64>() as u64 * n.dtype.device_size() as u64;
         let buf = self.buffer(&n.name, size)?;
-        let loc = Loc {
-            buf,
-            size: size.max(4),
-        };
+        let loc = Loc::whole(buf, size);
         self.vars.insert(
             id,
             VarSlot {
@@ -283,10 +379,7 @@ impl Session {
                 contents: &bytes,
                 usage: storage_usage(),
             });
-        let loc = Loc {
-            buf,
-            size: size.max(4),
-        };
+        let loc = Loc::whole(buf, size);
         self.consts.insert(id, loc.clone());
         Ok(loc)
     }
@@ -301,6 +394,7 @@ impl Session {
         let nodes = graph.nodes();
         let gpu = Arc::clone(&self.gpu);
         let mut rec = Recorder::new(&gpu);
+        let pos: HashMap<usize, usize> = sched.order.iter().enumerate().map(|(p, &i)| (i, p)).collect();
         // The node whose buffer a value lives in.
         let mut root: HashMap<usize, usize> = HashMap::new();
         for &i in &sched.order {
@@ -316,19 +410,108 @@ impl Session {
             };
             root.insert(i, r);
         }
-        let mut last_use: HashMap<usize, usize> = HashMap::new();
-        for (p, &i) in sched.order.iter().enumerate() {
-            if sched.fed.contains(&i) {
+        // Matmul epilogues: MatMul -> BiasAdd [-> Relu] and MatMul -> ReluGrad run as one
+        // kernel at the chain's last node when no one else reads the values in between.
+        let fed = |i: usize| sched.fed.contains(&i);
+        let fetched: std::collections::HashSet<usize> = fetches.iter().map(|t| t.0).collect();
+        let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &i in &sched.order {
+            if !fed(i) {
+                for t in &nodes[i].inputs {
+                    readers.entry(t.0).or_default().push(i);
+                }
+            }
+        }
+        let sole_reader = |i: usize| -> Option<usize> {
+            match readers.get(&i).map(Vec::as_slice) {
+                Some([r]) if !fetched.contains(&i) && !fed(*r) => Some(*r),
+                _ => None,
+            }
+        };
+        let mut epilogue: HashMap<usize, (usize, usize, u32)> = HashMap::new();
+        let mut inner: HashMap<usize, usize> = HashMap::new();
+        for &i in &sched.order {
+            if fed(i) || !matches!(nodes[i].op, Op::MatMul { .. }) {
                 continue;
             }
+            let Some(c) = sole_reader(i) else { continue };
+            let cn = &nodes[c];
+            match cn.op {
+                Op::BiasAdd if cn.inputs[0].0 == i => {
+                    let relu = sole_reader(c).filter(|&r| matches!(nodes[r].op, Op::Unary(crate::ops::UnaryOp::Relu)));
+                    let tail = relu.unwrap_or(c);
+                    epilogue.insert(tail, (i, cn.inputs[1].0, if relu.is_some() { 2 } else { 1 }));
+                    inner.insert(i, tail);
+                    if relu.is_some() {
+                        inner.insert(c, tail);
+                    }
+                }
+                Op::Binary(crate::ops::BinaryOp::ReluGrad)
+                    if cn.inputs[0].0 == i && cn.inputs[1].0 != i && sched.shapes[&cn.inputs[1].0] == sched.shapes[&i] =>
+                {
+                    epilogue.insert(c, (i, cn.inputs[1].0, 3));
+                    inner.insert(i, c);
+                }
+                _ => {}
+            }
+        }
+        let mut last_use: HashMap<usize, usize> = HashMap::new();
+        for (p, &i) in sched.order.iter().enumerate() {
+            if fed(i) {
+                continue;
+            }
+            let at = inner.get(&i).map_or(p, |t| pos[t]);
             for t in &nodes[i].inputs {
                 let r = root[&t.0];
-                let e = last_use.entry(r).or_insert(p);
-                *e = (*e).max(p);
+                let e = last_use.entry(r).or_insert(at);
+                *e = (*e).max(at);
             }
         }
         for t in fetches {
             last_use.insert(root[&t.0], usize::MAX);
+        }
+        // Optimizer groups present in full run as one dispatch at their last member.
+        let in_plan: std::collections::HashSet<usize> = sched.order.iter().copied().collect();
+        let mut fused_at: HashMap<usize, usize> = HashMap::new();
+        let mut fused_member: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        let mut preplaced: HashMap<usize, Loc> = HashMap::new();
+        let mut grad_copies: HashMap<usize, Vec<(usize, Loc)>> = HashMap::new();
+        for (gi, grp) in self.groups.iter().enumerate() {
+            if !grp.members.iter().all(|m| in_plan.contains(m)) {
+                continue;
+            }
+            let (lo, hi) = (pos[&grp.members[0]], pos[grp.members.last().unwrap_or(&grp.members[0])]);
+            let depends = sched.order[lo..=hi].iter().filter(|i| !grp.members.contains(i)).any(|&i| {
+                let n = &nodes[i];
+                n.inputs.iter().map(|t| t.0).chain(n.control_inputs.iter().map(|o| o.0)).any(|d| grp.members.contains(&d))
+            });
+            if depends {
+                continue;
+            }
+            let tail = *grp.members.last().unwrap_or(&grp.members[0]);
+            fused_at.insert(tail, gi);
+            fused_member.extend(grp.members.iter().copied());
+            let Some((_, grad_k, _)) = apply_inputs(&grp.template) else { continue };
+            for (m, view) in grp.members.iter().zip(&grp.grad_views) {
+                let gnode = nodes[*m].inputs[grad_k].0;
+                let gn = &nodes[gnode];
+                let computed = !sched.fed.contains(&gnode)
+                    && !matches!(gn.op, Op::Variable { .. } | Op::Const(_) | Op::InitialValue { .. } | Op::NoOp | Op::Reshape(_) | Op::ReshapeLike)
+                    && !gn.op.mutates_variable();
+                let reads_arena = gn.inputs.iter().any(|t| preplaced.get(&t.0).is_some_and(|l| l.buf == grp.grad_arena.buf));
+                if computed && !reads_arena && !preplaced.contains_key(&gnode) {
+                    preplaced.insert(gnode, view.clone());
+                } else {
+                    grad_copies.entry(tail).or_default().push((gnode, view.clone()));
+                }
+            }
+        }
+        // Gradients copied into their arena at the fused update must live until then.
+        for (tail, copies) in &grad_copies {
+            for (gnode, _) in copies {
+                let e = last_use.entry(root[gnode]).or_insert(pos[tail]);
+                *e = (*e).max(pos[tail]);
+            }
         }
         let mut locs: HashMap<usize, Loc> = HashMap::new();
         let mut feeds = HashMap::new();
@@ -339,20 +522,19 @@ impl Session {
             let shape = &sched.shapes[&i];
             let bytes = (shape.iter().product::<usize>() * n.dtype.device_size()) as u64;
             if sched.fed.contains(&i) {
-                let loc = Loc {
-                    buf: self.buffer(&n.name, bytes)?,
-                    size: bytes.max(4),
-                };
+                let loc = Loc::whole(self.buffer(&n.name, bytes)?, bytes);
                 feeds.insert(i, loc.clone());
                 locs.insert(i, loc);
                 continue;
             }
             let loc = match &n.op {
+                _ if inner.contains_key(&i) => None,
                 Op::Variable { .. } => Some(self.var_loc(i)?),
                 Op::Const(_) | Op::InitialValue { .. } => Some(self.const_loc(i, shape)?),
                 Op::NoOp => None,
                 Op::Reshape(_) | Op::ReshapeLike => locs.get(&n.inputs[0].0).cloned(),
                 op if op.mutates_variable() => Some(self.var_loc(n.inputs[0].0)?),
+                _ if preplaced.contains_key(&i) => preplaced.get(&i).cloned(),
                 _ => {
                     let best = free
                         .iter()
@@ -365,16 +547,32 @@ impl Session {
                         None => self.buffer(&n.name, bytes)?,
                     };
                     pooled.insert(i, buf.clone());
-                    Some(Loc {
-                        buf,
-                        size: bytes.max(4),
-                    })
+                    Some(Loc::whole(buf, bytes))
                 }
             };
             if let Some(loc) = &loc {
                 locs.insert(i, loc.clone());
             }
-            if let Some(out) = &loc {
+            if let Some(&gi) = fused_at.get(&i) {
+                let grp = &self.groups[gi];
+                for (gnode, view) in grad_copies.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
+                    rec.copy(&locs[gnode], view);
+                }
+                let slots: Vec<&Loc> = grp.slot_arenas.iter().collect();
+                let powers = grp.powers.map(|(a, b)| (&locs[&a], &locs[&b]));
+                rec.apply(&grp.template, &grp.var_arena, &slots, &grp.grad_arena, &locs[&grp.lr], powers, grp.words)
+                    .map_err(|e| e.context("fused optimizer update"))?;
+            } else if let (Some(&(mm, aux, epi)), Some(out)) = (epilogue.get(&i), &loc) {
+                let m = &nodes[mm];
+                let Op::MatMul { transpose_a, transpose_b } = m.op else { continue };
+                let arg = |t: usize| Arg { loc: &locs[&t], dtype: nodes[t].dtype, shape: &sched.shapes[&t] };
+                rec.matmul(&arg(m.inputs[0].0), &arg(m.inputs[1].0), transpose_a, transpose_b, out, shape, Some((epi, &locs[&aux])))
+                    .map_err(|e| e.context(format!("node '{}'", n.name)))?;
+            } else if inner.contains_key(&i) {
+                // Computed by the fused kernel at the end of its chain.
+            } else if fused_member.contains(&i) {
+                // Runs with its group at the group's last member.
+            } else if let Some(out) = &loc {
                 let args: Vec<Arg> = n
                     .inputs
                     .iter()
@@ -550,7 +748,7 @@ impl Session {
             if let Some(loc) = plan.feeds.get(&t.0)
                 && !v.is_empty()
             {
-                gpu.queue.write_buffer(&loc.buf, 0, &v.device_bytes());
+                gpu.queue.write_buffer(&loc.buf, loc.offset, &v.device_bytes());
             }
         }
         let mut enc = gpu
@@ -578,14 +776,18 @@ impl Session {
                         i += 1;
                     }
                 }
-                Step::Copy { src, dst, size } => {
-                    if src != dst {
-                        enc.copy_buffer_to_buffer(src, 0, dst, 0, *size);
-                    }
+                Step::Copy {
+                    src,
+                    src_offset,
+                    dst,
+                    dst_offset,
+                    size,
+                } => {
+                    enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
                     i += 1;
                 }
-                Step::Clear { buf, size } => {
-                    enc.clear_buffer(buf, 0, Some(*size));
+                Step::Clear { buf, offset, size } => {
+                    enc.clear_buffer(buf, *offset, Some(*size));
                     i += 1;
                 }
             }
@@ -595,7 +797,7 @@ impl Session {
             for s in &plan.fetch_slots {
                 let len = (s.shape.iter().product::<usize>() * s.dtype.device_size()) as u64;
                 if len > 0 {
-                    enc.copy_buffer_to_buffer(&s.loc.buf, 0, staging, s.offset, len);
+                    enc.copy_buffer_to_buffer(&s.loc.buf, s.loc.offset, staging, s.offset, len);
                     readback += len;
                 }
             }
@@ -612,7 +814,7 @@ impl Session {
             for s in &plan.snapshot_slots {
                 let len = (s.shape.iter().product::<usize>() * s.dtype.device_size()) as u64;
                 if len > 0 {
-                    enc.copy_buffer_to_buffer(&s.loc.buf, 0, &buf, s.offset, len);
+                    enc.copy_buffer_to_buffer(&s.loc.buf, s.loc.offset, &buf, s.offset, len);
                 }
             }
             Some(buf)
@@ -714,7 +916,7 @@ impl Session {
         for (v, t) in values {
             let loc = self.var_loc(v.0)?;
             if !t.is_empty() {
-                self.gpu.queue.write_buffer(&loc.buf, 0, &t.device_bytes());
+                self.gpu.queue.write_buffer(&loc.buf, loc.offset, &t.device_bytes());
             }
             if let Some(s) = self.vars.get_mut(&v.0) {
                 s.initialized = true;

@@ -2,6 +2,12 @@
 // (ApplyGradientDescent, ApplyMomentum, ApplyAdam, ApplyRMSProp). The learning rate
 // and Adam's beta powers are scalar tensors on the device, so schedules need no
 // host round trip.
+//
+// The `*_fused` entry points update a whole parameter arena and also do the step's
+// scalar bookkeeping once, in invocation 0, into `scratch` (the host copies the
+// results into the variables after the dispatch, so no invocation reads a value
+// another one has already changed): [0] beta1_power * beta1, [1] beta2_power * beta2
+// (FINISH bit 0), [2..4] the int64 global step plus the increment in [4..6] (bit 1).
 
 struct Params {
     n: u32,
@@ -25,18 +31,14 @@ struct Params {
 @group(0) @binding(6) var<storage, read> b1p: array<f32>;
 @group(0) @binding(7) var<storage, read> b2p: array<f32>;
 
-@compute @workgroup_size(256)
-fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
+fn sgd_at(i: u32) {
     if (i >= p.n) {
         return;
     }
     var_[i] = var_[i] - lr[0] * grad[i];
 }
 
-@compute @workgroup_size(256)
-fn momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
+fn momentum_at(i: u32) {
     if (i >= p.n) {
         return;
     }
@@ -50,9 +52,7 @@ fn momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     }
 }
 
-@compute @workgroup_size(256)
-fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
+fn adam_at(i: u32) {
     if (i >= p.n) {
         return;
     }
@@ -67,9 +67,7 @@ fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var_[i] = w - rate * p.h3 * w - lr_t * m / (sqrt(v) + p.h2);
 }
 
-@compute @workgroup_size(256)
-fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = flat_index(gid, nwg);
+fn rmsprop_at(i: u32) {
     if (i >= p.n) {
         return;
     }
@@ -79,4 +77,72 @@ fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     let mom = s2[i] * p.h1 + lr[0] * g / sqrt(ms + p.h2);
     s2[i] = mom;
     var_[i] = var_[i] - mom;
+}
+
+override FINISH: u32 = 0u;
+
+@group(0) @binding(8) var<storage, read_write> scratch: array<u32>;
+
+fn finish_step(i: u32) {
+    if (i == 0u && (FINISH & 2u) != 0u) {
+        let lo = scratch[2] + scratch[4];
+        scratch[3] = scratch[3] + scratch[5] + select(0u, 1u, lo < scratch[2]);
+        scratch[2] = lo;
+    }
+}
+
+fn finish_powers(i: u32) {
+    if (i == 0u && (FINISH & 1u) != 0u) {
+        scratch[0] = bitcast<u32>(b1p[0] * p.h0);
+        scratch[1] = bitcast<u32>(b2p[0] * p.h1);
+    }
+}
+
+@compute @workgroup_size(256)
+fn sgd(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    sgd_at(flat_index(gid, nwg));
+}
+
+@compute @workgroup_size(256)
+fn sgd_fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    sgd_at(i);
+    finish_step(i);
+}
+
+@compute @workgroup_size(256)
+fn momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    momentum_at(flat_index(gid, nwg));
+}
+
+@compute @workgroup_size(256)
+fn momentum_fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    momentum_at(i);
+    finish_step(i);
+}
+
+@compute @workgroup_size(256)
+fn adam(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    adam_at(flat_index(gid, nwg));
+}
+
+@compute @workgroup_size(256)
+fn adam_fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    adam_at(i);
+    finish_powers(i);
+    finish_step(i);
+}
+
+@compute @workgroup_size(256)
+fn rmsprop(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    rmsprop_at(flat_index(gid, nwg));
+}
+
+@compute @workgroup_size(256)
+fn rmsprop_fused(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    rmsprop_at(i);
+    finish_step(i);
 }

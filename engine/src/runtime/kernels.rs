@@ -300,6 +300,17 @@ impl<'g> Recorder<'g> {
         Ok(())
     }
 
+    /// Records a copy of `size` bytes between arbitrary (4-byte aligned) offsets.
+    pub fn copy_bytes(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
+        self.steps.push(Step::Copy {
+            src: src.clone(),
+            src_offset,
+            dst: dst.clone(),
+            dst_offset,
+            size,
+        });
+    }
+
     /// Records a buffer copy.
     pub fn copy(&mut self, src: &Loc, dst: &Loc) {
         let size = src.size.min(dst.size);
@@ -455,8 +466,21 @@ impl<'g> Recorder<'g> {
 
     /// Records one optimizer update of `n` parameters: `var` and its `slots` (arena
     /// views or whole arenas), the gradient, the learning rate and Adam's beta powers.
+    ///
+    /// With `finish` (FINISH bits of `optim.wgsl`, scratch buffer) the fused entry point
+    /// also computes the step's scalar bookkeeping into the scratch buffer.
     #[allow(clippy::too_many_arguments)]
-    pub fn apply(&mut self, op: &Op, var: &Loc, slots: &[&Loc], grad: &Loc, lr: &Loc, powers: Option<(&Loc, &Loc)>, n: usize) -> Result<()> {
+    pub fn apply(
+        &mut self,
+        op: &Op,
+        var: &Loc,
+        slots: &[&Loc],
+        grad: &Loc,
+        lr: &Loc,
+        powers: Option<(&Loc, &Loc)>,
+        n: usize,
+        finish: Option<(u32, &Loc)>,
+    ) -> Result<()> {
         let groups = if n == 0 { [0; 3] } else { self.groups_1d(n as u64)? };
         let (entry, flag, h) = match op {
             Op::ApplyGradientDescent => ("sgd", 0, [0.0; 4]),
@@ -474,7 +498,21 @@ impl<'g> Recorder<'g> {
             bindings.push((6, b1p));
             bindings.push((7, b2p));
         }
-        self.dispatch(Shader::Optim, entry, vec![], bytemuck::bytes_of(&p), &bindings, groups)
+        match finish {
+            None => self.dispatch(Shader::Optim, entry, vec![], bytemuck::bytes_of(&p), &bindings, groups),
+            Some((bits, scratch)) => {
+                bindings.push((8, scratch));
+                let fused = match entry {
+                    "sgd" => "sgd_fused",
+                    "momentum" => "momentum_fused",
+                    "adam" => "adam_fused",
+                    _ => "rmsprop_fused",
+                };
+                // Invocation 0 must exist even for an empty update.
+                let groups = if n == 0 { [1, 1, 1] } else { groups };
+                self.dispatch(Shader::Optim, fused, vec![("FINISH", bits)], bytemuck::bytes_of(&p), &bindings, groups)
+            }
+        }
     }
 
     /// Records `out = op(a) @ op(b)`, with an optional fused epilogue (code of
@@ -793,7 +831,7 @@ impl<'g> Recorder<'g> {
                     _ => (ins[3].loc, ins[4].loc),
                 };
                 let powers = matches!(op, Op::ApplyAdam { .. }).then(|| (ins[3].loc, ins[4].loc));
-                self.apply(op, ins[0].loc, &slots, grad, lr, powers, n)
+                self.apply(op, ins[0].loc, &slots, grad, lr, powers, n, None)
             }
         }
     }

@@ -59,6 +59,7 @@ struct Plan {
 /// Optimizer updates of one kind sharing hyperparameters, learning rate and beta powers,
 /// whose variables, slots and gradients live in arenas with one layout: when a run
 /// contains all of them, they run as one dispatch over the arenas.
+#[derive(Clone)]
 struct ApplyGroup {
     members: Vec<usize>,
     template: Op,
@@ -506,6 +507,79 @@ impl Session {
                 }
             }
         }
+        // Scalar bookkeeping after a fused update (Adam's beta powers `p = p * beta`, the
+        // global step `step += c`) is absorbed into the fused dispatch when nothing else
+        // reads those variables in between.
+        let mut absorbed: std::collections::HashSet<usize> = std::collections::HashSet::new();
+        let mut finishes: HashMap<usize, (u32, Option<(usize, usize)>, Option<(usize, usize)>)> = HashMap::new();
+        for (&tail, &gi) in &fused_at {
+            let grp = &self.groups[gi];
+            let after = |i: usize| pos[&i] > pos[&tail] && !fetched.contains(&i);
+            let const_scalar = |i: usize| match &nodes[i].op {
+                Op::Const(v) if v.len() == 1 => Some(v.get_f64(0)),
+                _ => None,
+            };
+            let mut bits = 0;
+            let mut local: Vec<usize> = Vec::new();
+            let mut power_nodes = None;
+            if let (Some((b1, b2)), Op::ApplyAdam { beta1, beta2, .. }) = (grp.powers, &grp.template) {
+                let find = |pv: usize, beta: f32| {
+                    sched.order.iter().copied().find_map(|a| {
+                        let an = &nodes[a];
+                        if !matches!(an.op, Op::Assign(crate::ops::AssignOp::Assign)) || an.inputs[0].0 != pv || !after(a) {
+                            return None;
+                        }
+                        let m = an.inputs[1].0;
+                        let mn = &nodes[m];
+                        let is_scale = matches!(mn.op, Op::Binary(crate::ops::BinaryOp::Mul))
+                            && mn.inputs[0].0 == pv
+                            && const_scalar(mn.inputs[1].0) == Some(f64::from(beta))
+                            && readers.get(&m).is_some_and(|r| r == &[a])
+                            && !fetched.contains(&m);
+                        is_scale.then_some((m, a))
+                    })
+                };
+                if let (Some(p1), Some(p2)) = (find(b1, *beta1), find(b2, *beta2)) {
+                    bits |= 1;
+                    local.extend([p1.0, p1.1, p2.0, p2.1]);
+                    power_nodes = Some((b1, b2));
+                }
+            }
+            let depends_on_group = |c: usize| {
+                grp.members.contains(&c)
+                    || (matches!(nodes[c].op, Op::NoOp) && nodes[c].control_inputs.iter().all(|d| grp.members.contains(&d.0) || local.contains(&d.0)))
+            };
+            let step_node = sched.order.iter().copied().find(|&s| {
+                let sn = &nodes[s];
+                matches!(sn.op, Op::Assign(crate::ops::AssignOp::Add))
+                    && sn.dtype == DType::I64
+                    && sn.shape.is_empty()
+                    && after(s)
+                    && const_scalar(sn.inputs[1].0).is_some()
+                    && sn.control_inputs.iter().any(|c| depends_on_group(c.0))
+            });
+            let mut step = None;
+            if let Some(sn) = step_node {
+                bits |= 2;
+                local.push(sn);
+                step = Some((nodes[sn].inputs[0].0, nodes[sn].inputs[1].0));
+            }
+            if bits == 0 {
+                continue;
+            }
+            // Nothing else may read the updated scalars between the update and the
+            // absorbed nodes.
+            let watched: Vec<usize> = power_nodes.map(|(a, b)| vec![a, b]).unwrap_or_default().into_iter().chain(step.map(|s| s.0)).collect();
+            let last = local.iter().map(|i| pos[i]).max().unwrap_or(pos[&tail]);
+            let clash = sched.order[pos[&tail] + 1..=last].iter().any(|&i| {
+                !local.contains(&i) && nodes[i].inputs.iter().any(|t| watched.contains(&t.0))
+            });
+            if clash {
+                continue;
+            }
+            absorbed.extend(local);
+            finishes.insert(tail, (bits, power_nodes, step));
+        }
         // Gradients copied into their arena at the fused update must live until then.
         for (tail, copies) in &grad_copies {
             for (gnode, _) in copies {
@@ -529,6 +603,7 @@ impl Session {
             }
             let loc = match &n.op {
                 _ if inner.contains_key(&i) => None,
+                _ if absorbed.contains(&i) && !n.op.mutates_variable() => None,
                 Op::Variable { .. } => Some(self.var_loc(i)?),
                 Op::Const(_) | Op::InitialValue { .. } => Some(self.const_loc(i, shape)?),
                 Op::NoOp => None,
@@ -554,20 +629,43 @@ impl Session {
                 locs.insert(i, loc.clone());
             }
             if let Some(&gi) = fused_at.get(&i) {
-                let grp = &self.groups[gi];
+                let grp = self.groups[gi].clone();
                 for (gnode, view) in grad_copies.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
                     rec.copy(&locs[gnode], view);
                 }
                 let slots: Vec<&Loc> = grp.slot_arenas.iter().collect();
                 let powers = grp.powers.map(|(a, b)| (&locs[&a], &locs[&b]));
-                rec.apply(&grp.template, &grp.var_arena, &slots, &grp.grad_arena, &locs[&grp.lr], powers, grp.words)
-                    .map_err(|e| e.context("fused optimizer update"))?;
+                match finishes.get(&i) {
+                    None => rec.apply(&grp.template, &grp.var_arena, &slots, &grp.grad_arena, &locs[&grp.lr], powers, grp.words, None),
+                    Some(&(bits, power_nodes, step)) => {
+                        let scratch = Loc::whole(self.buffer("optimizer scratch", 24)?, 24);
+                        if let Some((var, inc)) = step {
+                            let (v, c) = (self.var_loc(var)?, self.const_loc(inc, &[])?);
+                            rec.copy_bytes(&v.buf, v.offset, &scratch.buf, 8, 8);
+                            rec.copy_bytes(&c.buf, c.offset, &scratch.buf, 16, 8);
+                        }
+                        rec.apply(&grp.template, &grp.var_arena, &slots, &grp.grad_arena, &locs[&grp.lr], powers, grp.words, Some((bits, &scratch)))?;
+                        if let Some((b1, b2)) = power_nodes {
+                            let (l1, l2) = (self.var_loc(b1)?, self.var_loc(b2)?);
+                            rec.copy_bytes(&scratch.buf, 0, &l1.buf, l1.offset, 4);
+                            rec.copy_bytes(&scratch.buf, 4, &l2.buf, l2.offset, 4);
+                        }
+                        if let Some((var, _)) = step {
+                            let v = self.var_loc(var)?;
+                            rec.copy_bytes(&scratch.buf, 8, &v.buf, v.offset, 8);
+                        }
+                        Ok(())
+                    }
+                }
+                .map_err(|e| e.context("fused optimizer update"))?;
             } else if let (Some(&(mm, aux, epi)), Some(out)) = (epilogue.get(&i), &loc) {
                 let m = &nodes[mm];
                 let Op::MatMul { transpose_a, transpose_b } = m.op else { continue };
                 let arg = |t: usize| Arg { loc: &locs[&t], dtype: nodes[t].dtype, shape: &sched.shapes[&t] };
                 rec.matmul(&arg(m.inputs[0].0), &arg(m.inputs[1].0), transpose_a, transpose_b, out, shape, Some((epi, &locs[&aux])))
                     .map_err(|e| e.context(format!("node '{}'", n.name)))?;
+            } else if absorbed.contains(&i) {
+                // Done by the fused optimizer update.
             } else if inner.contains_key(&i) {
                 // Computed by the fused kernel at the end of its chain.
             } else if fused_member.contains(&i) {

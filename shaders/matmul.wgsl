@@ -32,8 +32,9 @@ override EPI: u32 = 0u;
 
 @group(0) @binding(4) var<storage, read> aux: array<f32>;
 
-// The 4x4 block of C at (row0, col0) of batch bi.
-fn block(bi: u32, row0: u32, col0: u32) -> array<vec4<f32>, 4> {
+// The 4x4 block of C at (row0, col0) of batch bi, and (fifth vector, when `sums`) the
+// sums over k of B's four columns.
+fn block(bi: u32, row0: u32, col0: u32, sums: bool) -> array<vec4<f32>, 5> {
     let abase = bi * p.a_bs;
     let bbase = bi * p.b_bs;
     // Clamp indices of rows/columns past the edge; their results are not stored.
@@ -49,6 +50,7 @@ fn block(bi: u32, row0: u32, col0: u32) -> array<vec4<f32>, 4> {
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
     var acc3 = vec4<f32>(0.0);
+    var colsum = vec4<f32>(0.0);
     // Blocks of 4096: software rasterizers cap the trip count of one loop.
     for (var k0 = 0u; k0 < p.k; k0 += 4096u) {
         let k1 = min(k0 + 4096u, p.k);
@@ -61,9 +63,12 @@ fn block(bi: u32, row0: u32, col0: u32) -> array<vec4<f32>, 4> {
             acc1 += av.y * bv;
             acc2 += av.z * bv;
             acc3 += av.w * bv;
+            if (sums) {
+                colsum += bv;
+            }
         }
     }
-    return array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    return array<vec4<f32>, 5>(acc0, acc1, acc2, acc3, colsum);
 }
 
 @compute @workgroup_size(8, 8, 1)
@@ -73,7 +78,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     if (row0 >= p.m || col0 >= p.n) {
         return;
     }
-    let rows = block(wid.z, row0, col0);
+    let rows = block(wid.z, row0, col0, false);
     let cbase = wid.z * p.c_bs;
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + i;
@@ -95,7 +100,7 @@ fn matmul_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     if (row0 >= p.m || col0 >= p.n) {
         return;
     }
-    let rows = block(wid.z, row0, col0);
+    let rows = block(wid.z, row0, col0, false);
     let cbase = wid.z * p.c_bs;
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + i;
@@ -113,6 +118,39 @@ fn matmul_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
                     }
                     c[idx] = v;
                 }
+            }
+        }
+    }
+}
+
+@group(0) @binding(5) var<storage, read_write> sums: array<f32>;
+
+// C = A^T @ B and, in the same pass, the column sums of B (a dense layer's kernel and
+// bias gradients: x^T @ dy and sum(dy, axis 0)). Rank 2 only.
+@compute @workgroup_size(8, 8, 1)
+fn matmul_colsum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wid.y * 32u + lid.y * 4u;
+    let col0 = wid.x * 32u + lid.x * 4u;
+    if (row0 >= p.m || col0 >= p.n) {
+        return;
+    }
+    let rows = block(0u, row0, col0, row0 == 0u);
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + i;
+        if (row < p.m) {
+            for (var j = 0u; j < 4u; j++) {
+                let col = col0 + j;
+                if (col < p.n) {
+                    c[row * p.n + col] = rows[i][j];
+                }
+            }
+        }
+    }
+    if (row0 == 0u) {
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + j;
+            if (col < p.n) {
+                sums[col] = rows[4][j];
             }
         }
     }

@@ -516,7 +516,8 @@ impl<'g> Recorder<'g> {
     }
 
     /// Records `out = op(a) @ op(b)`, with an optional fused epilogue (code of
-    /// `matmul.wgsl`'s `EPI`: 1 bias, 2 bias + ReLU, 3 ReLU-gradient mask) reading `aux`.
+    /// `matmul.wgsl`'s `EPI`: 1 bias, 2 bias + ReLU, 3 ReLU-gradient mask) reading `aux`,
+    /// or (code 4, rank 2, `transpose_a`) also writing the column sums of `b` to `aux`.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(&mut self, a: &Arg, b: &Arg, transpose_a: bool, transpose_b: bool, out: &Loc, out_shape: &[usize], epilogue: Option<(u32, &Loc)>) -> Result<()> {
         let r = a.shape.len();
@@ -556,6 +557,16 @@ impl<'g> Recorder<'g> {
             )));
         }
         let groups = [groups[0] as u32, groups[1] as u32, groups[2] as u32];
+        if let Some((4, sums)) = epilogue {
+            return self.dispatch(
+                Shader::Matmul,
+                "matmul_colsum",
+                vec![],
+                bytemuck::bytes_of(&p),
+                &[(1, a.loc), (2, b.loc), (3, out), (5, sums)],
+                groups,
+            );
+        }
         match epilogue {
             None => self.dispatch(Shader::Matmul, "matmul", vec![], bytemuck::bytes_of(&p), &[(1, a.loc), (2, b.loc), (3, out)], groups),
             Some((epi, aux)) => self.dispatch(

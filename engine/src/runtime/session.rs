@@ -456,12 +456,47 @@ impl Session {
                 _ => {}
             }
         }
+        // Bias gradients: sum(dy, axis 0) beside x^T @ dy runs in the matmul's kernel, at
+        // the later of the two nodes, when no one reads the earlier one before then.
+        let mut colsum: HashMap<usize, (usize, usize)> = HashMap::new();
+        let mut deferred: HashMap<usize, usize> = HashMap::new();
+        for &r in &sched.order {
+            let rn = &nodes[r];
+            let is_bias_grad = !fed(r)
+                && matches!(&rn.op, Op::Reduce { op: crate::ops::ReduceOp::Sum, axes, keep_dims: false } if axes.as_slice() == [0])
+                && sched.shapes[&rn.inputs[0].0].len() == 2;
+            if !is_bias_grad {
+                continue;
+            }
+            let d = rn.inputs[0].0;
+            let mm = readers.get(&d).and_then(|rs| {
+                rs.iter().copied().find(|&m| {
+                    let mn = &nodes[m];
+                    matches!(mn.op, Op::MatMul { transpose_a: true, transpose_b: false })
+                        && mn.inputs[1].0 == d
+                        && mn.inputs[0].0 != d
+                        && sched.shapes[&m].len() == 2
+                        && !inner.contains_key(&m)
+                        && !epilogue.contains_key(&m)
+                        && !deferred.contains_key(&m)
+                        && !colsum.contains_key(&m)
+                })
+            });
+            let Some(mm) = mm else { continue };
+            let (early, late) = if pos[&mm] < pos[&r] { (mm, r) } else { (r, mm) };
+            let early_read_late = readers.get(&early).is_some_and(|rs| rs.iter().any(|x| pos[x] <= pos[&late]));
+            if early_read_late {
+                continue;
+            }
+            colsum.insert(late, (mm, r));
+            deferred.insert(early, late);
+        }
         let mut last_use: HashMap<usize, usize> = HashMap::new();
         for (p, &i) in sched.order.iter().enumerate() {
             if fed(i) {
                 continue;
             }
-            let at = inner.get(&i).map_or(p, |t| pos[t]);
+            let at = inner.get(&i).or(deferred.get(&i)).map_or(p, |t| pos[t]);
             for t in &nodes[i].inputs {
                 let r = root[&t.0];
                 let e = last_use.entry(r).or_insert(at);
@@ -664,6 +699,13 @@ impl Session {
                 let arg = |t: usize| Arg { loc: &locs[&t], dtype: nodes[t].dtype, shape: &sched.shapes[&t] };
                 rec.matmul(&arg(m.inputs[0].0), &arg(m.inputs[1].0), transpose_a, transpose_b, out, shape, Some((epi, &locs[&aux])))
                     .map_err(|e| e.context(format!("node '{}'", n.name)))?;
+            } else if let Some(&(mm, r)) = colsum.get(&i) {
+                let m = &nodes[mm];
+                let arg = |t: usize| Arg { loc: &locs[&t], dtype: nodes[t].dtype, shape: &sched.shapes[&t] };
+                rec.matmul(&arg(m.inputs[0].0), &arg(m.inputs[1].0), true, false, &locs[&mm], &sched.shapes[&mm], Some((4, &locs[&r])))
+                    .map_err(|e| e.context(format!("node '{}'", n.name)))?;
+            } else if deferred.contains_key(&i) {
+                // Computed with its partner by one kernel at the later node.
             } else if absorbed.contains(&i) {
                 // Done by the fused optimizer update.
             } else if inner.contains_key(&i) {

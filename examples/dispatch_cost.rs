@@ -7,7 +7,14 @@ use std::time::Instant;
 use wgtrain::{DType, Graph, HostTensor, Session, SessionConfig};
 
 fn main() -> wgtrain::Result<()> {
-    for (n, len) in [(1usize, 32usize), (41, 32), (41, 256), (41, 512), (41, 1024), (41, 16384)] {
+    for (n, len) in [
+        (1usize, 32usize),
+        (41, 32),
+        (41, 256),
+        (41, 512),
+        (41, 1024),
+        (41, 16384),
+    ] {
         let mut g = Graph::new();
         let x = g.placeholder("x", DType::F32, &[len as i64])?;
         let mut t = x;
@@ -25,7 +32,10 @@ fn main() -> wgtrain::Result<()> {
             s.run(&[(x, feed.clone())], &[t], &[])?;
         }
         let us = start.elapsed().as_secs_f64() * 1e6 / runs as f64;
-        println!("{n:>3} dispatches of {len:>6} elements: {us:8.1} us per run ({:.1} us per dispatch incl. fixed)", us / n as f64);
+        println!(
+            "{n:>3} dispatches of {len:>6} elements: {us:8.1} us per run ({:.1} us per dispatch incl. fixed)",
+            us / n as f64
+        );
     }
     Ok(())
 }

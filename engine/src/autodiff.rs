@@ -365,10 +365,18 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             // The gradient of a mean of the losses arrives as a broadcast scalar: read the
             // scalar directly and divide by the number of rows in the same kernel.
             let (dy_in, mean) = match &g.node(dy).op {
-                Op::BroadcastLike { mean: true } if g.shape(g.node(dy).inputs[0]).iter().all(|&d| d == 1) => (g.node(dy).inputs[0], true),
+                Op::BroadcastLike { mean: true }
+                    if g.shape(g.node(dy).inputs[0]).iter().all(|&d| d == 1) =>
+                {
+                    (g.node(dy).inputs[0], true)
+                }
                 _ => (dy, false),
             };
-            let dl = g.add_op(Op::XentGrad { sparse, mean }, &[logits, labels, dy_in], "xent_grad")?;
+            let dl = g.add_op(
+                Op::XentGrad { sparse, mean },
+                &[logits, labels, dy_in],
+                "xent_grad",
+            )?;
             let dlabels = if sparse {
                 None
             } else {
@@ -380,7 +388,9 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             Ok(vec![Some(dl), dlabels])
         }
         Op::Compare(_) | Op::ArgMax { .. } | Op::OneHot { .. } => Ok(vec![None; n.inputs.len()]),
-        Op::XentGrad { .. } => Err(Error::unimplemented("second-order gradient of the cross-entropy is not implemented")),
+        Op::XentGrad { .. } => Err(Error::unimplemented(
+            "second-order gradient of the cross-entropy is not implemented",
+        )),
         Op::BroadcastLike { mean: true } => Err(Error::unimplemented(
             "gradient of a mean's gradient is not implemented",
         )),

@@ -878,14 +878,21 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             float_only(2)?;
             let l = &shapes[0];
             if l.len() != 2 {
-                return Err(err(op, format!("logits must be rank 2, got {}", shape_str(l))));
+                return Err(err(
+                    op,
+                    format!("logits must be rank 2, got {}", shape_str(l)),
+                ));
             }
             let labels_ok = if *sparse {
                 matches!(dtypes[1], DType::I32 | DType::U32) && shapes[1].len() == 1
             } else {
                 dtypes[1] == DType::F32 && compatible(&shapes[1], l)
             };
-            let dy_ok = if *mean { shapes[2].iter().all(|&d| d == 1) } else { shapes[2].len() == 1 && dims_match(shapes[2][0], l[0]) };
+            let dy_ok = if *mean {
+                shapes[2].iter().all(|&d| d == 1)
+            } else {
+                shapes[2].len() == 1 && dims_match(shapes[2][0], l[0])
+            };
             if !labels_ok || !dy_ok {
                 return Err(err(
                     op,

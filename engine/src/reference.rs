@@ -403,8 +403,16 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
             let ls = log_softmax_rows(&ins[0].data, cols);
             let mut out = vec![0.0; n];
             for i in 0..rows {
-                let g = if *mean { ins[2].data[0] / rows as f64 } else { ins[2].data[i] };
-                let total: f64 = if *sparse { 1.0 } else { ins[1].data[i * cols..(i + 1) * cols].iter().sum() };
+                let g = if *mean {
+                    ins[2].data[0] / rows as f64
+                } else {
+                    ins[2].data[i]
+                };
+                let total: f64 = if *sparse {
+                    1.0
+                } else {
+                    ins[1].data[i * cols..(i + 1) * cols].iter().sum()
+                };
                 for j in 0..cols {
                     let y = if *sparse {
                         f64::from(u8::from(ins[1].data[i] == j as f64))

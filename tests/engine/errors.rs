@@ -240,3 +240,52 @@ fn no_adapter_error_says_how_to_get_one() {
     assert_eq!(e.code, Code::NotFound);
     assert!(e.message.contains("mesa-vulkan-drivers"), "{e}");
 }
+
+#[test]
+fn a_lost_device_is_aborted_and_a_new_session_recovers() {
+    let (mut g, x, _, y) = graph();
+    let init = g.global_variables_initializer().unwrap();
+    let Some(probe) = gpu(Graph::new()) else {
+        return;
+    };
+    // A device of its own (selected by name), so other tests keep theirs.
+    let cfg = wgtrain::SessionConfig::default().adapter_name(probe.adapter().name.clone());
+    let g = std::sync::Arc::new(g);
+    let mut s = wgtrain::Session::new(g.clone(), cfg.clone()).unwrap();
+    s.run(&[], &[], &[init]).unwrap();
+    let feed = HostTensor::from_f32(&[1, 4], vec![1.0; 4]).unwrap();
+    s.run(&[(x, feed.clone())], &[y], &[]).unwrap();
+    s.simulate_device_loss();
+    let e = s.run(&[(x, feed.clone())], &[y], &[]).unwrap_err();
+    assert_eq!(e.code, Code::Aborted, "{e}");
+    assert!(e.code.is_recoverable());
+    let mut fresh = wgtrain::Session::new(g, cfg).unwrap();
+    fresh.run(&[], &[], &[init]).unwrap();
+    assert_eq!(
+        fresh.run(&[(x, feed)], &[y], &[]).unwrap()[0]
+            .as_f32()
+            .unwrap(),
+        vec![4.0, 4.0]
+    );
+}
+
+#[test]
+fn a_tensor_larger_than_a_storage_binding_is_resource_exhausted() {
+    let Some(probe) = gpu(Graph::new()) else {
+        return;
+    };
+    let limit = probe.adapter().max_storage_buffer_binding_size;
+    let mut g = Graph::new();
+    let opts = wgtrain::engine::VariableOptions {
+        trainable: false,
+        ..Default::default()
+    };
+    let elems = (limit / 4 + 1) as i64;
+    let v = g
+        .variable_with("huge", DType::F32, &[elems], Initializer::Zeros, opts)
+        .unwrap();
+    let Some(mut s) = gpu(g) else { return };
+    let e = s.run(&[], &[v], &[]).unwrap_err();
+    assert_eq!(e.code, Code::ResourceExhausted, "{e}");
+    assert!(e.message.contains("huge"), "{e}");
+}

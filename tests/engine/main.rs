@@ -5,6 +5,7 @@
 mod common;
 mod errors;
 mod forward;
+mod fusion;
 mod grads;
 mod mlp;
 mod optim;

@@ -207,7 +207,11 @@ impl Gpu {
         // With every backend allowed, try the primary APIs first: probing GL (EGL) is
         // slow and noisy on headless machines, and only a fallback.
         let auto = config.backend == Backend::Auto && wgpu::Backends::from_env().is_none();
-        let first = if auto { wgpu::Backends::PRIMARY } else { backends };
+        let first = if auto {
+            wgpu::Backends::PRIMARY
+        } else {
+            backends
+        };
         let instance = instance_for(first);
         let mut adapters = pollster::block_on(instance.enumerate_adapters(first));
         if adapters.is_empty() && auto {

@@ -119,7 +119,11 @@ pub(crate) struct Loc {
 impl Loc {
     /// A whole buffer holding `size` bytes from its start.
     pub fn whole(buf: wgpu::Buffer, size: u64) -> Loc {
-        Loc { buf, offset: 0, size: size.max(4) }
+        Loc {
+            buf,
+            offset: 0,
+            size: size.max(4),
+        }
     }
 }
 
@@ -301,7 +305,14 @@ impl<'g> Recorder<'g> {
     }
 
     /// Records a copy of `size` bytes between arbitrary (4-byte aligned) offsets.
-    pub fn copy_bytes(&mut self, src: &wgpu::Buffer, src_offset: u64, dst: &wgpu::Buffer, dst_offset: u64, size: u64) {
+    pub fn copy_bytes(
+        &mut self,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        dst: &wgpu::Buffer,
+        dst_offset: u64,
+        size: u64,
+    ) {
         self.steps.push(Step::Copy {
             src: src.clone(),
             src_offset,
@@ -481,15 +492,40 @@ impl<'g> Recorder<'g> {
         n: usize,
         finish: Option<(u32, &Loc)>,
     ) -> Result<()> {
-        let groups = if n == 0 { [0; 3] } else { self.groups_1d(n as u64)? };
+        let groups = if n == 0 {
+            [0; 3]
+        } else {
+            self.groups_1d(n as u64)?
+        };
         let (entry, flag, h) = match op {
             Op::ApplyGradientDescent => ("sgd", 0, [0.0; 4]),
-            Op::ApplyMomentum { momentum, nesterov } => ("momentum", u32::from(*nesterov), [*momentum, 0.0, 0.0, 0.0]),
-            Op::ApplyAdam { beta1, beta2, epsilon, weight_decay } => ("adam", 0, [*beta1, *beta2, *epsilon, *weight_decay]),
-            Op::ApplyRmsProp { rho, momentum, epsilon } => ("rmsprop", 0, [*rho, *momentum, *epsilon, 0.0]),
-            _ => return Err(Error::internal(format!("{} is not an optimizer update", op.tf_name()))),
+            Op::ApplyMomentum { momentum, nesterov } => {
+                ("momentum", u32::from(*nesterov), [*momentum, 0.0, 0.0, 0.0])
+            }
+            Op::ApplyAdam {
+                beta1,
+                beta2,
+                epsilon,
+                weight_decay,
+            } => ("adam", 0, [*beta1, *beta2, *epsilon, *weight_decay]),
+            Op::ApplyRmsProp {
+                rho,
+                momentum,
+                epsilon,
+            } => ("rmsprop", 0, [*rho, *momentum, *epsilon, 0.0]),
+            _ => {
+                return Err(Error::internal(format!(
+                    "{} is not an optimizer update",
+                    op.tf_name()
+                )));
+            }
         };
-        let p = OptParams { n: n as u32, flag, pad: [0; 2], h };
+        let p = OptParams {
+            n: n as u32,
+            flag,
+            pad: [0; 2],
+            h,
+        };
         let mut bindings: Vec<(u32, &Loc)> = vec![(1, var), (4, grad), (5, lr)];
         for (k, s) in slots.iter().enumerate() {
             bindings.push((2 + k as u32, s));
@@ -499,7 +535,14 @@ impl<'g> Recorder<'g> {
             bindings.push((7, b2p));
         }
         match finish {
-            None => self.dispatch(Shader::Optim, entry, vec![], bytemuck::bytes_of(&p), &bindings, groups),
+            None => self.dispatch(
+                Shader::Optim,
+                entry,
+                vec![],
+                bytemuck::bytes_of(&p),
+                &bindings,
+                groups,
+            ),
             Some((bits, scratch)) => {
                 bindings.push((8, scratch));
                 let fused = match entry {
@@ -510,7 +553,14 @@ impl<'g> Recorder<'g> {
                 };
                 // Invocation 0 must exist even for an empty update.
                 let groups = if n == 0 { [1, 1, 1] } else { groups };
-                self.dispatch(Shader::Optim, fused, vec![("FINISH", bits)], bytemuck::bytes_of(&p), &bindings, groups)
+                self.dispatch(
+                    Shader::Optim,
+                    fused,
+                    vec![("FINISH", bits)],
+                    bytemuck::bytes_of(&p),
+                    &bindings,
+                    groups,
+                )
             }
         }
     }
@@ -519,7 +569,16 @@ impl<'g> Recorder<'g> {
     /// `matmul.wgsl`'s `EPI`: 1 bias, 2 bias + ReLU, 3 ReLU-gradient mask) reading `aux`,
     /// or (code 4, rank 2, `transpose_a`) also writing the column sums of `b` to `aux`.
     #[allow(clippy::too_many_arguments)]
-    pub fn matmul(&mut self, a: &Arg, b: &Arg, transpose_a: bool, transpose_b: bool, out: &Loc, out_shape: &[usize], epilogue: Option<(u32, &Loc)>) -> Result<()> {
+    pub fn matmul(
+        &mut self,
+        a: &Arg,
+        b: &Arg,
+        transpose_a: bool,
+        transpose_b: bool,
+        out: &Loc,
+        out_shape: &[usize],
+        epilogue: Option<(u32, &Loc)>,
+    ) -> Result<()> {
         let r = a.shape.len();
         let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
         let (br, bc) = (b.shape[r - 2], b.shape[r - 1]);
@@ -530,7 +589,11 @@ impl<'g> Recorder<'g> {
             return Ok(());
         }
         if k == 0 && epilogue.is_none() {
-            self.steps.push(Step::Clear { buf: out.buf.clone(), offset: out.offset, size: out.size });
+            self.steps.push(Step::Clear {
+                buf: out.buf.clone(),
+                offset: out.offset,
+                size: out.size,
+            });
             return Ok(());
         }
         let (a_rs, a_ks) = if transpose_a { (1, ac) } else { (ac, 1) };
@@ -568,7 +631,14 @@ impl<'g> Recorder<'g> {
             );
         }
         match epilogue {
-            None => self.dispatch(Shader::Matmul, "matmul", vec![], bytemuck::bytes_of(&p), &[(1, a.loc), (2, b.loc), (3, out)], groups),
+            None => self.dispatch(
+                Shader::Matmul,
+                "matmul",
+                vec![],
+                bytemuck::bytes_of(&p),
+                &[(1, a.loc), (2, b.loc), (3, out)],
+                groups,
+            ),
             Some((epi, aux)) => self.dispatch(
                 Shader::Matmul,
                 "matmul_fused",
@@ -681,7 +751,15 @@ impl<'g> Recorder<'g> {
             Op::MatMul {
                 transpose_a,
                 transpose_b,
-            } => self.matmul(&ins[0], &ins[1], *transpose_a, *transpose_b, out, out_shape, None),
+            } => self.matmul(
+                &ins[0],
+                &ins[1],
+                *transpose_a,
+                *transpose_b,
+                out,
+                out_shape,
+                None,
+            ),
             Op::Reduce { op: r, axes, .. } => self.reduce(&ins[0], out, axes, r.code()),
             Op::SumLike => {
                 let x = &ins[0];
@@ -749,7 +827,12 @@ impl<'g> Recorder<'g> {
             Op::Softmax | Op::LogSoftmax => {
                 let cols = *ins[0].shape.last().unwrap_or(&1);
                 let rows = n.checked_div(cols).unwrap_or(0);
-                let p = RowParams { rows: rows as u32, cols: cols as u32, sparse: 0, mean: 0 };
+                let p = RowParams {
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    sparse: 0,
+                    mean: 0,
+                };
                 let groups = self.groups_1d(rows as u64)?;
                 self.dispatch(
                     Shader::Softmax,
@@ -765,7 +848,12 @@ impl<'g> Recorder<'g> {
                 if cols == 0 {
                     return Err(Error::invalid_argument("cross-entropy over zero classes"));
                 }
-                let p = RowParams { rows: rows as u32, cols: cols as u32, sparse: 0, mean: 0 };
+                let p = RowParams {
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    sparse: 0,
+                    mean: 0,
+                };
                 let entry = if matches!(op, Op::SoftmaxXent) {
                     "xent"
                 } else {
@@ -783,7 +871,12 @@ impl<'g> Recorder<'g> {
             }
             Op::XentGrad { sparse, mean } => {
                 let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
-                let p = RowParams { rows: rows as u32, cols: cols as u32, sparse: u32::from(*sparse), mean: u32::from(*mean) };
+                let p = RowParams {
+                    rows: rows as u32,
+                    cols: cols as u32,
+                    sparse: u32::from(*sparse),
+                    mean: u32::from(*mean),
+                };
                 let groups = self.groups_1d(rows as u64)?;
                 self.dispatch(
                     Shader::Softmax,
@@ -833,7 +926,10 @@ impl<'g> Recorder<'g> {
                     if n == 0 { [0; 3] } else { groups },
                 )
             }
-            op @ (Op::ApplyGradientDescent | Op::ApplyMomentum { .. } | Op::ApplyAdam { .. } | Op::ApplyRmsProp { .. }) => {
+            op @ (Op::ApplyGradientDescent
+            | Op::ApplyMomentum { .. }
+            | Op::ApplyAdam { .. }
+            | Op::ApplyRmsProp { .. }) => {
                 let slots: Vec<&Loc> = op.mutated_slots().iter().map(|&k| ins[k].loc).collect();
                 let (lr, grad) = match op {
                     Op::ApplyGradientDescent => (ins[1].loc, ins[2].loc),

@@ -1,8 +1,11 @@
 //! The wgpu runtime: device selection, the kernel registry, planning and the
 //! [`Session`].
 
+mod arena;
 mod device;
+mod fusion;
 mod kernels;
+mod plan;
 mod session;
 pub mod shaders;
 pub mod testing;

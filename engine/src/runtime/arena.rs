@@ -1,0 +1,163 @@
+//! Parameter arenas: the variables, optimizer slots and gradients of a group of
+//! optimizer updates laid out in one buffer each, with the same layout, so the whole
+//! group updates in one dispatch and a snapshot of it is one copy.
+
+use super::device::Gpu;
+use super::kernels::Loc;
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::ops::Op;
+use std::collections::HashSet;
+
+/// Input positions of an optimizer update op.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ApplyInputs {
+    /// The learning rate.
+    pub lr: usize,
+    /// The gradient.
+    pub grad: usize,
+    /// Adam's beta powers.
+    pub powers: Option<(usize, usize)>,
+}
+
+/// Where the learning rate, gradient and beta powers of an update op are.
+pub(crate) fn apply_inputs(op: &Op) -> Option<ApplyInputs> {
+    let (lr, grad, powers) = match op {
+        Op::ApplyGradientDescent => (1, 2, None),
+        Op::ApplyMomentum { .. } => (2, 3, None),
+        Op::ApplyAdam { .. } => (5, 6, Some((3, 4))),
+        Op::ApplyRmsProp { .. } => (3, 4, None),
+        _ => return None,
+    };
+    Some(ApplyInputs { lr, grad, powers })
+}
+
+/// Optimizer updates of one kind sharing hyperparameters, learning rate and beta powers,
+/// whose variables, slots and gradients live in arenas with one layout.
+#[derive(Clone)]
+pub(crate) struct ApplyGroup {
+    /// The update nodes, in graph order.
+    pub members: Vec<usize>,
+    /// The op of the members (same hyperparameters).
+    pub template: Op,
+    /// The learning-rate tensor.
+    pub lr: usize,
+    /// Adam's beta-power variables.
+    pub powers: Option<(usize, usize)>,
+    /// The variables.
+    pub var_arena: Loc,
+    /// One arena per slot (Adam's m and v, ...).
+    pub slot_arenas: Vec<Loc>,
+    /// The gradients.
+    pub grad_arena: Loc,
+    /// The gradient view of each member, in member order.
+    pub grad_views: Vec<Loc>,
+    /// 32-bit words the fused update covers (alignment padding included; padding holds
+    /// zeros, which every update rule maps to zeros).
+    pub words: usize,
+}
+
+/// The arenas of a graph: groups, and the arena view of every variable in one.
+pub(crate) struct Arenas {
+    pub groups: Vec<ApplyGroup>,
+    pub views: Vec<(usize, Loc)>,
+}
+
+/// Groups the graph's update ops (same op and hyperparameters, same learning rate and
+/// powers; a variable updated by two ops stays in the first group only) and lays out
+/// their arenas with views aligned to the device's storage offset alignment.
+pub(crate) fn plan_arenas(
+    graph: &Graph,
+    gpu: &Gpu,
+    buffer: impl Fn(&str, u64) -> Result<wgpu::Buffer>,
+) -> Result<Arenas> {
+    let nodes = graph.nodes();
+    let mut claimed: HashSet<usize> = HashSet::new();
+    let mut keyed: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        let Some(ins) = apply_inputs(&n.op) else {
+            continue;
+        };
+        let owned: Vec<usize> = std::iter::once(0)
+            .chain(n.op.mutated_slots().iter().copied())
+            .map(|k| n.inputs[k].0)
+            .collect();
+        let distinct = owned.iter().collect::<HashSet<_>>().len() == owned.len();
+        if !distinct || owned.iter().any(|v| claimed.contains(v)) {
+            continue;
+        }
+        claimed.extend(owned);
+        let key = format!(
+            "{:?} lr={} powers={:?}",
+            n.op,
+            n.inputs[ins.lr].0,
+            ins.powers.map(|(a, b)| (n.inputs[a].0, n.inputs[b].0))
+        );
+        match keyed.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, m)) => m.push(i),
+            None => keyed.push((key, vec![i])),
+        }
+    }
+    let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment.max(4));
+    let max = gpu
+        .limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size);
+    let mut out = Arenas {
+        groups: Vec::new(),
+        views: Vec::new(),
+    };
+    for (_, members) in keyed {
+        let first = &nodes[members[0]];
+        let Some(ins) = apply_inputs(&first.op) else {
+            continue;
+        };
+        let mut offsets = Vec::with_capacity(members.len());
+        let mut end = 0u64;
+        for &m in &members {
+            let var = &nodes[nodes[m].inputs[0].0];
+            let bytes = (var.shape.iter().product::<i64>() as u64 * 4).max(4);
+            let off = end.div_ceil(align) * align;
+            offsets.push((off, bytes));
+            end = off + bytes;
+        }
+        if end > max {
+            // Too large for one binding: these variables keep buffers of their own.
+            continue;
+        }
+        let arena = |label: &str| buffer(label, end).map(|b| Loc::whole(b, end));
+        let var_arena = arena("parameter arena")?;
+        let slot_arenas = (0..first.op.mutated_slots().len())
+            .map(|_| arena("slot arena"))
+            .collect::<Result<Vec<_>>>()?;
+        let grad_arena = arena("gradient arena")?;
+        let view = |a: &Loc, (offset, size): (u64, u64)| Loc {
+            buf: a.buf.clone(),
+            offset,
+            size,
+        };
+        let mut grad_views = Vec::with_capacity(members.len());
+        for (&m, &o) in members.iter().zip(&offsets) {
+            let n = &nodes[m];
+            out.views.push((n.inputs[0].0, view(&var_arena, o)));
+            for (s, &k) in n.op.mutated_slots().iter().enumerate() {
+                out.views.push((n.inputs[k].0, view(&slot_arenas[s], o)));
+            }
+            grad_views.push(view(&grad_arena, o));
+        }
+        out.groups.push(ApplyGroup {
+            template: first.op.clone(),
+            lr: first.inputs[ins.lr].0,
+            powers: ins
+                .powers
+                .map(|(a, b)| (first.inputs[a].0, first.inputs[b].0)),
+            members,
+            var_arena,
+            slot_arenas,
+            grad_arena,
+            grad_views,
+            words: (end / 4) as usize,
+        });
+    }
+    Ok(out)
+}

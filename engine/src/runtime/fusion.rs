@@ -1,0 +1,394 @@
+//! Fusion analysis: which nodes of a schedule run as one kernel.
+//!
+//! Pure analysis over the graph and one schedule; the planner records what it decides.
+//! Every fusion preserves the values of the unfused graph (tests compare both against
+//! the reference interpreter):
+//!
+//! - matmul epilogues: `MatMul -> BiasAdd [-> Relu]` and `MatMul -> ReluGrad` run as one
+//!   matmul kernel at the chain's last node when no one else reads the values between;
+//! - bias gradients: `sum(dy, axis 0)` beside `x^T @ dy` is computed in the matmul
+//!   (column sums), at the later of the two nodes;
+//! - optimizer groups (see `arena.rs`) present in full run as one dispatch over their
+//!   arenas at their last member, gradients computed straight into the gradient arena;
+//! - the step's scalar bookkeeping after such an update (Adam's `beta_power *= beta`,
+//!   the global step's `+= 1`) is absorbed into that dispatch.
+
+use super::arena::{ApplyGroup, apply_inputs};
+use super::kernels::Loc;
+use crate::exec::Schedule;
+use crate::graph::Node;
+use crate::ops::{AssignOp, BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::tensor::DType;
+use std::collections::{HashMap, HashSet};
+
+/// Scalar bookkeeping absorbed into a fused optimizer update.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Finish {
+    /// FINISH bits of `optim.wgsl`: 1 beta powers, 2 global step.
+    pub bits: u32,
+    /// Adam's (beta1_power, beta2_power) variables.
+    pub powers: Option<(usize, usize)>,
+    /// (step variable, increment constant).
+    pub step: Option<(usize, usize)>,
+}
+
+/// What the planner records at a node.
+#[derive(Clone, Debug)]
+pub(crate) enum Action {
+    /// A matmul with an epilogue (matmul node, aux tensor, `EPI` code).
+    Epilogue {
+        matmul: usize,
+        aux: usize,
+        code: u32,
+    },
+    /// A kernel gradient with its bias gradient (matmul node, reduce node).
+    ColSum { matmul: usize, reduce: usize },
+    /// A whole optimizer group in one dispatch.
+    Optimizer {
+        group: usize,
+        finish: Option<Finish>,
+    },
+    /// Nothing here: a fused kernel elsewhere computes the node.
+    Skip,
+}
+
+/// The fusion decisions for one schedule.
+#[derive(Default)]
+pub(crate) struct Fusion {
+    /// Nodes with a special action; the others record their own kernels.
+    pub actions: HashMap<usize, Action>,
+    /// Nodes whose inputs are read at another node's position (liveness).
+    pub runs_at: HashMap<usize, usize>,
+    /// Skipped nodes that need no output buffer.
+    pub no_buffer: HashSet<usize>,
+    /// Output locations fixed in advance (gradients in a gradient arena).
+    pub preplaced: HashMap<usize, Loc>,
+    /// Gradients copied into their arena view before a fused update, by update node.
+    pub grad_copies: HashMap<usize, Vec<(usize, Loc)>>,
+}
+
+struct Ctx<'a> {
+    nodes: &'a [Node],
+    sched: &'a Schedule,
+    pos: HashMap<usize, usize>,
+    readers: HashMap<usize, Vec<usize>>,
+    fetched: HashSet<usize>,
+}
+
+impl Ctx<'_> {
+    fn fed(&self, i: usize) -> bool {
+        self.sched.fed.contains(&i)
+    }
+
+    /// The only reader of `i`, when `i` is not fetched.
+    fn sole_reader(&self, i: usize) -> Option<usize> {
+        match self.readers.get(&i).map(Vec::as_slice) {
+            Some([r]) if !self.fetched.contains(&i) && !self.fed(*r) => Some(*r),
+            _ => None,
+        }
+    }
+
+    fn const_scalar(&self, i: usize) -> Option<f64> {
+        match &self.nodes[i].op {
+            Op::Const(v) if v.len() == 1 => Some(v.get_f64(0)),
+            _ => None,
+        }
+    }
+}
+
+impl Fusion {
+    /// Decides the fusions of `sched`.
+    pub fn analyze(
+        nodes: &[Node],
+        sched: &Schedule,
+        fetched: &[usize],
+        groups: &[ApplyGroup],
+    ) -> Fusion {
+        let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &i in &sched.order {
+            if !sched.fed.contains(&i) {
+                for t in &nodes[i].inputs {
+                    readers.entry(t.0).or_default().push(i);
+                }
+            }
+        }
+        let cx = Ctx {
+            nodes,
+            sched,
+            pos: sched
+                .order
+                .iter()
+                .enumerate()
+                .map(|(p, &i)| (i, p))
+                .collect(),
+            readers,
+            fetched: fetched.iter().copied().collect(),
+        };
+        let mut f = Fusion::default();
+        f.epilogues(&cx);
+        f.bias_gradients(&cx);
+        f.optimizer_groups(&cx, groups);
+        f
+    }
+
+    fn skip(&mut self, node: usize, at: usize, buffer: bool) {
+        self.actions.insert(node, Action::Skip);
+        self.runs_at.insert(node, at);
+        if !buffer {
+            self.no_buffer.insert(node);
+        }
+    }
+
+    fn epilogues(&mut self, cx: &Ctx) {
+        for &i in &cx.sched.order {
+            if cx.fed(i) || !matches!(cx.nodes[i].op, Op::MatMul { .. }) {
+                continue;
+            }
+            let Some(c) = cx.sole_reader(i) else { continue };
+            let cn = &cx.nodes[c];
+            match cn.op {
+                Op::BiasAdd if cn.inputs[0].0 == i => {
+                    let relu = cx
+                        .sole_reader(c)
+                        .filter(|&r| matches!(cx.nodes[r].op, Op::Unary(UnaryOp::Relu)));
+                    let tail = relu.unwrap_or(c);
+                    let code = if relu.is_some() { 2 } else { 1 };
+                    self.actions.insert(
+                        tail,
+                        Action::Epilogue {
+                            matmul: i,
+                            aux: cn.inputs[1].0,
+                            code,
+                        },
+                    );
+                    self.skip(i, tail, false);
+                    if relu.is_some() {
+                        self.skip(c, tail, false);
+                    }
+                }
+                Op::Binary(BinaryOp::ReluGrad)
+                    if cn.inputs[0].0 == i
+                        && cn.inputs[1].0 != i
+                        && cx.sched.shapes[&cn.inputs[1].0] == cx.sched.shapes[&i] =>
+                {
+                    self.actions.insert(
+                        c,
+                        Action::Epilogue {
+                            matmul: i,
+                            aux: cn.inputs[1].0,
+                            code: 3,
+                        },
+                    );
+                    self.skip(i, c, false);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn bias_gradients(&mut self, cx: &Ctx) {
+        for &r in &cx.sched.order {
+            let rn = &cx.nodes[r];
+            let is_bias_grad = !cx.fed(r)
+                && matches!(&rn.op, Op::Reduce { op: ReduceOp::Sum, axes, keep_dims: false } if axes.as_slice() == [0])
+                && cx.sched.shapes[&rn.inputs[0].0].len() == 2;
+            if !is_bias_grad {
+                continue;
+            }
+            let d = rn.inputs[0].0;
+            let mm = cx.readers.get(&d).and_then(|rs| {
+                rs.iter().copied().find(|&m| {
+                    let mn = &cx.nodes[m];
+                    matches!(
+                        mn.op,
+                        Op::MatMul {
+                            transpose_a: true,
+                            transpose_b: false
+                        }
+                    ) && mn.inputs[1].0 == d
+                        && mn.inputs[0].0 != d
+                        && cx.sched.shapes[&m].len() == 2
+                        && !self.actions.contains_key(&m)
+                })
+            });
+            let Some(mm) = mm else { continue };
+            let (early, late) = if cx.pos[&mm] < cx.pos[&r] {
+                (mm, r)
+            } else {
+                (r, mm)
+            };
+            let read_before = cx
+                .readers
+                .get(&early)
+                .is_some_and(|rs| rs.iter().any(|x| cx.pos[x] <= cx.pos[&late]));
+            if read_before || self.actions.contains_key(&late) {
+                continue;
+            }
+            self.actions.insert(
+                late,
+                Action::ColSum {
+                    matmul: mm,
+                    reduce: r,
+                },
+            );
+            self.skip(early, late, true);
+        }
+    }
+
+    fn optimizer_groups(&mut self, cx: &Ctx, groups: &[ApplyGroup]) {
+        let in_plan: HashSet<usize> = cx.sched.order.iter().copied().collect();
+        for (gi, grp) in groups.iter().enumerate() {
+            let (Some(&first), Some(&tail)) = (grp.members.first(), grp.members.last()) else {
+                continue;
+            };
+            if !grp.members.iter().all(|m| in_plan.contains(m)) {
+                continue;
+            }
+            // A node between the members that depends on one of them must see it done.
+            let depends = cx.sched.order[cx.pos[&first]..=cx.pos[&tail]]
+                .iter()
+                .filter(|i| !grp.members.contains(i))
+                .any(|&i| {
+                    let n = &cx.nodes[i];
+                    n.inputs
+                        .iter()
+                        .map(|t| t.0)
+                        .chain(n.control_inputs.iter().map(|o| o.0))
+                        .any(|d| grp.members.contains(&d))
+                });
+            if depends {
+                continue;
+            }
+            let Some(ins) = apply_inputs(&grp.template) else {
+                continue;
+            };
+            for &m in &grp.members {
+                if m != tail {
+                    self.skip(m, tail, true);
+                }
+            }
+            for (m, view) in grp.members.iter().zip(&grp.grad_views) {
+                let gnode = cx.nodes[*m].inputs[ins.grad].0;
+                let gn = &cx.nodes[gnode];
+                let computed = !cx.fed(gnode)
+                    && !matches!(
+                        gn.op,
+                        Op::Variable { .. }
+                            | Op::Const(_)
+                            | Op::InitialValue { .. }
+                            | Op::NoOp
+                            | Op::Reshape(_)
+                            | Op::ReshapeLike
+                    )
+                    && !gn.op.mutates_variable();
+                // A kernel cannot read the arena it writes: such gradients are copied.
+                let reads_arena = gn.inputs.iter().any(|t| {
+                    self.preplaced
+                        .get(&t.0)
+                        .is_some_and(|l| l.buf == grp.grad_arena.buf)
+                });
+                if computed && !reads_arena && !self.preplaced.contains_key(&gnode) {
+                    self.preplaced.insert(gnode, view.clone());
+                } else {
+                    // Read at the tail: the members' inputs are read there (`runs_at`).
+                    self.grad_copies
+                        .entry(tail)
+                        .or_default()
+                        .push((gnode, view.clone()));
+                }
+            }
+            let finish = self.finish(cx, grp, tail);
+            self.actions
+                .insert(tail, Action::Optimizer { group: gi, finish });
+        }
+    }
+
+    /// The bookkeeping after the group's update that can run in its dispatch.
+    fn finish(&mut self, cx: &Ctx, grp: &ApplyGroup, tail: usize) -> Option<Finish> {
+        let after = |i: usize| cx.pos[&i] > cx.pos[&tail] && !cx.fetched.contains(&i);
+        let mut bits = 0;
+        let mut local: Vec<usize> = Vec::new();
+        let mut powers = None;
+        if let (Some((b1, b2)), Op::ApplyAdam { beta1, beta2, .. }) = (grp.powers, &grp.template) {
+            // `assign(p, p * beta)` with nothing else reading `p * beta`.
+            let find = |pv: usize, beta: f32| {
+                cx.sched.order.iter().copied().find_map(|a| {
+                    let an = &cx.nodes[a];
+                    if !matches!(an.op, Op::Assign(AssignOp::Assign))
+                        || an.inputs[0].0 != pv
+                        || !after(a)
+                    {
+                        return None;
+                    }
+                    let m = an.inputs[1].0;
+                    let mn = &cx.nodes[m];
+                    let is_scale = matches!(mn.op, Op::Binary(BinaryOp::Mul))
+                        && mn.inputs[0].0 == pv
+                        && cx.const_scalar(mn.inputs[1].0) == Some(f64::from(beta))
+                        && cx.readers.get(&m).is_some_and(|r| r == &[a])
+                        && !cx.fetched.contains(&m);
+                    is_scale.then_some((m, a))
+                })
+            };
+            if let (Some(p1), Some(p2)) = (find(b1, *beta1), find(b2, *beta2)) {
+                bits |= 1;
+                local.extend([p1.0, p1.1, p2.0, p2.1]);
+                powers = Some((b1, b2));
+            }
+        }
+        let after_group = |c: usize| {
+            grp.members.contains(&c)
+                || (matches!(cx.nodes[c].op, Op::NoOp)
+                    && cx.nodes[c]
+                        .control_inputs
+                        .iter()
+                        .all(|d| grp.members.contains(&d.0) || local.contains(&d.0)))
+        };
+        // `step += c` (int64 scalar) ordered after the update.
+        let step_node = cx.sched.order.iter().copied().find(|&s| {
+            let sn = &cx.nodes[s];
+            matches!(sn.op, Op::Assign(AssignOp::Add))
+                && sn.dtype == DType::I64
+                && sn.shape.is_empty()
+                && after(s)
+                && cx.const_scalar(sn.inputs[1].0).is_some()
+                && sn.control_inputs.iter().any(|c| after_group(c.0))
+        });
+        let mut step = None;
+        if let Some(sn) = step_node {
+            bits |= 2;
+            local.push(sn);
+            step = Some((cx.nodes[sn].inputs[0].0, cx.nodes[sn].inputs[1].0));
+        }
+        if bits == 0 {
+            return None;
+        }
+        // Nothing else may read the updated scalars between the update and the absorbed
+        // nodes: after the fused dispatch they already hold their new values.
+        let watched: Vec<usize> = powers
+            .map(|(a, b)| vec![a, b])
+            .unwrap_or_default()
+            .into_iter()
+            .chain(step.map(|s| s.0))
+            .collect();
+        let last = local
+            .iter()
+            .map(|i| cx.pos[i])
+            .max()
+            .unwrap_or(cx.pos[&tail]);
+        let clash = cx.sched.order[cx.pos[&tail] + 1..=last].iter().any(|&i| {
+            !local.contains(&i) && cx.nodes[i].inputs.iter().any(|t| watched.contains(&t.0))
+        });
+        if clash {
+            return None;
+        }
+        for n in local {
+            let buffer = cx.nodes[n].op.mutates_variable();
+            self.actions.insert(n, Action::Skip);
+            if !buffer {
+                self.no_buffer.insert(n);
+            }
+        }
+        Some(Finish { bits, powers, step })
+    }
+}

@@ -1,0 +1,327 @@
+//! Planning one run: buffers for every value (pooled by liveness, variables and
+//! constants persistent, arena views for optimizer groups), and the recorded steps
+//! replayed by every later run with the same fetches, targets and feed shapes.
+
+use super::fusion::{Action, Fusion};
+use super::kernels::{Arg, Loc, Recorder, Step};
+use super::session::Session;
+use crate::error::Result;
+use crate::exec::Schedule;
+use crate::graph::Tensor;
+use crate::ops::Op;
+use crate::tensor::DType;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Where one fetched or snapshotted tensor is copied to in a staging buffer.
+pub(crate) struct Slot {
+    pub loc: Loc,
+    pub offset: u64,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+impl Slot {
+    /// Device bytes of the tensor.
+    pub fn bytes(&self) -> u64 {
+        (self.shape.iter().product::<usize>() * self.dtype.device_size()) as u64
+    }
+}
+
+/// A planned run.
+pub(crate) struct Plan {
+    /// Variables that must hold a value before the run.
+    pub reads: Vec<usize>,
+    /// Variables the run assigns.
+    pub assigns: Vec<usize>,
+    /// The buffer of each fed tensor.
+    pub feeds: HashMap<usize, Loc>,
+    /// The recorded device work.
+    pub steps: Vec<Step>,
+    /// Kernel dispatches among the steps.
+    pub dispatches: usize,
+    pub fetch_slots: Vec<Slot>,
+    /// The staging buffer fetched tensors are copied into.
+    pub fetch_staging: Option<wgpu::Buffer>,
+    pub snapshot_slots: Vec<Slot>,
+    pub snapshot_size: u64,
+}
+
+fn align8(x: u64) -> u64 {
+    x.div_ceil(8) * 8
+}
+
+/// Lays out `slots` for `tensors` one after another (8-byte aligned); returns the total.
+fn layout(slots: &mut Vec<Slot>, tensors: impl Iterator<Item = (Loc, DType, Vec<usize>)>) -> u64 {
+    let mut offset = 0;
+    for (loc, dtype, shape) in tensors {
+        let slot = Slot {
+            loc,
+            offset,
+            dtype,
+            shape,
+        };
+        offset += align8(slot.bytes());
+        slots.push(slot);
+    }
+    offset
+}
+
+impl Session {
+    /// Plans the run of `sched` fetching `fetches` and snapshotting `snapshot`.
+    pub(super) fn build_plan(
+        &mut self,
+        sched: &Schedule,
+        fetches: &[Tensor],
+        snapshot: &[Tensor],
+    ) -> Result<Plan> {
+        let graph = Arc::clone(&self.graph);
+        let nodes = graph.nodes();
+        let gpu = Arc::clone(&self.gpu);
+        let mut rec = Recorder::new(&gpu);
+        let fetched: Vec<usize> = fetches.iter().map(|t| t.0).collect();
+        let fusion = Fusion::analyze(nodes, sched, &fetched, &self.groups);
+        let pos: HashMap<usize, usize> = sched
+            .order
+            .iter()
+            .enumerate()
+            .map(|(p, &i)| (i, p))
+            .collect();
+        let fed = |i: usize| sched.fed.contains(&i);
+        // The node whose buffer a value lives in (reshapes and updates alias).
+        let mut root: HashMap<usize, usize> = HashMap::new();
+        for &i in &sched.order {
+            let n = &nodes[i];
+            let r = match n.op {
+                _ if fed(i) => i,
+                Op::Reshape(_) | Op::ReshapeLike => root[&n.inputs[0].0],
+                _ if n.op.mutates_variable() => n.inputs[0].0,
+                _ => i,
+            };
+            root.insert(i, r);
+        }
+        // The last position at which each buffer is read.
+        let mut last_use: HashMap<usize, usize> = HashMap::new();
+        for (p, &i) in sched.order.iter().enumerate() {
+            if fed(i) {
+                continue;
+            }
+            let at = fusion.runs_at.get(&i).map_or(p, |t| pos[t]);
+            for t in &nodes[i].inputs {
+                let e = last_use.entry(root[&t.0]).or_insert(at);
+                *e = (*e).max(at);
+            }
+        }
+        for &t in &fetched {
+            last_use.insert(root[&t], usize::MAX);
+        }
+        let mut locs: HashMap<usize, Loc> = HashMap::new();
+        let mut feeds = HashMap::new();
+        let mut pooled: HashMap<usize, wgpu::Buffer> = HashMap::new();
+        let mut free: Vec<(u64, wgpu::Buffer)> = Vec::new();
+        for (p, &i) in sched.order.iter().enumerate() {
+            let n = &nodes[i];
+            let shape = &sched.shapes[&i];
+            let bytes = (shape.iter().product::<usize>() * n.dtype.device_size()) as u64;
+            if fed(i) {
+                let loc = Loc::whole(self.buffer(&n.name, bytes)?, bytes);
+                feeds.insert(i, loc.clone());
+                locs.insert(i, loc);
+                continue;
+            }
+            let loc = match &n.op {
+                _ if fusion.no_buffer.contains(&i) => None,
+                Op::Variable { .. } => Some(self.var_loc(i)?),
+                Op::Const(_) | Op::InitialValue { .. } => Some(self.const_loc(i, shape)?),
+                Op::NoOp => None,
+                Op::Reshape(_) | Op::ReshapeLike => locs.get(&n.inputs[0].0).cloned(),
+                op if op.mutates_variable() => Some(self.var_loc(n.inputs[0].0)?),
+                _ if fusion.preplaced.contains_key(&i) => fusion.preplaced.get(&i).cloned(),
+                _ => {
+                    // Best fit among free buffers, else a new one.
+                    let best = free
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, (s, _))| *s >= bytes.max(4))
+                        .min_by_key(|(_, (s, _))| *s)
+                        .map(|(k, _)| k);
+                    let buf = match best {
+                        Some(k) => free.swap_remove(k).1,
+                        None => self.buffer(&n.name, bytes)?,
+                    };
+                    pooled.insert(i, buf.clone());
+                    Some(Loc::whole(buf, bytes))
+                }
+            };
+            if let Some(loc) = &loc {
+                locs.insert(i, loc.clone());
+            }
+            self.record(&mut rec, &fusion, &locs, sched, i, loc.as_ref())
+                .map_err(|e| e.context(format!("node '{}'", n.name)))?;
+            // Release buffers whose last reader has been recorded.
+            for t in n
+                .inputs
+                .iter()
+                .map(|t| root[&t.0])
+                .chain(std::iter::once(root[&i]))
+            {
+                let done = last_use.get(&t).is_none_or(|&l| l <= p);
+                if done && let Some(buf) = pooled.remove(&t) {
+                    free.push((buf.size(), buf));
+                }
+            }
+        }
+        let mut fetch_slots = Vec::with_capacity(fetches.len());
+        let fetch_size = layout(
+            &mut fetch_slots,
+            fetched
+                .iter()
+                .map(|&t| (locs[&t].clone(), nodes[t].dtype, sched.shapes[&t].clone())),
+        );
+        let fetch_staging = (!fetches.is_empty()).then(|| {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("fetch staging"),
+                size: fetch_size.max(8),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        let mut snap = Vec::with_capacity(snapshot.len());
+        for &v in snapshot {
+            let n = &nodes[v.0];
+            snap.push((
+                self.var_loc(v.0)?,
+                n.dtype,
+                n.shape.iter().map(|&d| d as usize).collect(),
+            ));
+        }
+        let mut snapshot_slots = Vec::with_capacity(snapshot.len());
+        let snapshot_size = layout(&mut snapshot_slots, snap.into_iter());
+        let mut reads = sched.reads_uninit_checked.clone();
+        for v in snapshot {
+            if !sched.assigns.contains(&v.0) && !reads.contains(&v.0) {
+                reads.push(v.0);
+            }
+        }
+        Ok(Plan {
+            reads,
+            assigns: sched.assigns.clone(),
+            feeds,
+            dispatches: rec.dispatches,
+            steps: rec.steps,
+            fetch_slots,
+            fetch_staging,
+            snapshot_slots,
+            snapshot_size,
+        })
+    }
+
+    /// Records the work at node `i` as `fusion` decided.
+    fn record(
+        &mut self,
+        rec: &mut Recorder,
+        fusion: &Fusion,
+        locs: &HashMap<usize, Loc>,
+        sched: &Schedule,
+        i: usize,
+        out: Option<&Loc>,
+    ) -> Result<()> {
+        let graph = Arc::clone(&self.graph);
+        let nodes = graph.nodes();
+        let n = &nodes[i];
+        let arg = |t: usize| Arg {
+            loc: &locs[&t],
+            dtype: nodes[t].dtype,
+            shape: &sched.shapes[&t],
+        };
+        match fusion.actions.get(&i) {
+            Some(Action::Skip) => Ok(()),
+            Some(&Action::Epilogue { matmul, aux, code }) => {
+                let m = &nodes[matmul];
+                let (
+                    Op::MatMul {
+                        transpose_a,
+                        transpose_b,
+                    },
+                    Some(out),
+                ) = (&m.op, out)
+                else {
+                    return Ok(());
+                };
+                rec.matmul(
+                    &arg(m.inputs[0].0),
+                    &arg(m.inputs[1].0),
+                    *transpose_a,
+                    *transpose_b,
+                    out,
+                    &sched.shapes[&i],
+                    Some((code, &locs[&aux])),
+                )
+            }
+            Some(&Action::ColSum { matmul, reduce }) => {
+                let m = &nodes[matmul];
+                rec.matmul(
+                    &arg(m.inputs[0].0),
+                    &arg(m.inputs[1].0),
+                    true,
+                    false,
+                    &locs[&matmul],
+                    &sched.shapes[&matmul],
+                    Some((4, &locs[&reduce])),
+                )
+            }
+            Some(&Action::Optimizer { group, finish }) => {
+                let grp = self.groups[group].clone();
+                for (gnode, view) in fusion.grad_copies.get(&i).map(Vec::as_slice).unwrap_or(&[]) {
+                    rec.copy(&locs[gnode], view);
+                }
+                let slots: Vec<&Loc> = grp.slot_arenas.iter().collect();
+                let powers = grp.powers.map(|(a, b)| (&locs[&a], &locs[&b]));
+                // The bookkeeping goes through a scratch buffer: [0..8) beta powers,
+                // [8..16) the step, [16..24) its increment (see `optim.wgsl`).
+                let scratch = match finish {
+                    Some(_) => Some(Loc::whole(self.buffer("optimizer scratch", 24)?, 24)),
+                    None => None,
+                };
+                if let (Some(f), Some(scratch)) = (finish, &scratch)
+                    && let Some((var, inc)) = f.step
+                {
+                    let (v, c) = (self.var_loc(var)?, self.const_loc(inc, &[])?);
+                    rec.copy_bytes(&v.buf, v.offset, &scratch.buf, 8, 8);
+                    rec.copy_bytes(&c.buf, c.offset, &scratch.buf, 16, 8);
+                }
+                let bookkeeping = finish.zip(scratch.as_ref()).map(|(f, s)| (f.bits, s));
+                rec.apply(
+                    &grp.template,
+                    &grp.var_arena,
+                    &slots,
+                    &grp.grad_arena,
+                    &locs[&grp.lr],
+                    powers,
+                    grp.words,
+                    bookkeeping,
+                )?;
+                let (Some(f), Some(scratch)) = (finish, scratch) else {
+                    return Ok(());
+                };
+                if let Some((b1, b2)) = f.powers {
+                    let (l1, l2) = (self.var_loc(b1)?, self.var_loc(b2)?);
+                    rec.copy_bytes(&scratch.buf, 0, &l1.buf, l1.offset, 4);
+                    rec.copy_bytes(&scratch.buf, 4, &l2.buf, l2.offset, 4);
+                }
+                if let Some((var, _)) = f.step {
+                    let v = self.var_loc(var)?;
+                    rec.copy_bytes(&scratch.buf, 8, &v.buf, v.offset, 8);
+                }
+                Ok(())
+            }
+            None => match out {
+                Some(out) => {
+                    let args: Vec<Arg> = n.inputs.iter().map(|t| arg(t.0)).collect();
+                    rec.node(&n.op, &args, out, n.dtype, &sched.shapes[&i])
+                }
+                None => Ok(()),
+            },
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The planner's fused kernels (matmul epilogues, bias gradients in the kernel-gradient
+//! matmul, one optimizer dispatch over a parameter arena with the step's bookkeeping)
+//! give the same values as the reference whether or not fusion applies.
+
+use crate::common::*;
+use wgtrain::engine::Optimizer;
+use wgtrain::{
+    Adam, DType, Graph, HostTensor, Initializer, Momentum, Operation, Reference, RmsProp, Sgd,
+    Tensor,
+};
+
+struct Net {
+    g: Graph,
+    x: Tensor,
+    y: Tensor,
+    hidden: Tensor,
+    pre_act: Tensor,
+    loss: Tensor,
+    vars: Vec<Tensor>,
+    train: Operation,
+    init: Operation,
+}
+
+fn net(opt: Optimizer) -> Net {
+    let mut g = Graph::new();
+    g.set_seed(3);
+    let x = g.placeholder("x", DType::F32, &[-1, 5]).unwrap();
+    let y = g.placeholder("y", DType::I32, &[-1]).unwrap();
+    let w1 = g
+        .variable("w1", DType::F32, &[5, 7], Initializer::GlorotUniform)
+        .unwrap();
+    let b1 = g
+        .variable(
+            "b1",
+            DType::F32,
+            &[7],
+            Initializer::RandomUniform {
+                min: -0.1,
+                max: 0.1,
+            },
+        )
+        .unwrap();
+    let w2 = g
+        .variable("w2", DType::F32, &[7, 3], Initializer::GlorotUniform)
+        .unwrap();
+    let b2 = g
+        .variable("b2", DType::F32, &[3], Initializer::Zeros)
+        .unwrap();
+    let m = g.matmul(x, w1).unwrap();
+    let pre_act = g.bias_add(m, b1).unwrap();
+    let hidden = g.relu(pre_act).unwrap();
+    let m2 = g.matmul(hidden, w2).unwrap();
+    let logits = g.bias_add(m2, b2).unwrap();
+    let loss = g.sparse_softmax_cross_entropy_mean(logits, y).unwrap();
+    let step = g.global_step().unwrap();
+    let train = opt.minimize(&mut g, loss, step).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    Net {
+        g,
+        x,
+        y,
+        hidden,
+        pre_act,
+        loss,
+        vars: vec![w1, b1, w2, b2, step],
+        train,
+        init,
+    }
+}
+
+fn feeds(n: &Net, seed: u64) -> Vec<(Tensor, HostTensor)> {
+    let mut r = rng(seed);
+    vec![
+        (n.x, rand_f32(&mut r, &[9, 5], -1.0, 1.0)),
+        (n.y, rand_i32(&mut r, &[9], 0, 3)),
+    ]
+}
+
+/// The reference and a GPU session over the net, both initialized.
+fn sessions(n: &Net) -> Option<(Reference, wgtrain::Session)> {
+    let g = std::sync::Arc::new(n.g.clone());
+    let mut r = Reference::new(g.clone());
+    let mut s = gpu_session_arc(g)?;
+    r.run(&[], &[], &[n.init]).unwrap();
+    s.run(&[], &[], &[n.init]).unwrap();
+    Some((r, s))
+}
+
+/// Runs `steps` steps fetching `extra` along with the loss; compares everything,
+/// the variables included, with the reference after each step.
+fn compare(opt: Optimizer, extra: impl Fn(&Net) -> Vec<Tensor>) {
+    let n = net(opt);
+    let fetch: Vec<Tensor> = std::iter::once(n.loss).chain(extra(&n)).collect();
+    let Some((mut r, mut s)) = sessions(&n) else {
+        return;
+    };
+    for k in 0..4 {
+        let f = feeds(&n, k);
+        let want = r.run(&f, &fetch, &[n.train]).unwrap();
+        let got = s.run(&f, &fetch, &[n.train]).unwrap();
+        for ((a, b), t) in got.iter().zip(&want).zip(&fetch) {
+            assert_close(&format!("step {k} {}", n.g.name(*t)), a, b, 1e-4);
+        }
+        let want = r.run(&[], &n.vars, &[]).unwrap();
+        let got = s.read_variables(&n.vars).unwrap();
+        for ((a, b), t) in got.iter().zip(&want).zip(&n.vars) {
+            assert_close(&format!("step {k} {}", n.g.name(*t)), a, b, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn every_optimizer_fused_matches_reference() {
+    for opt in [
+        Sgd::new(0.1),
+        Momentum::new(0.05).nesterov(true),
+        Adam::new(0.01),
+        RmsProp::new(0.01),
+    ] {
+        compare(opt, |_| vec![]);
+    }
+}
+
+#[test]
+fn fetching_intermediates_disables_their_fusion_without_changing_values() {
+    // The pre-activation and hidden layer fetched: the epilogue chain cannot hide them.
+    compare(Adam::new(0.01), |n| vec![n.pre_act, n.hidden]);
+}
+
+#[test]
+fn fetching_the_step_and_beta_powers_with_the_train_op() {
+    compare(Adam::new(0.01), |n| {
+        let b1p = n.g.by_name("beta1_power").unwrap();
+        vec![b1p, n.vars[4]]
+    });
+}
+
+#[test]
+fn running_one_update_alone_uses_the_unfused_path() {
+    let n = net(Adam::new(0.01));
+    // The apply op of w1 alone (a subset of the group): computed per variable.
+    let apply_w1 =
+        n.g.nodes()
+            .iter()
+            .position(|node| node.name.contains("update_w1"))
+            .map(|i| n.g.by_name(&n.g.nodes()[i].name).unwrap())
+            .unwrap();
+    let Some((mut r, mut s)) = sessions(&n) else {
+        return;
+    };
+    let f = feeds(&n, 11);
+    r.run(&f, &[], &[apply_w1.op()]).unwrap();
+    s.run(&f, &[], &[apply_w1.op()]).unwrap();
+    let want = r.run(&[], &n.vars, &[]).unwrap();
+    let got = s.read_variables(&n.vars).unwrap();
+    for ((a, b), t) in got.iter().zip(&want).zip(&n.vars) {
+        assert_close(n.g.name(*t), a, b, 1e-5);
+    }
+    // Only w1 changed; the step did not move.
+    assert_eq!(got[4].as_i64().unwrap(), vec![0]);
+}
+
+#[test]
+fn a_training_step_is_a_handful_of_dispatches() {
+    let n = net(Adam::new(0.01));
+    let Some(mut s) = gpu(n.g.clone()) else {
+        return;
+    };
+    s.run(&[], &[], &[n.init]).unwrap();
+    let f = feeds(&n, 1);
+    s.run(&f, &[], &[n.train]).unwrap();
+    // Two fused dense layers, the cross-entropy gradient, two kernel-gradient matmuls
+    // with their bias gradients, the ReLU-masked hidden gradient, one optimizer update.
+    assert_eq!(s.stats().dispatches, 7);
+}

@@ -1,7 +1,7 @@
 //! # wgtrain-engine
 //!
 //! The engine layer of wgtrain: tensors, the static dataflow [`Graph`], symbolic
-//! [`gradients`], [`optim`]izers, the [`reference`] interpreter and the wgpu-backed
+//! [`gradients`], [`optim`]izers, the [`reference`](mod@reference) interpreter and the wgpu-backed
 //! [`Session`].
 //!
 //! ## Contract

@@ -1,0 +1,443 @@
+//! The closed op vocabulary of the graph and its dtype/shape inference.
+//!
+//! Every node of a [`Graph`](crate::Graph) holds one [`Op`]. Composite operations (layers,
+//! losses, learning-rate schedules, optimizers' bookkeeping) are built from these
+//! primitives by the builder methods of the graph. The same [`infer`] function checks a
+//! node when it is added (shapes may hold `-1`, an unknown batch dimension) and resolves
+//! concrete shapes when the session plans a run.
+
+use crate::tensor::{DType, HostTensor};
+
+/// Elementwise functions of one tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Square,
+    Abs,
+    Relu,
+    Sigmoid,
+    Tanh,
+    Softplus,
+    Sign,
+    Cos,
+    Sin,
+    Floor,
+    Reciprocal,
+}
+
+impl UnaryOp {
+    /// TensorFlow's op name.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "Neg",
+            UnaryOp::Exp => "Exp",
+            UnaryOp::Log => "Log",
+            UnaryOp::Sqrt => "Sqrt",
+            UnaryOp::Rsqrt => "Rsqrt",
+            UnaryOp::Square => "Square",
+            UnaryOp::Abs => "Abs",
+            UnaryOp::Relu => "Relu",
+            UnaryOp::Sigmoid => "Sigmoid",
+            UnaryOp::Tanh => "Tanh",
+            UnaryOp::Softplus => "Softplus",
+            UnaryOp::Sign => "Sign",
+            UnaryOp::Cos => "Cos",
+            UnaryOp::Sin => "Sin",
+            UnaryOp::Floor => "Floor",
+            UnaryOp::Reciprocal => "Reciprocal",
+        }
+    }
+
+    /// The opcode shared with `shaders/elementwise.wgsl`.
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+
+    /// Whether the op is defined for integer inputs too.
+    fn allows_int(self) -> bool {
+        matches!(
+            self,
+            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Sign
+        )
+    }
+}
+
+/// Elementwise functions of two tensors, with NumPy broadcasting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b` (truncating for integers).
+    Div,
+    /// `max(a, b)`.
+    Maximum,
+    /// `min(a, b)`.
+    Minimum,
+    /// `a ^ b`.
+    Pow,
+    /// The gradient of ReLU: `a` (incoming gradient) where `b` (the output) > 0, else 0.
+    ReluGrad,
+    /// The gradient of sigmoid: `b * a * (1 - a)` with `a` the output, `b` the gradient.
+    SigmoidGrad,
+    /// The gradient of tanh: `b * (1 - a^2)` with `a` the output, `b` the gradient.
+    TanhGrad,
+}
+
+impl BinaryOp {
+    /// TensorFlow's op name.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "AddV2",
+            BinaryOp::Sub => "Sub",
+            BinaryOp::Mul => "Mul",
+            BinaryOp::Div => "RealDiv",
+            BinaryOp::Maximum => "Maximum",
+            BinaryOp::Minimum => "Minimum",
+            BinaryOp::Pow => "Pow",
+            BinaryOp::ReluGrad => "ReluGrad",
+            BinaryOp::SigmoidGrad => "SigmoidGrad",
+            BinaryOp::TanhGrad => "TanhGrad",
+        }
+    }
+
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+
+    fn allows_int(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Add
+                | BinaryOp::Sub
+                | BinaryOp::Mul
+                | BinaryOp::Div
+                | BinaryOp::Maximum
+                | BinaryOp::Minimum
+        )
+    }
+}
+
+/// Elementwise comparisons; the result is [`DType::Bool`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum CompareOp {
+    Equal,
+    NotEqual,
+    Greater,
+    GreaterEqual,
+    Less,
+    LessEqual,
+}
+
+impl CompareOp {
+    /// TensorFlow's op name.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            CompareOp::Equal => "Equal",
+            CompareOp::NotEqual => "NotEqual",
+            CompareOp::Greater => "Greater",
+            CompareOp::GreaterEqual => "GreaterEqual",
+            CompareOp::Less => "Less",
+            CompareOp::LessEqual => "LessEqual",
+        }
+    }
+
+    pub(crate) fn code(self) -> u32 {
+        100 + self as u32
+    }
+}
+
+/// Reductions over axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum ReduceOp {
+    Sum,
+    Mean,
+    Max,
+    Min,
+}
+
+impl ReduceOp {
+    /// TensorFlow's op name.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            ReduceOp::Sum => "Sum",
+            ReduceOp::Mean => "Mean",
+            ReduceOp::Max => "Max",
+            ReduceOp::Min => "Min",
+        }
+    }
+
+    pub(crate) fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+/// Variable updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AssignOp {
+    /// `var = value`.
+    Assign,
+    /// `var += value`.
+    Add,
+    /// `var -= value`.
+    Sub,
+}
+
+impl AssignOp {
+    /// TensorFlow's op name.
+    pub fn tf_name(self) -> &'static str {
+        match self {
+            AssignOp::Assign => "Assign",
+            AssignOp::Add => "AssignAdd",
+            AssignOp::Sub => "AssignSub",
+        }
+    }
+}
+
+/// How a variable's initial value is produced. Random initializers are seeded from the
+/// graph seed and the op seed, so the same graph gives the same values every time.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Initializer {
+    /// All zeros.
+    Zeros,
+    /// All ones.
+    Ones,
+    /// Every element `value`.
+    Constant(f64),
+    /// Uniform in `[min, max)`.
+    RandomUniform {
+        /// Lower bound.
+        min: f64,
+        /// Upper bound (exclusive).
+        max: f64,
+    },
+    /// Normal with `mean` and `stddev`.
+    RandomNormal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        stddev: f64,
+    },
+    /// Normal with values beyond two standard deviations redrawn (TF's truncated normal).
+    TruncatedNormal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation before truncation.
+        stddev: f64,
+    },
+    /// Glorot (Xavier) uniform: `U(-l, l)` with `l = sqrt(6 / (fan_in + fan_out))`.
+    GlorotUniform,
+    /// Glorot normal: truncated normal with `stddev = sqrt(2 / (fan_in + fan_out)) / .8796`.
+    GlorotNormal,
+    /// A given tensor.
+    Value(HostTensor),
+}
+
+/// One primitive operation. See the module doc.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// A value fed at run time.
+    Placeholder,
+    /// A constant.
+    Const(HostTensor),
+    /// A variable: state on the device that persists between runs.
+    Variable {
+        /// Whether the variable is in the trainable collection.
+        trainable: bool,
+    },
+    /// A host-evaluated initial value (deterministic for a given seed pair).
+    InitialValue {
+        /// The initializer.
+        init: Initializer,
+        /// (graph seed, op seed).
+        seed: (u64, u64),
+    },
+    /// A copy of the input.
+    Identity,
+    /// Elementwise unary function.
+    Unary(UnaryOp),
+    /// Elementwise binary function with broadcasting.
+    Binary(BinaryOp),
+    /// Elementwise comparison with broadcasting.
+    Compare(CompareOp),
+    /// Dtype conversion.
+    Cast(DType),
+    /// Matrix product over the last two axes (batched over leading axes).
+    MatMul {
+        /// Transpose the last two axes of `a` first.
+        transpose_a: bool,
+        /// Transpose the last two axes of `b` first.
+        transpose_b: bool,
+    },
+    /// Reduction over `axes` (sorted, unique).
+    Reduce {
+        /// Sum, mean, max or min.
+        op: ReduceOp,
+        /// The reduced axes.
+        axes: Vec<usize>,
+        /// Keep reduced axes with size 1.
+        keep_dims: bool,
+    },
+    /// Same data, new shape (one `-1` is inferred).
+    Reshape(Vec<i64>),
+    /// Reshape input 0 to the run-time shape of input 1.
+    ReshapeLike,
+    /// Axis permutation.
+    Transpose(Vec<usize>),
+    /// Broadcast input 0 to the run-time shape of input 1; with `mean`, also divide by the
+    /// broadcast factor (the gradient of a mean).
+    BroadcastLike {
+        /// Divide by `numel(output) / numel(input 0)`.
+        mean: bool,
+    },
+    /// Sum input 0 down to the run-time shape of input 1 (the gradient of broadcasting).
+    SumLike,
+    /// Index of the maximum along `axis` (int32).
+    ArgMax {
+        /// The reduced axis.
+        axis: usize,
+    },
+    /// One-hot encoding of integer indices along a new last axis.
+    OneHot {
+        /// The size of the new axis.
+        depth: usize,
+        /// Value at the index.
+        on_value: f32,
+        /// Value elsewhere.
+        off_value: f32,
+    },
+    /// Softmax over the last axis.
+    Softmax,
+    /// Log-softmax over the last axis.
+    LogSoftmax,
+    /// Per-row cross-entropy of logits (input 0) against label distributions (input 1).
+    SoftmaxXent,
+    /// Per-row cross-entropy of logits (input 0) against integer class labels (input 1).
+    SparseSoftmaxXent,
+    /// The gradient of the cross-entropy with respect to the logits: inputs (logits,
+    /// labels, dy), output `(softmax(logits) * sum(labels) - labels) * dy` per row.
+    XentGrad {
+        /// Labels are class indices (one-hot targets).
+        sparse: bool,
+        /// `dy` is one scalar, the gradient of the mean of the losses (divided by the
+        /// number of rows).
+        mean: bool,
+    },
+    /// Adds a rank-1 bias (input 1) along the last axis of input 0.
+    BiasAdd,
+    /// Updates variable input 0 with input 1.
+    Assign(AssignOp),
+    /// `var -= lr * grad`; inputs (var, lr, grad).
+    ApplyGradientDescent,
+    /// Momentum; inputs (var, accum, lr, grad).
+    ApplyMomentum {
+        /// Momentum coefficient.
+        momentum: f32,
+        /// Nesterov momentum.
+        nesterov: bool,
+    },
+    /// Adam (AdamW with `weight_decay` > 0); inputs (var, m, v, beta1_power, beta2_power,
+    /// lr, grad).
+    ApplyAdam {
+        /// Decay of the first moment.
+        beta1: f32,
+        /// Decay of the second moment.
+        beta2: f32,
+        /// Epsilon.
+        epsilon: f32,
+        /// Decoupled weight decay (AdamW), multiplied by the learning rate.
+        weight_decay: f32,
+    },
+    /// RMSProp; inputs (var, ms, mom, lr, grad).
+    ApplyRmsProp {
+        /// Decay of the mean square.
+        rho: f32,
+        /// Momentum coefficient.
+        momentum: f32,
+        /// Epsilon.
+        epsilon: f32,
+    },
+    /// Does nothing; a target for control dependencies (`group`).
+    NoOp,
+}
+
+impl Op {
+    /// TensorFlow's op name for the node (used in graph export and messages).
+    pub fn tf_name(&self) -> &'static str {
+        match self {
+            Op::Placeholder => "Placeholder",
+            Op::Const(_) => "Const",
+            Op::Variable { .. } => "VariableV2",
+            Op::InitialValue { init, .. } => match init {
+                Initializer::RandomUniform { .. } | Initializer::GlorotUniform => "RandomUniform",
+                Initializer::RandomNormal { .. } => "RandomStandardNormal",
+                Initializer::TruncatedNormal { .. } | Initializer::GlorotNormal => {
+                    "TruncatedNormal"
+                }
+                _ => "Const",
+            },
+            Op::Identity => "Identity",
+            Op::Unary(u) => u.tf_name(),
+            Op::Binary(b) => b.tf_name(),
+            Op::Compare(c) => c.tf_name(),
+            Op::Cast(_) => "Cast",
+            Op::MatMul { .. } => "MatMul",
+            Op::Reduce { op, .. } => op.tf_name(),
+            Op::Reshape(_) | Op::ReshapeLike => "Reshape",
+            Op::Transpose(_) => "Transpose",
+            Op::BroadcastLike { .. } => "BroadcastTo",
+            Op::SumLike => "Sum",
+            Op::ArgMax { .. } => "ArgMax",
+            Op::OneHot { .. } => "OneHot",
+            Op::Softmax => "Softmax",
+            Op::LogSoftmax => "LogSoftmax",
+            Op::SoftmaxXent => "SoftmaxCrossEntropyWithLogits",
+            Op::SparseSoftmaxXent => "SparseSoftmaxCrossEntropyWithLogits",
+            Op::XentGrad { sparse: true, .. } => "SparseSoftmaxCrossEntropyWithLogitsGrad",
+            Op::XentGrad { sparse: false, .. } => "SoftmaxCrossEntropyWithLogitsGrad",
+            Op::BiasAdd => "BiasAdd",
+            Op::Assign(a) => a.tf_name(),
+            Op::ApplyGradientDescent => "ApplyGradientDescent",
+            Op::ApplyMomentum { .. } => "ApplyMomentum",
+            Op::ApplyAdam { .. } => "ApplyAdam",
+            Op::ApplyRmsProp { .. } => "ApplyRMSProp",
+            Op::NoOp => "NoOp",
+        }
+    }
+
+    /// Whether the op writes into a variable (input 0).
+    pub fn mutates_variable(&self) -> bool {
+        matches!(
+            self,
+            Op::Assign(_)
+                | Op::ApplyGradientDescent
+                | Op::ApplyMomentum { .. }
+                | Op::ApplyAdam { .. }
+                | Op::ApplyRmsProp { .. }
+        )
+    }
+
+    /// The inputs, besides input 0, that are variables updated in place (optimizer slots).
+    pub fn mutated_slots(&self) -> &'static [usize] {
+        match self {
+            Op::ApplyMomentum { .. } => &[1],
+            Op::ApplyAdam { .. } => &[1, 2],
+            Op::ApplyRmsProp { .. } => &[1, 2],
+            _ => &[],
+        }
+    }
+}
+
+mod infer;
+
+pub use infer::{Inferred, broadcast_shapes, infer, reshape_target};

@@ -1,0 +1,358 @@
+//! The reference interpreter: evaluates any graph on the CPU in `f64`.
+//!
+//! It runs exactly the nodes the session would (same [`crate::exec::schedule`]),
+//! with straightforward loops and no reuse of buffers, so it is the oracle the wgpu
+//! kernels and the symbolic gradients are tested against. It keeps its own variable
+//! state, like a session.
+
+use crate::error::{Error, Result};
+use crate::exec::{schedule, uninitialized};
+use crate::graph::{Graph, Operation, Tensor};
+use crate::ops::{AssignOp, Op};
+use crate::rng::initial_value;
+use crate::tensor::{DType, HostTensor};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A value in the interpreter: dtype, shape and `f64` elements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Value {
+    /// The dtype the value has in the graph.
+    pub dtype: DType,
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// Elements in row-major order.
+    pub data: Vec<f64>,
+}
+
+impl Value {
+    /// From a host tensor.
+    pub fn from_host(t: &HostTensor) -> Self {
+        Value {
+            dtype: t.dtype(),
+            shape: t.shape().to_vec(),
+            data: t.to_f64(),
+        }
+    }
+
+    /// To a host tensor (rounding to the dtype).
+    pub fn to_host(&self) -> HostTensor {
+        HostTensor::from_f64(self.dtype, &self.shape, &self.data)
+            .unwrap_or_else(|_| HostTensor::zeros(self.dtype, &self.shape))
+    }
+}
+
+mod eval;
+
+use eval::cast_value;
+pub use eval::{binary, broadcast_strides, eval_op, strides, unary};
+
+/// A CPU session over a graph, evaluating in `f64`. See the module doc.
+pub struct Reference {
+    graph: Arc<Graph>,
+    vars: HashMap<usize, Value>,
+}
+
+impl Reference {
+    /// An interpreter over `graph` with no variable initialized.
+    pub fn new(graph: impl Into<Arc<Graph>>) -> Self {
+        Reference {
+            graph: graph.into(),
+            vars: HashMap::new(),
+        }
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Runs the graph like [`Session::run`](crate::Session::run), returning host tensors.
+    pub fn run(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[Operation],
+    ) -> Result<Vec<HostTensor>> {
+        let vals = self.run_values(feeds, fetches, targets)?;
+        Ok(vals.iter().map(Value::to_host).collect())
+    }
+
+    /// Runs the graph, returning `f64` values (no rounding to the dtype).
+    pub fn run_values(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[Operation],
+    ) -> Result<Vec<Value>> {
+        let feed_refs: Vec<(Tensor, &HostTensor)> = feeds.iter().map(|(t, v)| (*t, v)).collect();
+        let sched = schedule(&self.graph, &feed_refs, fetches, targets)?;
+        let fed: HashMap<usize, Value> = feeds
+            .iter()
+            .map(|(t, v)| (t.0, Value::from_host(v)))
+            .collect();
+        self.execute(&sched, fed, fetches)
+    }
+
+    /// Runs with `f64` feeds, so finite differences are not rounded to f32.
+    pub fn run_f64(&mut self, feeds: &[(Tensor, Value)], fetches: &[Tensor]) -> Result<Vec<Value>> {
+        let hosts: Vec<(Tensor, HostTensor)> =
+            feeds.iter().map(|(t, v)| (*t, v.to_host())).collect();
+        let feed_refs: Vec<(Tensor, &HostTensor)> = hosts.iter().map(|(t, v)| (*t, v)).collect();
+        let sched = schedule(&self.graph, &feed_refs, fetches, &[])?;
+        let fed: HashMap<usize, Value> = feeds.iter().map(|(t, v)| (t.0, v.clone())).collect();
+        self.execute(&sched, fed, fetches)
+    }
+
+    fn execute(
+        &mut self,
+        sched: &crate::exec::Schedule,
+        mut vals: HashMap<usize, Value>,
+        fetches: &[Tensor],
+    ) -> Result<Vec<Value>> {
+        let g = Arc::clone(&self.graph);
+        for &v in &sched.reads_uninit_checked {
+            if !self.vars.contains_key(&v) {
+                return Err(uninitialized(&g, v));
+            }
+        }
+        for &i in &sched.order {
+            if vals.contains_key(&i) {
+                continue;
+            }
+            let node = &g.nodes()[i];
+            let shape = &sched.shapes[&i];
+            let input = |vals: &HashMap<usize, Value>,
+                         vars: &HashMap<usize, Value>,
+                         k: usize|
+             -> Result<Value> {
+                let t = node.inputs[k].0;
+                if g.is_variable(node.inputs[k]) {
+                    vars.get(&t).cloned().ok_or_else(|| uninitialized(&g, t))
+                } else {
+                    vals.get(&t).cloned().ok_or_else(|| {
+                        Error::internal(format!("reference: input of '{}' missing", node.name))
+                    })
+                }
+            };
+            let value = match &node.op {
+                Op::Placeholder => return Err(Error::internal("unfed placeholder")),
+                Op::Variable { .. } => continue,
+                Op::NoOp => continue,
+                Op::Const(v) => Value::from_host(v),
+                Op::InitialValue { init, seed } => {
+                    Value::from_host(&initial_value(init, node.dtype, shape, *seed))
+                }
+                Op::Assign(kind) => {
+                    let var = node.inputs[0].0;
+                    let v = input(&vals, &self.vars, 1)?;
+                    let new = match kind {
+                        AssignOp::Assign => v.data.clone(),
+                        AssignOp::Add | AssignOp::Sub => {
+                            let cur = input(&vals, &self.vars, 0)?;
+                            let sign = if *kind == AssignOp::Add { 1.0 } else { -1.0 };
+                            cur.data
+                                .iter()
+                                .zip(&v.data)
+                                .map(|(a, b)| cast_value(a + sign * b, node.dtype))
+                                .collect()
+                        }
+                    };
+                    let nv = Value {
+                        dtype: node.dtype,
+                        shape: shape.clone(),
+                        data: new,
+                    };
+                    self.vars.insert(var, nv.clone());
+                    nv
+                }
+                op @ (Op::ApplyGradientDescent
+                | Op::ApplyMomentum { .. }
+                | Op::ApplyAdam { .. }
+                | Op::ApplyRmsProp { .. }) => {
+                    let ins: Vec<Value> = (0..node.inputs.len())
+                        .map(|k| input(&vals, &self.vars, k))
+                        .collect::<Result<_>>()?;
+                    let updated = apply_optimizer(op, &ins);
+                    for (k, data) in updated {
+                        let id = node.inputs[k].0;
+                        let shape = ins[k].shape.clone();
+                        self.vars.insert(
+                            id,
+                            Value {
+                                dtype: DType::F32,
+                                shape,
+                                data,
+                            },
+                        );
+                    }
+                    self.vars[&node.inputs[0].0].clone()
+                }
+                op => {
+                    let ins: Vec<Value> = (0..node.inputs.len())
+                        .map(|k| input(&vals, &self.vars, k))
+                        .collect::<Result<_>>()?;
+                    let refs: Vec<&Value> = ins.iter().collect();
+                    eval_op(op, &refs, node.dtype, shape)?
+                }
+            };
+            vals.insert(i, value);
+        }
+        fetches
+            .iter()
+            .map(|t| {
+                if g.is_variable(*t) {
+                    self.vars
+                        .get(&t.0)
+                        .cloned()
+                        .ok_or_else(|| uninitialized(&g, t.0))
+                } else {
+                    vals.get(&t.0)
+                        .cloned()
+                        .ok_or_else(|| Error::internal("reference: fetch missing"))
+                }
+            })
+            .collect()
+    }
+
+    /// The value of variable `var`, if initialized.
+    pub fn variable(&self, var: Tensor) -> Option<HostTensor> {
+        self.vars.get(&var.0).map(Value::to_host)
+    }
+
+    /// Sets variable `var` to `value`.
+    pub fn set_variable(&mut self, var: Tensor, value: &HostTensor) -> Result<()> {
+        if !self.graph.is_variable(var) {
+            return Err(Error::invalid_argument(format!(
+                "'{}' is not a variable",
+                self.graph.name(var)
+            )));
+        }
+        self.vars.insert(var.0, Value::from_host(value));
+        Ok(())
+    }
+}
+
+/// The new values of the variables an optimizer op updates: (input index, data).
+pub fn apply_optimizer(op: &Op, ins: &[Value]) -> Vec<(usize, Vec<f64>)> {
+    let var = &ins[0].data;
+    let grad = &ins[ins.len() - 1].data;
+    match op {
+        Op::ApplyGradientDescent => {
+            let lr = ins[1].data[0];
+            vec![(0, var.iter().zip(grad).map(|(w, g)| w - lr * g).collect())]
+        }
+        Op::ApplyMomentum { momentum, nesterov } => {
+            let (m, lr) = (f64::from(*momentum), ins[2].data[0]);
+            let acc: Vec<f64> = ins[1]
+                .data
+                .iter()
+                .zip(grad)
+                .map(|(a, g)| a * m + g)
+                .collect();
+            let w = var
+                .iter()
+                .zip(grad)
+                .zip(&acc)
+                .map(|((w, g), a)| {
+                    if *nesterov {
+                        w - g * lr - a * m * lr
+                    } else {
+                        w - lr * a
+                    }
+                })
+                .collect();
+            vec![(1, acc), (0, w)]
+        }
+        Op::ApplyAdam {
+            beta1,
+            beta2,
+            epsilon,
+            weight_decay,
+        } => {
+            let (b1, b2, eps, wd) = (
+                f64::from(*beta1),
+                f64::from(*beta2),
+                f64::from(*epsilon),
+                f64::from(*weight_decay),
+            );
+            let (b1p, b2p, lr) = (ins[3].data[0], ins[4].data[0], ins[5].data[0]);
+            let lr_t = lr * (1.0 - b2p).sqrt() / (1.0 - b1p);
+            let m: Vec<f64> = ins[1]
+                .data
+                .iter()
+                .zip(grad)
+                .map(|(m, g)| m + (g - m) * (1.0 - b1))
+                .collect();
+            let v: Vec<f64> = ins[2]
+                .data
+                .iter()
+                .zip(grad)
+                .map(|(v, g)| v + (g * g - v) * (1.0 - b2))
+                .collect();
+            let w = var
+                .iter()
+                .zip(m.iter().zip(&v))
+                .map(|(w, (m, v))| w - lr * wd * w - lr_t * m / (v.sqrt() + eps))
+                .collect();
+            vec![(1, m), (2, v), (0, w)]
+        }
+        Op::ApplyRmsProp {
+            rho,
+            momentum,
+            epsilon,
+        } => {
+            let (rho, mo, eps, lr) = (
+                f64::from(*rho),
+                f64::from(*momentum),
+                f64::from(*epsilon),
+                ins[3].data[0],
+            );
+            let ms: Vec<f64> = ins[1]
+                .data
+                .iter()
+                .zip(grad)
+                .map(|(s, g)| s + (g * g - s) * (1.0 - rho))
+                .collect();
+            let mom: Vec<f64> = ins[2]
+                .data
+                .iter()
+                .zip(grad.iter().zip(&ms))
+                .map(|(m, (g, s))| m * mo + lr * g / (s + eps).sqrt())
+                .collect();
+            let w = var.iter().zip(&mom).map(|(w, m)| w - m).collect();
+            vec![(1, ms), (2, mom), (0, w)]
+        }
+        _ => vec![],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_strides_zero_where_broadcast() {
+        assert_eq!(broadcast_strides(&[3, 1], &[2, 3, 4]), vec![0, 1, 0]);
+        assert_eq!(strides(&[2, 3, 4]), vec![12, 4, 1]);
+    }
+
+    #[test]
+    fn runs_a_small_graph() {
+        let mut g = Graph::new();
+        let x = g.placeholder("x", DType::F32, &[-1, 2]).unwrap();
+        let w = g
+            .variable("w", DType::F32, &[2, 1], crate::Initializer::Ones)
+            .unwrap();
+        let y = g.matmul(x, w).unwrap();
+        let init = g.global_variables_initializer().unwrap();
+        let mut r = Reference::new(g);
+        let xv = HostTensor::from_f32(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+        let e = r.run(&[(x, xv.clone())], &[y], &[]).unwrap_err();
+        assert_eq!(e.code, crate::Code::FailedPrecondition);
+        assert!(e.message.contains("uninitialized value w"), "{e}");
+        r.run(&[], &[], &[init]).unwrap();
+        let out = r.run(&[(x, xv)], &[y], &[]).unwrap();
+        assert_eq!(out[0].as_f32().unwrap(), vec![3.0, 7.0]);
+    }
+}

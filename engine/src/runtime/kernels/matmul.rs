@@ -1,0 +1,93 @@
+//! Binding of `matmul.wgsl`: the batched matmul and its fused variants.
+
+use super::params::*;
+use super::{Arg, Loc, Recorder, Step, numel};
+use crate::error::{Error, Result};
+use crate::runtime::shaders::Shader;
+
+impl Recorder<'_> {
+    /// Records `out = op(a) @ op(b)`, with an optional fused epilogue (code of
+    /// `matmul.wgsl`'s `EPI`: 1 bias, 2 bias + ReLU, 3 ReLU-gradient mask) reading `aux`,
+    /// or (code 4, rank 2, `transpose_a`) also writing the column sums of `b` to `aux`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(
+        &mut self,
+        a: &Arg,
+        b: &Arg,
+        transpose_a: bool,
+        transpose_b: bool,
+        out: &Loc,
+        out_shape: &[usize],
+        epilogue: Option<(u32, &Loc)>,
+    ) -> Result<()> {
+        let r = a.shape.len();
+        let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
+        let (br, bc) = (b.shape[r - 2], b.shape[r - 1]);
+        let (m, nn) = (out_shape[r - 2], out_shape[r - 1]);
+        let k = if transpose_a { ar } else { ac };
+        let batch = numel(&out_shape[..r - 2]);
+        if m * nn * batch == 0 {
+            return Ok(());
+        }
+        if k == 0 && epilogue.is_none() {
+            self.steps.push(Step::Clear {
+                buf: out.buf.clone(),
+                offset: out.offset,
+                size: out.size,
+            });
+            return Ok(());
+        }
+        let (a_rs, a_ks) = if transpose_a { (1, ac) } else { (ac, 1) };
+        let (b_ks, b_cs) = if transpose_b { (1, bc) } else { (bc, 1) };
+        let p = MatmulParams {
+            m: m as u32,
+            n: nn as u32,
+            k: k as u32,
+            batch: batch as u32,
+            a_rs: a_rs as u32,
+            a_ks: a_ks as u32,
+            b_ks: b_ks as u32,
+            b_cs: b_cs as u32,
+            a_bs: (ar * ac) as u32,
+            b_bs: (br * bc) as u32,
+            c_bs: (m * nn) as u32,
+            pad: 0,
+        };
+        let max = self.gpu.limits.max_compute_workgroups_per_dimension as usize;
+        let groups = [nn.div_ceil(32), m.div_ceil(32), batch];
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::resource_exhausted(format!(
+                "matmul of {batch}x{m}x{nn} needs {groups:?} workgroups; the device allows {max} per dimension"
+            )));
+        }
+        let groups = [groups[0] as u32, groups[1] as u32, groups[2] as u32];
+        if let Some((4, sums)) = epilogue {
+            return self.dispatch(
+                Shader::Matmul,
+                "matmul_colsum",
+                vec![],
+                bytemuck::bytes_of(&p),
+                &[(1, a.loc), (2, b.loc), (3, out), (5, sums)],
+                groups,
+            );
+        }
+        match epilogue {
+            None => self.dispatch(
+                Shader::Matmul,
+                "matmul",
+                vec![],
+                bytemuck::bytes_of(&p),
+                &[(1, a.loc), (2, b.loc), (3, out)],
+                groups,
+            ),
+            Some((epi, aux)) => self.dispatch(
+                Shader::Matmul,
+                "matmul_fused",
+                vec![("EPI", epi)],
+                bytemuck::bytes_of(&p),
+                &[(1, a.loc), (2, b.loc), (3, out), (4, aux)],
+                groups,
+            ),
+        }
+    }
+}

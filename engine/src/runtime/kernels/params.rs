@@ -1,0 +1,91 @@
+//! Kernel parameters: `#[repr(C)]` uniforms mirrored field for field by the `Params`
+//! structs of the WGSL files.
+
+use bytemuck::{Pod, Zeroable};
+
+/// Mirrors `Params` in `elementwise.wgsl` and `layout.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct EwParams {
+    pub n: u32,
+    pub rank: u32,
+    pub scale: f32,
+    pub extra: u32,
+    pub shape: [u32; 8],
+    pub sa: [u32; 8],
+    pub sb: [u32; 8],
+}
+
+/// Mirrors `Params` in `reduce.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct ReduceParams {
+    pub n_out: u32,
+    pub rank_out: u32,
+    pub n_red: u32,
+    pub rank_red: u32,
+    pub scale: f32,
+    pub chunk: u32,
+    pub chunks: u32,
+    pub pad: u32,
+    pub out_shape: [u32; 8],
+    pub out_st: [u32; 8],
+    pub red_shape: [u32; 8],
+    pub red_st: [u32; 8],
+}
+
+/// Mirrors `Params` in `matmul.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct MatmulParams {
+    pub m: u32,
+    pub n: u32,
+    pub k: u32,
+    pub batch: u32,
+    pub a_rs: u32,
+    pub a_ks: u32,
+    pub b_ks: u32,
+    pub b_cs: u32,
+    pub a_bs: u32,
+    pub b_bs: u32,
+    pub c_bs: u32,
+    pub pad: u32,
+}
+
+/// Mirrors `Params` in `softmax.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct RowParams {
+    pub rows: u32,
+    pub cols: u32,
+    pub sparse: u32,
+    pub mean: u32,
+}
+
+/// Mirrors `Params` in `index.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct OneHotParams {
+    pub n: u32,
+    pub depth: u32,
+    pub on_value: f32,
+    pub off_value: f32,
+}
+
+/// Mirrors `Params` in `optim.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct OptParams {
+    pub n: u32,
+    pub flag: u32,
+    pub pad: [u32; 2],
+    pub h: [f32; 4],
+}
+
+/// Mirrors `Params` in `state.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct CountParams {
+    pub n: u32,
+    pub pad: [u32; 3],
+}

@@ -127,8 +127,7 @@ fn matmul_fused(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 
 // C = A^T @ B and, in the same pass, the column sums of B (a dense layer's kernel and
 // bias gradients: x^T @ dy and sum(dy, axis 0)). Rank 2 only.
-@compute @workgroup_size(8, 8, 1)
-fn matmul_colsum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn colsum_tile(wid: vec3<u32>, lid: vec3<u32>) {
     let row0 = wid.y * 32u + lid.y * 4u;
     let col0 = wid.x * 32u + lid.x * 4u;
     if (row0 >= p.m || col0 >= p.n) {
@@ -151,6 +150,81 @@ fn matmul_colsum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocatio
             let col = col0 + j;
             if (col < p.n) {
                 sums[col] = rows[4][j];
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn matmul_colsum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    colsum_tile(wid, lid);
+}
+
+// The backward pass of a dense layer in one dispatch: the first `p.pad` columns of
+// workgroups compute dW = x^T @ dy with db = sum(dy, axis 0) (as `matmul_colsum`), the
+// others dx = dy @ W^T, ReLU-masked by `aux` with MASK = 1 (the gradient reaching the
+// previous layer's pre-activation).
+override MASK: u32 = 0u;
+
+@group(0) @binding(6) var<storage, read> w: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(8) var<uniform> q: Params;
+
+fn dx_block(row0: u32, col0: u32) -> array<vec4<f32>, 4> {
+    let r = vec4<u32>(
+        min(row0, q.m - 1u), min(row0 + 1u, q.m - 1u),
+        min(row0 + 2u, q.m - 1u), min(row0 + 3u, q.m - 1u));
+    let cidx = vec4<u32>(
+        min(col0, q.n - 1u), min(col0 + 1u, q.n - 1u),
+        min(col0 + 2u, q.n - 1u), min(col0 + 3u, q.n - 1u));
+    let ra = r * q.a_rs;
+    let cb = cidx * q.b_cs;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k0 = 0u; k0 < q.k; k0 += 4096u) {
+        let k1 = min(k0 + 4096u, q.k);
+        for (var kk = k0; kk < k1; kk++) {
+            let ak = kk * q.a_ks;
+            let bk = kk * q.b_ks;
+            // dy is the left operand here.
+            let av = vec4<f32>(b[ra.x + ak], b[ra.y + ak], b[ra.z + ak], b[ra.w + ak]);
+            let bv = vec4<f32>(w[cb.x + bk], w[cb.y + bk], w[cb.z + bk], w[cb.w + bk]);
+            acc0 += av.x * bv;
+            acc1 += av.y * bv;
+            acc2 += av.z * bv;
+            acc3 += av.w * bv;
+        }
+    }
+    return array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn dense_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    if (wid.x < p.pad) {
+        colsum_tile(wid, lid);
+        return;
+    }
+    let row0 = wid.y * 32u + lid.y * 4u;
+    let col0 = (wid.x - p.pad) * 32u + lid.x * 4u;
+    if (row0 >= q.m || col0 >= q.n) {
+        return;
+    }
+    let rows = dx_block(row0, col0);
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + i;
+        if (row < q.m) {
+            for (var j = 0u; j < 4u; j++) {
+                let col = col0 + j;
+                if (col < q.n) {
+                    let idx = row * q.n + col;
+                    var v = rows[i][j];
+                    if (MASK == 1u) {
+                        v = select(0.0, v, aux[idx] > 0.0);
+                    }
+                    dx[idx] = v;
+                }
             }
         }
     }

@@ -8,6 +8,8 @@
 //!   matmul kernel at the chain's last node when no one else reads the values between;
 //! - bias gradients: `sum(dy, axis 0)` beside `x^T @ dy` is computed in the matmul
 //!   (column sums), at the later of the two nodes;
+//! - a dense layer's backward pass: with those, `dy @ W^T` (ReLU-masked or not) runs in
+//!   the same dispatch;
 //! - optimizer groups (see `arena.rs`) present in full run as one dispatch over their
 //!   arenas at their last member, gradients computed straight into the gradient arena;
 //! - the step's scalar bookkeeping after such an update (Adam's `beta_power *= beta`,
@@ -43,6 +45,10 @@ pub(crate) enum Action {
     },
     /// A kernel gradient with its bias gradient (matmul node, reduce node).
     ColSum { matmul: usize, reduce: usize },
+    /// A dense layer's whole backward pass: the kernel and bias gradients (as `ColSum`)
+    /// and the input gradient `dy @ W^T` (`dx`, a matmul node), ReLU-masked by `mask`,
+    /// stored as the value of node `dx_out`.
+    DenseBackward { matmul: usize, reduce: usize, dx: usize, mask: Option<usize>, dx_out: usize },
     /// A whole optimizer group in one dispatch.
     Optimizer {
         group: usize,
@@ -127,6 +133,7 @@ impl Fusion {
         let mut f = Fusion::default();
         f.epilogues(&cx);
         f.bias_gradients(&cx);
+        f.dense_backward(&cx);
         f.optimizer_groups(&cx, groups);
         f
     }
@@ -232,6 +239,60 @@ impl Fusion {
                 },
             );
             self.skip(early, late, true);
+        }
+    }
+
+    fn dense_backward(&mut self, cx: &Ctx) {
+        let pairs: Vec<(usize, usize, usize)> = self
+            .actions
+            .iter()
+            .filter_map(|(&at, a)| match a {
+                Action::ColSum { matmul, reduce } => Some((at, *matmul, *reduce)),
+                _ => None,
+            })
+            .collect();
+        for (at, mm, r) in pairs {
+            let dy = cx.nodes[mm].inputs[1].0;
+            let w_shape_ok = |m: usize| cx.sched.shapes[&m].len() == 2;
+            // dx = dy @ W^T, alone or as the head of a ReLU-gradient epilogue.
+            let found = cx.readers.get(&dy).and_then(|rs| {
+                rs.iter().copied().find_map(|d| {
+                    let dn = &cx.nodes[d];
+                    let is_dx = matches!(dn.op, Op::MatMul { transpose_a: false, transpose_b: true })
+                        && dn.inputs[0].0 == dy
+                        && dn.inputs[1].0 != dy
+                        && w_shape_ok(d);
+                    if !is_dx {
+                        return None;
+                    }
+                    match (self.actions.get(&d), self.runs_at.get(&d)) {
+                        (None, None) => Some((d, d, None)),
+                        (Some(Action::Skip), Some(&tail)) => match self.actions.get(&tail) {
+                            Some(&Action::Epilogue { matmul, aux, code: 3 }) if matmul == d => Some((d, tail, Some(aux))),
+                            _ => None,
+                        },
+                        _ => None,
+                    }
+                })
+            });
+            let Some((d, x_node, mask)) = found else { continue };
+            let (early, late) = if cx.pos[&at] < cx.pos[&x_node] { (at, x_node) } else { (x_node, at) };
+            // The earlier node's outputs (and those computed with it) are written late.
+            let outs: Vec<usize> = if early == at { vec![mm, r] } else { vec![x_node] };
+            let read_before = outs
+                .iter()
+                .any(|o| cx.readers.get(o).is_some_and(|rs| rs.iter().any(|x| cx.pos[x] <= cx.pos[&late])));
+            if read_before {
+                continue;
+            }
+            self.actions.insert(late, Action::DenseBackward { matmul: mm, reduce: r, dx: d, mask, dx_out: x_node });
+            self.actions.insert(early, Action::Skip);
+            self.runs_at.insert(early, late);
+            for v in self.runs_at.values_mut() {
+                if *v == early {
+                    *v = late;
+                }
+            }
         }
     }
 

@@ -270,6 +270,18 @@ impl Session {
                     Some((4, &locs[&reduce])),
                 )
             }
+            Some(&Action::DenseBackward { matmul, reduce, dx, mask, dx_out }) => {
+                let (m, d) = (&nodes[matmul], &nodes[dx]);
+                rec.dense_backward(
+                    &arg(m.inputs[0].0),
+                    &arg(m.inputs[1].0),
+                    &arg(d.inputs[1].0),
+                    &locs[&matmul],
+                    &locs[&reduce],
+                    &locs[&dx_out],
+                    mask.map(|y| &locs[&y]),
+                )
+            }
             Some(&Action::Optimizer { group, finish }) => {
                 let grp = self.groups[group].clone();
                 for (gnode, view) in fusion.grad_copies.get(&i).map(Vec::as_slice).unwrap_or(&[]) {

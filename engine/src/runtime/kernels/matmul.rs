@@ -21,12 +21,8 @@ impl Recorder<'_> {
         epilogue: Option<(u32, &Loc)>,
     ) -> Result<()> {
         let r = a.shape.len();
-        let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
-        let (br, bc) = (b.shape[r - 2], b.shape[r - 1]);
-        let (m, nn) = (out_shape[r - 2], out_shape[r - 1]);
-        let k = if transpose_a { ar } else { ac };
-        let batch = numel(&out_shape[..r - 2]);
-        if m * nn * batch == 0 {
+        let k = if transpose_a { a.shape[r - 2] } else { a.shape[r - 1] };
+        if numel(out_shape) == 0 {
             return Ok(());
         }
         if k == 0 && epilogue.is_none() {
@@ -37,29 +33,7 @@ impl Recorder<'_> {
             });
             return Ok(());
         }
-        let (a_rs, a_ks) = if transpose_a { (1, ac) } else { (ac, 1) };
-        let (b_ks, b_cs) = if transpose_b { (1, bc) } else { (bc, 1) };
-        let p = MatmulParams {
-            m: m as u32,
-            n: nn as u32,
-            k: k as u32,
-            batch: batch as u32,
-            a_rs: a_rs as u32,
-            a_ks: a_ks as u32,
-            b_ks: b_ks as u32,
-            b_cs: b_cs as u32,
-            a_bs: (ar * ac) as u32,
-            b_bs: (br * bc) as u32,
-            c_bs: (m * nn) as u32,
-            pad: 0,
-        };
-        let max = self.gpu.limits.max_compute_workgroups_per_dimension as usize;
-        let groups = [nn.div_ceil(32), m.div_ceil(32), batch];
-        if groups.iter().any(|&g| g > max) {
-            return Err(Error::resource_exhausted(format!(
-                "matmul of {batch}x{m}x{nn} needs {groups:?} workgroups; the device allows {max} per dimension"
-            )));
-        }
+        let (p, groups) = self.matmul_params(a, b, transpose_a, transpose_b, out_shape)?;
         let groups = [groups[0] as u32, groups[1] as u32, groups[2] as u32];
         if let Some((4, sums)) = epilogue {
             return self.dispatch(
@@ -89,5 +63,64 @@ impl Recorder<'_> {
                 groups,
             ),
         }
+    }
+
+    /// The uniforms and workgroup grid of `op(a) @ op(b)`.
+    fn matmul_params(&self, a: &Arg, b: &Arg, transpose_a: bool, transpose_b: bool, out_shape: &[usize]) -> Result<(MatmulParams, [usize; 3])> {
+        let r = a.shape.len();
+        let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
+        let (br, bc) = (b.shape[r - 2], b.shape[r - 1]);
+        let (m, nn) = (out_shape[r - 2], out_shape[r - 1]);
+        let k = if transpose_a { ar } else { ac };
+        let batch = numel(&out_shape[..r - 2]);
+        let (a_rs, a_ks) = if transpose_a { (1, ac) } else { (ac, 1) };
+        let (b_ks, b_cs) = if transpose_b { (1, bc) } else { (bc, 1) };
+        let p = MatmulParams {
+            m: m as u32,
+            n: nn as u32,
+            k: k as u32,
+            batch: batch as u32,
+            a_rs: a_rs as u32,
+            a_ks: a_ks as u32,
+            b_ks: b_ks as u32,
+            b_cs: b_cs as u32,
+            a_bs: (ar * ac) as u32,
+            b_bs: (br * bc) as u32,
+            c_bs: (m * nn) as u32,
+            pad: 0,
+        };
+        let max = self.gpu.limits.max_compute_workgroups_per_dimension as usize;
+        let groups = [nn.div_ceil(32), m.div_ceil(32), batch];
+        if groups.iter().any(|&g| g > max) {
+            return Err(Error::resource_exhausted(format!(
+                "matmul of {batch}x{m}x{nn} needs {groups:?} workgroups; the device allows {max} per dimension"
+            )));
+        }
+        Ok((p, groups))
+    }
+
+    /// Records a dense layer's backward pass as one dispatch: `dw = x^T @ dy`,
+    /// `db = sum(dy, axis 0)` and `dx = dy @ w^T` (masked where `mask` <= 0).
+    #[allow(clippy::too_many_arguments)]
+    pub fn dense_backward(&mut self, x: &Arg, dy: &Arg, w: &Arg, dw: &Loc, db: &Loc, dx: &Loc, mask: Option<&Loc>) -> Result<()> {
+        let dw_shape = [x.shape[1], dy.shape[1]];
+        let dx_shape = [dy.shape[0], w.shape[0]];
+        let (mut p, g1) = self.matmul_params(x, dy, true, false, &dw_shape)?;
+        let (q, g2) = self.matmul_params(dy, w, false, true, &dx_shape)?;
+        if numel(&dw_shape) == 0 || numel(&dx_shape) == 0 {
+            return Err(Error::internal("dense_backward of an empty layer"));
+        }
+        p.pad = g1[0] as u32;
+        let groups = [(g1[0] + g2[0]) as u32, g1[1].max(g2[1]) as u32, 1];
+        let qbuf = self.uniform("dense_backward dx", bytemuck::bytes_of(&q));
+        self.dispatch_with(
+            Shader::Matmul,
+            "dense_backward",
+            vec![("MASK", u32::from(mask.is_some()))],
+            bytemuck::bytes_of(&p),
+            &[(1, x.loc), (2, dy.loc), (3, dw), (4, mask.unwrap_or(dy.loc)), (5, db), (6, w.loc), (7, dx)],
+            &[(8, &qbuf)],
+            groups,
+        )
     }
 }

@@ -171,6 +171,31 @@ impl<'g> Recorder<'g> {
         bindings: &[(u32, &Loc)],
         groups: [u32; 3],
     ) -> Result<()> {
+        self.dispatch_with(shader, entry, overrides, params, bindings, &[], groups)
+    }
+
+    /// A uniform buffer holding `contents`.
+    fn uniform(&self, label: &str, contents: &[u8]) -> wgpu::Buffer {
+        self.gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents,
+            usage: wgpu::BufferUsages::UNIFORM,
+        })
+    }
+
+    /// Records one dispatch: `params` at binding 0, storage `bindings`, and further
+    /// `uniforms`.
+    #[allow(clippy::too_many_arguments)]
+    fn dispatch_with(
+        &mut self,
+        shader: Shader,
+        entry: &'static str,
+        overrides: Vec<(&'static str, u32)>,
+        params: &[u8],
+        bindings: &[(u32, &Loc)],
+        uniforms: &[(u32, &wgpu::Buffer)],
+        groups: [u32; 3],
+    ) -> Result<()> {
         if groups.contains(&0) {
             return Ok(());
         }
@@ -180,18 +205,17 @@ impl<'g> Recorder<'g> {
             overrides,
         };
         let pipeline = self.gpu.pipeline(&key)?;
-        let ubuf = self
-            .gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(entry),
-                contents: params,
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let ubuf = self.uniform(entry, params);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: ubuf.as_entire_binding(),
         }];
+        for &(binding, buf) in uniforms {
+            entries.push(wgpu::BindGroupEntry {
+                binding,
+                resource: buf.as_entire_binding(),
+            });
+        }
         for &(binding, loc) in bindings {
             entries.push(wgpu::BindGroupEntry {
                 binding,

@@ -229,3 +229,70 @@ fn dense_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
         }
     }
 }
+
+// A classifier head in one dispatch: logits = x @ W + bias computed tile by tile into
+// workgroup memory, then, per row, the cross-entropy gradient with respect to the
+// logits, (softmax(logits) * sum(labels) - labels) * dy (see `xent_grad` in
+// softmax.wgsl). Needs every row's logits in one tile: at most 32 classes.
+override SPARSE: u32 = 1u;
+// dy: 0 one per row, 1 one scalar divided by the rows (a mean), 2 one scalar (a sum).
+override DY: u32 = 1u;
+
+@group(0) @binding(5) var<storage, read> labels: array<u32>;
+@group(0) @binding(6) var<storage, read> dy: array<f32>;
+
+var<workgroup> tile: array<f32, 1024>;
+
+@compute @workgroup_size(8, 8, 1)
+fn matmul_xent_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wid.y * 32u + lid.y * 4u;
+    let col0 = lid.x * 4u;
+    // No early return: every invocation must reach the barrier.
+    if (row0 < p.m && col0 < p.n) {
+        let rows = block(0u, row0, col0, false);
+        for (var i = 0u; i < 4u; i++) {
+            for (var j = 0u; j < 4u; j++) {
+                let col = min(col0 + j, p.n - 1u);
+                tile[(lid.y * 4u + i) * 32u + lid.x * 4u + j] = rows[i][j] + aux[col];
+            }
+        }
+    }
+    workgroupBarrier();
+    let t = lid.y * 8u + lid.x;
+    let row = wid.y * 32u + t;
+    if (t >= 32u || row >= p.m) {
+        return;
+    }
+    let base = t * 32u;
+    var m = tile[base];
+    for (var j = 1u; j < p.n; j++) {
+        m = max(m, tile[base + j]);
+    }
+    var s = 0.0;
+    for (var j = 0u; j < p.n; j++) {
+        s += exp(tile[base + j] - m);
+    }
+    let lse = log(s);
+    var g = dy[0];
+    if (DY == 0u) {
+        g = dy[row];
+    } else if (DY == 1u) {
+        g = dy[0] / f32(p.m);
+    }
+    var total = 1.0;
+    if (SPARSE == 0u) {
+        total = 0.0;
+        for (var j = 0u; j < p.n; j++) {
+            total += bitcast<f32>(labels[row * p.n + j]);
+        }
+    }
+    for (var j = 0u; j < p.n; j++) {
+        var y = 0.0;
+        if (SPARSE == 1u) {
+            y = select(0.0, 1.0, labels[row] == j);
+        } else {
+            y = bitcast<f32>(labels[row * p.n + j]);
+        }
+        c[row * p.n + j] = (exp(tile[base + j] - m - lse) * total - y) * g;
+    }
+}

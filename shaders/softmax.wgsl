@@ -8,8 +8,8 @@ struct Params {
     cols: u32,
     // xent_grad: 1 when labels are class indices.
     sparse: u32,
-    // xent_grad: 1 when dy is one scalar to divide by the number of rows (the gradient
-    // of a mean of the losses).
+    // xent_grad: how dy is given: 0 one per row, 1 one scalar to divide by the number
+    // of rows (the gradient of a mean of the losses), 2 one scalar (of a sum).
     mean: u32,
 }
 
@@ -114,11 +114,11 @@ fn xent_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let base = row * p.cols;
     let m = row_max(base);
     let lse = row_lse(base, m);
-    var g = 0.0;
-    if (p.mean == 1u) {
-        g = dy[0] / f32(p.rows);
-    } else {
+    var g = dy[0];
+    if (p.mean == 0u) {
         g = dy[row];
+    } else if (p.mean == 1u) {
+        g = dy[0] / f32(p.rows);
     }
     var total = 1.0;
     if (p.sparse == 0u) {

@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Tensor};
-use crate::ops::{BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, Op, ReduceOp, UnaryOp, XentDy};
 use crate::tensor::{DType, HostTensor};
 
 /// Adds the gradients of `sum(ys)` with respect to each of `xs` (TF's `tf.gradients`).
@@ -362,18 +362,21 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
         Op::SoftmaxXent | Op::SparseSoftmaxXent => {
             let (logits, labels) = (x(0), x(1));
             let sparse = matches!(n.op, Op::SparseSoftmaxXent);
-            // The gradient of a mean of the losses arrives as a broadcast scalar: read the
-            // scalar directly and divide by the number of rows in the same kernel.
-            let (dy_in, mean) = match &g.node(dy).op {
-                Op::BroadcastLike { mean: true }
+            // The gradient of a mean or sum of the losses arrives as a broadcast scalar:
+            // read the scalar directly (divided by the rows for a mean) in the kernel.
+            let (dy_in, mode) = match &g.node(dy).op {
+                Op::BroadcastLike { mean }
                     if g.shape(g.node(dy).inputs[0]).iter().all(|&d| d == 1) =>
                 {
-                    (g.node(dy).inputs[0], true)
+                    (
+                        g.node(dy).inputs[0],
+                        if *mean { XentDy::Mean } else { XentDy::Scalar },
+                    )
                 }
-                _ => (dy, false),
+                _ => (dy, XentDy::PerRow),
             };
             let dl = g.add_op(
-                Op::XentGrad { sparse, mean },
+                Op::XentGrad { sparse, dy: mode },
                 &[logits, labels, dy_in],
                 "xent_grad",
             )?;

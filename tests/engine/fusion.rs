@@ -169,9 +169,101 @@ fn a_training_step_is_a_handful_of_dispatches() {
     s.run(&[], &[], &[n.init]).unwrap();
     let f = feeds(&n, 1);
     s.run(&f, &[], &[n.train]).unwrap();
-    // Two fused dense layers forward, the cross-entropy gradient, the output layer's
-    // whole backward pass (kernel and bias gradients, ReLU-masked hidden gradient), the
-    // hidden layer's kernel and bias gradients, one optimizer update with its
-    // bookkeeping.
-    assert_eq!(s.stats().dispatches, 6);
+    // The hidden layer forward (matmul, bias, ReLU), the classifier head computing the
+    // cross-entropy gradient from its logits, the output layer's whole backward pass
+    // (kernel and bias gradients, ReLU-masked hidden gradient), the hidden layer's
+    // kernel and bias gradients, one optimizer update with its bookkeeping.
+    assert_eq!(s.stats().dispatches, 5);
+}
+
+/// Trains without fetching anything (the plan the fused classifier head serves) and
+/// compares the variables with the reference after every step.
+fn train_only(n: &Net, batch: usize, steps: u64) {
+    let Some((mut r, mut s)) = sessions(n) else {
+        return;
+    };
+    for k in 0..steps {
+        let mut rg = rng(100 + k);
+        let f = vec![
+            (n.x, rand_f32(&mut rg, &[batch, 5], -1.0, 1.0)),
+            (n.y, rand_i32(&mut rg, &[batch], 0, 3)),
+        ];
+        r.run(&f, &[], &[n.train]).unwrap();
+        s.run(&f, &[], &[n.train]).unwrap();
+        let want = r.run(&[], &n.vars, &[]).unwrap();
+        let got = s.read_variables(&n.vars).unwrap();
+        for ((a, b), t) in got.iter().zip(&want).zip(&n.vars) {
+            assert_close(
+                &format!("batch {batch} step {k} {}", n.g.name(*t)),
+                a,
+                b,
+                1e-4,
+            );
+        }
+    }
+}
+
+#[test]
+fn train_only_steps_match_reference_for_small_and_multi_tile_batches() {
+    let n = net(Adam::new(0.01));
+    for batch in [1, 9, 32, 77] {
+        train_only(&n, batch, 3);
+    }
+}
+
+#[test]
+fn classifier_head_with_dense_labels_and_a_summed_loss() {
+    let mut g = Graph::new();
+    g.set_seed(5);
+    let x = g.placeholder("x", DType::F32, &[-1, 5]).unwrap();
+    let y = g.placeholder("y", DType::F32, &[-1, 3]).unwrap();
+    let w = g
+        .variable("w", DType::F32, &[5, 3], Initializer::GlorotUniform)
+        .unwrap();
+    let b = g
+        .variable(
+            "b",
+            DType::F32,
+            &[3],
+            Initializer::RandomUniform {
+                min: -0.5,
+                max: 0.5,
+            },
+        )
+        .unwrap();
+    let m = g.matmul(x, w).unwrap();
+    let logits = g.bias_add(m, b).unwrap();
+    let per_row = g.softmax_cross_entropy_with_logits(y, logits).unwrap();
+    let loss = g.reduce_sum(per_row, &[], false).unwrap();
+    let train = Sgd::new(0.1).minimize(&mut g, loss, None).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    let g = std::sync::Arc::new(g);
+    let mut r = Reference::new(g.clone());
+    let Some(mut s) = gpu_session_arc(g.clone()) else {
+        return;
+    };
+    r.run(&[], &[], &[init]).unwrap();
+    s.run(&[], &[], &[init]).unwrap();
+    for k in 0..3 {
+        let mut rg = rng(200 + k);
+        let f = vec![
+            (x, rand_f32(&mut rg, &[40, 5], -1.0, 1.0)),
+            (y, rand_f32(&mut rg, &[40, 3], 0.0, 1.0)),
+        ];
+        r.run(&f, &[], &[train]).unwrap();
+        s.run(&f, &[], &[train]).unwrap();
+        let want = r.run(&[], &[w, b], &[]).unwrap();
+        let got = s.read_variables(&[w, b]).unwrap();
+        for (a, bb) in got.iter().zip(&want) {
+            assert_close(&format!("step {k}"), a, bb, 1e-4);
+        }
+    }
+    let mut rg = rng(300);
+    let f = vec![
+        (x, rand_f32(&mut rg, &[40, 5], -1.0, 1.0)),
+        (y, rand_f32(&mut rg, &[40, 3], 0.0, 1.0)),
+    ];
+    s.run(&f, &[], &[train]).unwrap();
+    // The head with its gradient, the kernel and bias gradients, the update.
+    assert_eq!(s.stats().dispatches, 3);
 }

@@ -438,7 +438,7 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             }
             out(DType::F32, vec![l[0]])
         }
-        Op::XentGrad { sparse, mean } => {
+        Op::XentGrad { sparse, dy } => {
             arity(3)?;
             float_only(0)?;
             float_only(2)?;
@@ -454,7 +454,7 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             } else {
                 dtypes[1] == DType::F32 && compatible(&shapes[1], l)
             };
-            let dy_ok = if *mean {
+            let dy_ok = if *dy != super::XentDy::PerRow {
                 shapes[2].iter().all(|&d| d == 1)
             } else {
                 shapes[2].len() == 1 && dims_match(shapes[2][0], l[0])

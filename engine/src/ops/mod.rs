@@ -156,6 +156,28 @@ impl CompareOp {
     }
 }
 
+/// How the incoming gradient of a cross-entropy gradient ([`Op::XentGrad`]) is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XentDy {
+    /// One value per row.
+    PerRow,
+    /// One scalar for every row (the gradient of a sum of the losses).
+    Scalar,
+    /// One scalar divided by the number of rows (the gradient of a mean of the losses).
+    Mean,
+}
+
+impl XentDy {
+    /// The code of the kernels' `dy` mode (`softmax.wgsl`, `matmul.wgsl`).
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            XentDy::PerRow => 0,
+            XentDy::Mean => 1,
+            XentDy::Scalar => 2,
+        }
+    }
+}
+
 /// Reductions over axes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
@@ -329,9 +351,8 @@ pub enum Op {
     XentGrad {
         /// Labels are class indices (one-hot targets).
         sparse: bool,
-        /// `dy` is one scalar, the gradient of the mean of the losses (divided by the
-        /// number of rows).
-        mean: bool,
+        /// How `dy` is given.
+        dy: XentDy,
     },
     /// Adds a rank-1 bias (input 1) along the last axis of input 0.
     BiasAdd,

@@ -361,15 +361,15 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
                 })
                 .collect()
         }
-        Op::XentGrad { sparse, mean } => {
+        Op::XentGrad { sparse, dy } => {
             let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
             let ls = log_softmax_rows(&ins[0].data, cols);
             let mut out = vec![0.0; n];
             for i in 0..rows {
-                let g = if *mean {
-                    ins[2].data[0] / rows as f64
-                } else {
-                    ins[2].data[i]
+                let g = match dy {
+                    crate::ops::XentDy::PerRow => ins[2].data[i],
+                    crate::ops::XentDy::Scalar => ins[2].data[0],
+                    crate::ops::XentDy::Mean => ins[2].data[0] / rows as f64,
                 };
                 let total: f64 = if *sparse {
                     1.0

@@ -8,10 +8,14 @@
 //!   matmul kernel at the chain's last node when no one else reads the values between;
 //! - bias gradients: `sum(dy, axis 0)` beside `x^T @ dy` is computed in the matmul
 //!   (column sums), at the later of the two nodes;
+//! - a classifier head: `x @ W + b` whose only reader is the cross-entropy gradient (at
+//!   most 32 classes) runs as one kernel computing the gradient from the logits;
 //! - a dense layer's backward pass: with those, `dy @ W^T` (ReLU-masked or not) runs in
 //!   the same dispatch;
 //! - optimizer groups (see `arena.rs`) present in full run as one dispatch over their
 //!   arenas at their last member, gradients computed straight into the gradient arena;
+//! - values read only for their shape (the `like` input of `BroadcastLike`, `SumLike`,
+//!   `ReshapeLike`, as gradients use them) are not computed at all;
 //! - the step's scalar bookkeeping after such an update (Adam's `beta_power *= beta`,
 //!   the global step's `+= 1`) is absorbed into that dispatch.
 
@@ -48,7 +52,20 @@ pub(crate) enum Action {
     /// A dense layer's whole backward pass: the kernel and bias gradients (as `ColSum`)
     /// and the input gradient `dy @ W^T` (`dx`, a matmul node), ReLU-masked by `mask`,
     /// stored as the value of node `dx_out`.
-    DenseBackward { matmul: usize, reduce: usize, dx: usize, mask: Option<usize>, dx_out: usize },
+    DenseBackward {
+        matmul: usize,
+        reduce: usize,
+        dx: usize,
+        mask: Option<usize>,
+        dx_out: usize,
+    },
+    /// A classifier head: the matmul and bias of an `Epilogue` (code 1) chain and the
+    /// cross-entropy gradient reading its logits (node `xent`).
+    HeadXentGrad {
+        matmul: usize,
+        bias: usize,
+        xent: usize,
+    },
     /// A whole optimizer group in one dispatch.
     Optimizer {
         group: usize,
@@ -69,6 +86,8 @@ pub(crate) struct Fusion {
     pub no_buffer: HashSet<usize>,
     /// Output locations fixed in advance (gradients in a gradient arena).
     pub preplaced: HashMap<usize, Loc>,
+    /// Nodes whose value no one reads (read for their shape only): not computed.
+    pub dead: HashSet<usize>,
     /// Gradients copied into their arena view before a fused update, by update node.
     pub grad_copies: HashMap<usize, Vec<(usize, Loc)>>,
 }
@@ -108,13 +127,38 @@ impl Fusion {
         nodes: &[Node],
         sched: &Schedule,
         fetched: &[usize],
+        roots: &[usize],
         groups: &[ApplyGroup],
     ) -> Fusion {
+        // Nodes whose value is needed: from the fetches and targets, along control
+        // inputs and value inputs (not inputs read for their shape only).
+        let shape_only = |op: &Op, k: usize| {
+            k == 1 && matches!(op, Op::BroadcastLike { .. } | Op::SumLike | Op::ReshapeLike)
+        };
+        let mut live: HashSet<usize> = HashSet::new();
+        let mut stack: Vec<usize> = roots.to_vec();
+        while let Some(i) = stack.pop() {
+            if !live.insert(i) || sched.fed.contains(&i) {
+                continue;
+            }
+            let n = &nodes[i];
+            stack.extend(n.control_inputs.iter().map(|o| o.0));
+            stack.extend(
+                n.inputs
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, _)| !shape_only(&n.op, *k))
+                    .map(|(_, t)| t.0),
+            );
+        }
         let mut readers: HashMap<usize, Vec<usize>> = HashMap::new();
         for &i in &sched.order {
-            if !sched.fed.contains(&i) {
-                for t in &nodes[i].inputs {
-                    readers.entry(t.0).or_default().push(i);
+            if !sched.fed.contains(&i) && live.contains(&i) {
+                let n = &nodes[i];
+                for (k, t) in n.inputs.iter().enumerate() {
+                    if !shape_only(&n.op, k) {
+                        readers.entry(t.0).or_default().push(i);
+                    }
                 }
             }
         }
@@ -131,7 +175,22 @@ impl Fusion {
             fetched: fetched.iter().copied().collect(),
         };
         let mut f = Fusion::default();
+        for &i in &sched.order {
+            let computed = !matches!(
+                nodes[i].op,
+                Op::Placeholder
+                    | Op::Variable { .. }
+                    | Op::Const(_)
+                    | Op::InitialValue { .. }
+                    | Op::NoOp
+            );
+            if computed && !live.contains(&i) && !sched.fed.contains(&i) {
+                f.dead.insert(i);
+                f.actions.insert(i, Action::Skip);
+            }
+        }
         f.epilogues(&cx);
+        f.classifier_heads(&cx);
         f.bias_gradients(&cx);
         f.dense_backward(&cx);
         f.optimizer_groups(&cx, groups);
@@ -190,6 +249,51 @@ impl Fusion {
                 }
                 _ => {}
             }
+        }
+    }
+
+    fn classifier_heads(&mut self, cx: &Ctx) {
+        let heads: Vec<(usize, usize, usize)> = self
+            .actions
+            .iter()
+            .filter_map(|(&tail, a)| match a {
+                Action::Epilogue {
+                    matmul,
+                    aux,
+                    code: 1,
+                } => Some((tail, *matmul, *aux)),
+                _ => None,
+            })
+            .collect();
+        for (b, mm, bias) in heads {
+            let Some(xg) = cx.sole_reader(b) else {
+                continue;
+            };
+            let xn = &cx.nodes[xg];
+            let fits = matches!(xn.op, Op::XentGrad { .. })
+                && xn.inputs[0].0 == b
+                && cx.sched.shapes[&b].len() == 2
+                && cx.sched.shapes[&b][1] <= 32
+                && matches!(
+                    cx.nodes[mm].op,
+                    Op::MatMul {
+                        transpose_a: false,
+                        transpose_b: false
+                    }
+                );
+            if !fits {
+                continue;
+            }
+            self.actions.insert(
+                xg,
+                Action::HeadXentGrad {
+                    matmul: mm,
+                    bias,
+                    xent: xg,
+                },
+            );
+            self.skip(b, xg, false);
+            self.runs_at.insert(mm, xg);
         }
     }
 
@@ -258,8 +362,13 @@ impl Fusion {
             let found = cx.readers.get(&dy).and_then(|rs| {
                 rs.iter().copied().find_map(|d| {
                     let dn = &cx.nodes[d];
-                    let is_dx = matches!(dn.op, Op::MatMul { transpose_a: false, transpose_b: true })
-                        && dn.inputs[0].0 == dy
+                    let is_dx = matches!(
+                        dn.op,
+                        Op::MatMul {
+                            transpose_a: false,
+                            transpose_b: true
+                        }
+                    ) && dn.inputs[0].0 == dy
                         && dn.inputs[1].0 != dy
                         && w_shape_ok(d);
                     if !is_dx {
@@ -268,24 +377,49 @@ impl Fusion {
                     match (self.actions.get(&d), self.runs_at.get(&d)) {
                         (None, None) => Some((d, d, None)),
                         (Some(Action::Skip), Some(&tail)) => match self.actions.get(&tail) {
-                            Some(&Action::Epilogue { matmul, aux, code: 3 }) if matmul == d => Some((d, tail, Some(aux))),
+                            Some(&Action::Epilogue {
+                                matmul,
+                                aux,
+                                code: 3,
+                            }) if matmul == d => Some((d, tail, Some(aux))),
                             _ => None,
                         },
                         _ => None,
                     }
                 })
             });
-            let Some((d, x_node, mask)) = found else { continue };
-            let (early, late) = if cx.pos[&at] < cx.pos[&x_node] { (at, x_node) } else { (x_node, at) };
+            let Some((d, x_node, mask)) = found else {
+                continue;
+            };
+            let (early, late) = if cx.pos[&at] < cx.pos[&x_node] {
+                (at, x_node)
+            } else {
+                (x_node, at)
+            };
             // The earlier node's outputs (and those computed with it) are written late.
-            let outs: Vec<usize> = if early == at { vec![mm, r] } else { vec![x_node] };
-            let read_before = outs
-                .iter()
-                .any(|o| cx.readers.get(o).is_some_and(|rs| rs.iter().any(|x| cx.pos[x] <= cx.pos[&late])));
+            let outs: Vec<usize> = if early == at {
+                vec![mm, r]
+            } else {
+                vec![x_node]
+            };
+            let read_before = outs.iter().any(|o| {
+                cx.readers
+                    .get(o)
+                    .is_some_and(|rs| rs.iter().any(|x| cx.pos[x] <= cx.pos[&late]))
+            });
             if read_before {
                 continue;
             }
-            self.actions.insert(late, Action::DenseBackward { matmul: mm, reduce: r, dx: d, mask, dx_out: x_node });
+            self.actions.insert(
+                late,
+                Action::DenseBackward {
+                    matmul: mm,
+                    reduce: r,
+                    dx: d,
+                    mask,
+                    dx_out: x_node,
+                },
+            );
             self.actions.insert(early, Action::Skip);
             self.runs_at.insert(early, late);
             for v in self.runs_at.values_mut() {

@@ -73,6 +73,7 @@ impl Session {
         &mut self,
         sched: &Schedule,
         fetches: &[Tensor],
+        targets: &[crate::graph::Operation],
         snapshot: &[Tensor],
     ) -> Result<Plan> {
         let graph = Arc::clone(&self.graph);
@@ -80,7 +81,12 @@ impl Session {
         let gpu = Arc::clone(&self.gpu);
         let mut rec = Recorder::new(&gpu);
         let fetched: Vec<usize> = fetches.iter().map(|t| t.0).collect();
-        let fusion = Fusion::analyze(nodes, sched, &fetched, &self.groups);
+        let roots: Vec<usize> = fetched
+            .iter()
+            .copied()
+            .chain(targets.iter().map(|o| o.index()))
+            .collect();
+        let fusion = Fusion::analyze(nodes, sched, &fetched, &roots, &self.groups);
         let pos: HashMap<usize, usize> = sched
             .order
             .iter()
@@ -130,6 +136,8 @@ impl Session {
                 continue;
             }
             let loc = match &n.op {
+                // Read for their shape only: any buffer serves as their location.
+                _ if fusion.dead.contains(&i) => Some(self.placeholder_loc()?),
                 _ if fusion.no_buffer.contains(&i) => None,
                 Op::Variable { .. } => Some(self.var_loc(i)?),
                 Op::Const(_) | Op::InitialValue { .. } => Some(self.const_loc(i, shape)?),
@@ -270,7 +278,29 @@ impl Session {
                     Some((4, &locs[&reduce])),
                 )
             }
-            Some(&Action::DenseBackward { matmul, reduce, dx, mask, dx_out }) => {
+            Some(&Action::HeadXentGrad { matmul, bias, xent }) => {
+                let (m, xn) = (&nodes[matmul], &nodes[xent]);
+                let (Op::XentGrad { sparse, dy }, Some(out)) = (&xn.op, out) else {
+                    return Ok(());
+                };
+                rec.matmul_xent_grad(
+                    &arg(m.inputs[0].0),
+                    &arg(m.inputs[1].0),
+                    &locs[&bias],
+                    &locs[&xn.inputs[1].0],
+                    &locs[&xn.inputs[2].0],
+                    *sparse,
+                    dy.code(),
+                    out,
+                )
+            }
+            Some(&Action::DenseBackward {
+                matmul,
+                reduce,
+                dx,
+                mask,
+                dx_out,
+            }) => {
                 let (m, d) = (&nodes[matmul], &nodes[dx]);
                 rec.dense_backward(
                     &arg(m.inputs[0].0),

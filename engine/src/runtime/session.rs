@@ -127,6 +127,7 @@ pub struct Session {
     consts: HashMap<usize, Loc>,
     plans: HashMap<PlanKey, Plan>,
     pub(super) groups: Vec<ApplyGroup>,
+    placeholder: Option<Loc>,
     stats: RunStats,
     jobs: Option<Sender<ReadbackJob>>,
     worker: Option<JoinHandle<()>>,
@@ -169,6 +170,7 @@ impl Session {
             consts: HashMap::new(),
             plans: HashMap::new(),
             groups: Vec::new(),
+            placeholder: None,
             stats: RunStats::default(),
             jobs: Some(tx),
             worker: Some(worker),
@@ -230,6 +232,16 @@ impl Session {
         }
         self.groups = arenas.groups;
         Ok(())
+    }
+
+    /// A 4-byte buffer standing for values no kernel reads.
+    pub(super) fn placeholder_loc(&mut self) -> Result<Loc> {
+        if self.placeholder.is_none() {
+            self.placeholder = Some(Loc::whole(self.buffer("unread value", 4)?, 4));
+        }
+        self.placeholder
+            .clone()
+            .ok_or_else(|| Error::internal("placeholder buffer"))
     }
 
     pub(super) fn var_loc(&mut self, id: usize) -> Result<Loc> {
@@ -348,7 +360,7 @@ impl Session {
             let feed_refs: Vec<(Tensor, &HostTensor)> =
                 feeds.iter().map(|(t, v)| (*t, v)).collect();
             let sched = schedule(&self.graph, &feed_refs, fetches, targets)?;
-            let plan = self.build_plan(&sched, fetches, snapshot)?;
+            let plan = self.build_plan(&sched, fetches, targets, snapshot)?;
             self.plans.insert(key.clone(), plan);
             self.stats.plans += 1;
         } else {

@@ -21,7 +21,11 @@ impl Recorder<'_> {
         epilogue: Option<(u32, &Loc)>,
     ) -> Result<()> {
         let r = a.shape.len();
-        let k = if transpose_a { a.shape[r - 2] } else { a.shape[r - 1] };
+        let k = if transpose_a {
+            a.shape[r - 2]
+        } else {
+            a.shape[r - 1]
+        };
         if numel(out_shape) == 0 {
             return Ok(());
         }
@@ -66,7 +70,14 @@ impl Recorder<'_> {
     }
 
     /// The uniforms and workgroup grid of `op(a) @ op(b)`.
-    fn matmul_params(&self, a: &Arg, b: &Arg, transpose_a: bool, transpose_b: bool, out_shape: &[usize]) -> Result<(MatmulParams, [usize; 3])> {
+    fn matmul_params(
+        &self,
+        a: &Arg,
+        b: &Arg,
+        transpose_a: bool,
+        transpose_b: bool,
+        out_shape: &[usize],
+    ) -> Result<(MatmulParams, [usize; 3])> {
         let r = a.shape.len();
         let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
         let (br, bc) = (b.shape[r - 2], b.shape[r - 1]);
@@ -102,7 +113,16 @@ impl Recorder<'_> {
     /// Records a dense layer's backward pass as one dispatch: `dw = x^T @ dy`,
     /// `db = sum(dy, axis 0)` and `dx = dy @ w^T` (masked where `mask` <= 0).
     #[allow(clippy::too_many_arguments)]
-    pub fn dense_backward(&mut self, x: &Arg, dy: &Arg, w: &Arg, dw: &Loc, db: &Loc, dx: &Loc, mask: Option<&Loc>) -> Result<()> {
+    pub fn dense_backward(
+        &mut self,
+        x: &Arg,
+        dy: &Arg,
+        w: &Arg,
+        dw: &Loc,
+        db: &Loc,
+        dx: &Loc,
+        mask: Option<&Loc>,
+    ) -> Result<()> {
         let dw_shape = [x.shape[1], dy.shape[1]];
         let dx_shape = [dy.shape[0], w.shape[0]];
         let (mut p, g1) = self.matmul_params(x, dy, true, false, &dw_shape)?;
@@ -118,9 +138,57 @@ impl Recorder<'_> {
             "dense_backward",
             vec![("MASK", u32::from(mask.is_some()))],
             bytemuck::bytes_of(&p),
-            &[(1, x.loc), (2, dy.loc), (3, dw), (4, mask.unwrap_or(dy.loc)), (5, db), (6, w.loc), (7, dx)],
+            &[
+                (1, x.loc),
+                (2, dy.loc),
+                (3, dw),
+                (4, mask.unwrap_or(dy.loc)),
+                (5, db),
+                (6, w.loc),
+                (7, dx),
+            ],
             &[(8, &qbuf)],
             groups,
+        )
+    }
+
+    /// Records a classifier head as one dispatch: `logits = x @ w + bias` (at most 32
+    /// classes) and straight from them the cross-entropy gradient against `labels`
+    /// scaled by `dy` (per row, or a scalar: `dy_mode` as `XentDy::code`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_xent_grad(
+        &mut self,
+        x: &Arg,
+        w: &Arg,
+        bias: &Loc,
+        labels: &Loc,
+        dy: &Loc,
+        sparse: bool,
+        dy_mode: u32,
+        out: &Loc,
+    ) -> Result<()> {
+        let logits = [x.shape[0], w.shape[1]];
+        if logits[1] > 32 {
+            return Err(Error::internal("matmul_xent_grad needs at most 32 classes"));
+        }
+        if numel(&logits) == 0 {
+            return Ok(());
+        }
+        let (p, groups) = self.matmul_params(x, w, false, false, &logits)?;
+        self.dispatch(
+            Shader::Matmul,
+            "matmul_xent_grad",
+            vec![("SPARSE", u32::from(sparse)), ("DY", dy_mode)],
+            bytemuck::bytes_of(&p),
+            &[
+                (1, x.loc),
+                (2, w.loc),
+                (3, out),
+                (4, bias),
+                (5, labels),
+                (6, dy),
+            ],
+            [1, groups[1] as u32, 1],
         )
     }
 }

@@ -176,11 +176,13 @@ impl<'g> Recorder<'g> {
 
     /// A uniform buffer holding `contents`.
     fn uniform(&self, label: &str, contents: &[u8]) -> wgpu::Buffer {
-        self.gpu.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents,
-            usage: wgpu::BufferUsages::UNIFORM,
-        })
+        self.gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
     }
 
     /// Records one dispatch: `params` at binding 0, storage `bindings`, and further
@@ -235,9 +237,7 @@ impl<'g> Recorder<'g> {
                 layout: &layout,
                 entries: &entries,
             });
-        if std::env::var_os("WGTRAIN_TRACE_PLAN").is_some() {
-            eprintln!("dispatch {entry} {:?} groups {groups:?}", key.overrides);
-        }
+        tracing::trace!(entry, overrides = ?key.overrides, ?groups, "kernel recorded");
         self.steps.push(Step::Dispatch {
             pipeline,
             bind_group,
@@ -543,13 +543,13 @@ impl<'g> Recorder<'g> {
                     if rows == 0 { [0; 3] } else { groups },
                 )
             }
-            Op::XentGrad { sparse, mean } => {
+            Op::XentGrad { sparse, dy } => {
                 let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
                 let p = RowParams {
                     rows: rows as u32,
                     cols: cols as u32,
                     sparse: u32::from(*sparse),
-                    mean: u32::from(*mean),
+                    mean: dy.code(),
                 };
                 let groups = self.groups_1d(rows as u64)?;
                 self.dispatch(

@@ -7,9 +7,31 @@ use wgtrain::{DType, Graph, HostTensor, Reference, Session, Tensor};
 /// Relative tolerance for f32 kernels against the f64 reference.
 pub const F32_RTOL: f64 = 1e-4;
 
-/// A stream of random numbers seeded per call site.
-pub fn rng(seed: u64) -> Stream {
-    Stream::new((seed, 0x7e57))
+/// The seed of this test run: `WGTRAIN_TEST_SEED` when set (to replay a failure), else
+/// fresh from the clock. Failure messages print it.
+pub fn run_seed() -> u64 {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| {
+        std::env::var("WGTRAIN_TEST_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0)
+            })
+    })
+}
+
+/// A stream of random numbers for one call site, fresh each test run (see [`run_seed`]).
+pub fn rng(site: u64) -> Stream {
+    Stream::new((run_seed(), site))
+}
+
+/// A stream that is the same on every run, for tests that assert convergence.
+pub fn fixed_rng(site: u64) -> Stream {
+    Stream::new((site, 0x7e57))
 }
 
 /// A random f32 tensor in [lo, hi).
@@ -42,13 +64,18 @@ pub fn assert_close(what: &str, got: &HostTensor, want: &HostTensor, rtol: f64) 
     let (g, w) = (got.to_f64(), want.to_f64());
     for (i, (a, b)) in g.iter().zip(&w).enumerate() {
         if a.is_nan() || b.is_nan() {
-            assert!(a.is_nan() && b.is_nan(), "{what}[{i}]: got {a}, want {b}");
+            assert!(
+                a.is_nan() && b.is_nan(),
+                "{what}[{i}]: got {a}, want {b} (WGTRAIN_TEST_SEED={})",
+                run_seed()
+            );
             continue;
         }
         let tol = rtol * b.abs().max(1.0);
         assert!(
             (a - b).abs() <= tol,
-            "{what}[{i}]: got {a}, want {b} (tol {tol})"
+            "{what}[{i}]: got {a}, want {b} (tol {tol}, WGTRAIN_TEST_SEED={})",
+            run_seed()
         );
     }
 }

@@ -72,9 +72,10 @@ fn check_grad(seed: u64, inputs: Vec<Input>, build: impl FnOnce(&mut Graph, &[Te
             let tol = 1e-5 * a.abs().max(numeric.abs()).max(1.0);
             assert!(
                 (a - numeric).abs() <= tol,
-                "{}: d/d{}[{j}] analytic {a} vs numeric {numeric}",
+                "{}: d/d{}[{j}] analytic {a} vs numeric {numeric} (WGTRAIN_TEST_SEED={})",
                 g.name(y),
-                g.name(*x)
+                g.name(*x),
+                run_seed()
             );
         }
     }

@@ -92,7 +92,7 @@ fn mlp_matches_reference_then_trains_to_low_loss() {
     };
     r.run(&[], &[], &[m.init]).unwrap();
     s.run(&[], &[], &[m.init]).unwrap();
-    let mut data = rng(99);
+    let mut data = fixed_rng(99);
     let mut first = None;
     for step in 0..20 {
         let (bx, by) = batch(&mut data, 32);

@@ -232,3 +232,67 @@ fn seeded_initializers_match_between_backends_and_runs() {
     r2.run(&[], &[], &[init2]).unwrap();
     assert_ne!(r2.run(&[], &[w2], &[]).unwrap()[0], want[0]);
 }
+
+#[test]
+fn feeding_an_intermediate_tensor_replaces_its_computation() {
+    let mut r = rng(60);
+    let mut g = Graph::new();
+    let x = ph(&mut g, "x", &[4, 3]);
+    let h = g.relu(x).unwrap();
+    let s = g.reduce_sum(h, &[1], false).unwrap();
+    // h fed directly: x is not needed and may be left unfed.
+    let hv = rand_f32(&mut r, &[4, 3], -1.0, 1.0);
+    check_against_reference(g, &[(h, hv)], &[s, h], F32_RTOL);
+}
+
+#[test]
+fn empty_batches_run_and_their_mean_is_nan() {
+    let mut g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[-1, 3]).unwrap();
+    let w = g
+        .variable("w", DType::F32, &[3, 2], Initializer::Ones)
+        .unwrap();
+    let y = g.matmul(x, w).unwrap();
+    let sm = g.softmax(y).unwrap();
+    let m = g.reduce_mean(y, &[], false).unwrap();
+    let s = g.reduce_sum(y, &[0], false).unwrap();
+    let empty = HostTensor::from_f32(&[0, 3], vec![]).unwrap();
+    check_against_reference(g.clone(), &[(x, empty.clone())], &[y, sm, s, m], F32_RTOL);
+    let init = g.global_variables_initializer().unwrap();
+    let Some(mut sess) = gpu(g) else { return };
+    sess.run(&[], &[], &[init]).unwrap();
+    let out = sess.run(&[(x, empty)], &[y, m], &[]).unwrap();
+    assert_eq!(out[0].shape(), &[0, 2]);
+    assert!(out[1].scalar_value().unwrap().is_nan());
+}
+
+#[test]
+fn many_feed_shapes_evict_old_plans_and_stay_correct() {
+    let mut g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[-1]).unwrap();
+    let s = g.reduce_sum(x, &[], false).unwrap();
+    let Some(mut sess) = gpu(g) else { return };
+    for round in 0..2 {
+        for n in 1..=70usize {
+            let v = HostTensor::from_f32(&[n], vec![1.0; n]).unwrap();
+            let out = sess.run(&[(x, v)], &[s], &[]).unwrap();
+            assert_eq!(out[0].as_f32().unwrap(), vec![n as f32], "round {round}");
+        }
+    }
+    // Every shape was planned again in the second round: only 64 plans are kept.
+    assert_eq!(sess.stats().plans, 140);
+}
+
+#[test]
+fn scope_names_are_not_tensors_and_sessions_move_between_threads() {
+    let mut g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[2]).unwrap();
+    let r = g.name_scope("block", |g| g.relu(x)).unwrap();
+    assert!(g.by_name("block").is_none());
+    assert_eq!(g.by_name("block/Relu"), Some(r));
+    fn send<T: Send>(_: &T) {}
+    if let Some(s) = gpu(g) {
+        send(&s);
+        std::thread::spawn(move || drop(s)).join().unwrap();
+    }
+}

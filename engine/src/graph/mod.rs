@@ -164,7 +164,11 @@ impl Graph {
 
     /// Looks a tensor up by its full name.
     pub fn by_name(&self, name: &str) -> Option<Tensor> {
-        self.names.get(name).map(|&i| Tensor(i))
+        // Name scopes are reserved in the same table with no node behind them.
+        self.names
+            .get(name)
+            .filter(|&&i| i < self.nodes.len())
+            .map(|&i| Tensor(i))
     }
 
     /// Runs `f` with `scope` pushed onto the name-scope stack: nodes created inside are

@@ -45,6 +45,8 @@ pub(crate) struct Plan {
     pub fetch_staging: Option<wgpu::Buffer>,
     pub snapshot_slots: Vec<Slot>,
     pub snapshot_size: u64,
+    /// The run counter when the plan last ran (for eviction).
+    pub last_used: u64,
 }
 
 fn align8(x: u64) -> u64 {
@@ -221,6 +223,7 @@ impl Session {
             fetch_staging,
             snapshot_slots,
             snapshot_size,
+            last_used: 0,
         })
     }
 

@@ -142,6 +142,9 @@ impl Drop for Session {
     }
 }
 
+/// Plans kept per session; the least recently used goes first.
+const MAX_PLANS: usize = 64;
+
 fn storage_usage() -> wgpu::BufferUsages {
     wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
 }
@@ -361,6 +364,16 @@ impl Session {
                 feeds.iter().map(|(t, v)| (*t, v)).collect();
             let sched = schedule(&self.graph, &feed_refs, fetches, targets)?;
             let plan = self.build_plan(&sched, fetches, targets, snapshot)?;
+            // Bounded: a caller varying feed shapes forever must not grow memory forever.
+            if self.plans.len() >= MAX_PLANS
+                && let Some(oldest) = self
+                    .plans
+                    .iter()
+                    .min_by_key(|(_, p)| p.last_used)
+                    .map(|(k, _)| k.clone())
+            {
+                self.plans.remove(&oldest);
+            }
             self.plans.insert(key.clone(), plan);
             self.stats.plans += 1;
         } else {
@@ -377,7 +390,14 @@ impl Session {
                 }
             }
         }
-        let plan = &self.plans[&key];
+        self.stats.runs += 1;
+        let runs = self.stats.runs;
+        let plan = self
+            .plans
+            .get_mut(&key)
+            .ok_or_else(|| Error::internal("planned run missing"))?;
+        plan.last_used = runs;
+        let plan = &*plan;
         for &v in &plan.reads {
             if !self.vars.get(&v).is_some_and(|s| s.initialized) {
                 return Err(uninitialized(&self.graph, v));
@@ -517,7 +537,6 @@ impl Session {
         self.stats.dispatches = dispatches;
         self.stats.submissions = 1;
         self.stats.readback_bytes = readback;
-        self.stats.runs += 1;
         Ok((outputs, snap))
     }
 

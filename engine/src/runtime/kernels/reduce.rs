@@ -30,7 +30,8 @@ impl Recorder<'_> {
             ));
         }
         let mean = code == ReduceOp::Mean.code();
-        let scale = 1.0 / n_red.max(1) as f32;
+        // The mean of nothing is NaN (0 * inf), as in TensorFlow.
+        let scale = 1.0 / n_red as f32;
         let mut p = ReduceParams {
             n_out: n_out as u32,
             rank_out: ks.len() as u32,

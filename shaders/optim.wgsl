@@ -4,10 +4,10 @@
 // host round trip.
 //
 // The `*_fused` entry points update a whole parameter arena and also do the step's
-// scalar bookkeeping once, in invocation 0, into `scratch` (the host copies the
-// results into the variables after the dispatch, so no invocation reads a value
-// another one has already changed): [0] beta1_power * beta1, [1] beta2_power * beta2
-// (FINISH bit 0), [2..4] the int64 global step plus the increment in [4..6] (bit 1).
+// scalar bookkeeping once, in invocation 0, in `book` (a buffer holding the group's
+// beta powers and global step): beta_power *= beta (bit 0 of `bits`; the update reads
+// the old powers from a copy bound as b1p/b2p, so no invocation sees a changed value),
+// and the int64 step += increment (bit 1; no invocation reads the step).
 
 struct Params {
     n: u32,
@@ -20,6 +20,16 @@ struct Params {
     h1: f32,
     h2: f32,
     h3: f32,
+    // Word offsets in `book` of beta1_power, beta2_power and the step; bookkeeping bits.
+    b1w: u32,
+    b2w: u32,
+    stepw: u32,
+    bits: u32,
+    // The step increment (int64, low word first).
+    inc_lo: u32,
+    inc_hi: u32,
+    pad2: u32,
+    pad3: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -79,22 +89,20 @@ fn rmsprop_at(i: u32) {
     var_[i] = var_[i] - mom;
 }
 
-override FINISH: u32 = 0u;
-
-@group(0) @binding(8) var<storage, read_write> scratch: array<u32>;
+@group(0) @binding(8) var<storage, read_write> book: array<u32>;
 
 fn finish_step(i: u32) {
-    if (i == 0u && (FINISH & 2u) != 0u) {
-        let lo = scratch[2] + scratch[4];
-        scratch[3] = scratch[3] + scratch[5] + select(0u, 1u, lo < scratch[2]);
-        scratch[2] = lo;
+    if (i == 0u && (p.bits & 2u) != 0u) {
+        let lo = book[p.stepw] + p.inc_lo;
+        book[p.stepw + 1u] = book[p.stepw + 1u] + p.inc_hi + select(0u, 1u, lo < p.inc_lo);
+        book[p.stepw] = lo;
     }
 }
 
 fn finish_powers(i: u32) {
-    if (i == 0u && (FINISH & 1u) != 0u) {
-        scratch[0] = bitcast<u32>(b1p[0] * p.h0);
-        scratch[1] = bitcast<u32>(b2p[0] * p.h1);
+    if (i == 0u && (p.bits & 1u) != 0u) {
+        book[p.b1w] = bitcast<u32>(b1p[0] * p.h0);
+        book[p.b2w] = bitcast<u32>(b2p[0] * p.h1);
     }
 }
 

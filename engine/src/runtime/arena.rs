@@ -6,7 +6,8 @@ use super::device::Gpu;
 use super::kernels::Loc;
 use crate::error::Result;
 use crate::graph::Graph;
-use crate::ops::Op;
+use crate::ops::{AssignOp, Op};
+use crate::tensor::DType;
 use std::collections::HashSet;
 
 /// Input positions of an optimizer update op.
@@ -55,6 +56,24 @@ pub(crate) struct ApplyGroup {
     /// 32-bit words the fused update covers (alignment padding included; padding holds
     /// zeros, which every update rule maps to zeros).
     pub words: usize,
+    /// The scalars the step's bookkeeping updates, when the group has any.
+    pub book: Option<Book>,
+}
+
+/// One buffer holding a group's beta powers and the global step its train op
+/// increments, so the fused update does that bookkeeping in place.
+#[derive(Clone)]
+pub(crate) struct Book {
+    /// The whole buffer.
+    pub buf: Loc,
+    /// Byte spacing of the scalars (the storage offset alignment).
+    pub stride: u64,
+    /// (beta1_power, beta2_power) at offsets 0 and `stride`.
+    pub powers: Option<(usize, usize)>,
+    /// The step variable, at `step_offset`.
+    pub step: Option<usize>,
+    /// Byte offset of the step.
+    pub step_offset: u64,
 }
 
 /// The arenas of a graph: groups, and the arena view of every variable in one.
@@ -157,7 +176,51 @@ pub(crate) fn plan_arenas(
             grad_arena,
             grad_views,
             words: (end / 4) as usize,
+            book: None,
         });
+    }
+    // The books: Adam's powers, and a step incremented after the group's updates.
+    let mut claimed: HashSet<usize> = out.views.iter().map(|(v, _)| *v).collect();
+    for grp in &mut out.groups {
+        let powers = grp.powers.filter(|(a, b)| a != b && !claimed.contains(a) && !claimed.contains(b));
+        let power_assigns: Vec<usize> = match powers {
+            Some((a, b)) => (0..nodes.len())
+                .filter(|&i| matches!(nodes[i].op, Op::Assign(AssignOp::Assign)) && [a, b].contains(&nodes[i].inputs[0].0))
+                .collect(),
+            None => Vec::new(),
+        };
+        let after_group = |c: usize| {
+            grp.members.contains(&c)
+                || (matches!(nodes[c].op, Op::NoOp)
+                    && nodes[c].control_inputs.iter().all(|d| grp.members.contains(&d.0) || power_assigns.contains(&d.0)))
+        };
+        let step = nodes.iter().find_map(|n| {
+            let v = n.inputs.first()?.0;
+            let is_step = matches!(n.op, Op::Assign(AssignOp::Add))
+                && n.dtype == DType::I64
+                && n.shape.is_empty()
+                && !claimed.contains(&v)
+                && n.control_inputs.iter().any(|c| after_group(c.0));
+            is_step.then_some(v)
+        });
+        if powers.is_none() && step.is_none() {
+            continue;
+        }
+        let stride = align.max(8);
+        let step_offset = if powers.is_some() { 2 * stride } else { 0 };
+        let size = step_offset + 8;
+        let buf = Loc::whole(buffer("optimizer book", size)?, size);
+        let view = |offset: u64, size: u64| Loc { buf: buf.buf.clone(), offset, size };
+        if let Some((a, b)) = powers {
+            out.views.push((a, view(0, 4)));
+            out.views.push((b, view(stride, 4)));
+            claimed.extend([a, b]);
+        }
+        if let Some(s) = step {
+            out.views.push((s, view(step_offset, 8)));
+            claimed.insert(s);
+        }
+        grp.book = Some(Book { buf, stride, powers, step, step_offset });
     }
     Ok(out)
 }

@@ -32,8 +32,6 @@ use std::collections::{HashMap, HashSet};
 pub(crate) struct Finish {
     /// FINISH bits of `optim.wgsl`: 1 beta powers, 2 global step.
     pub bits: u32,
-    /// Adam's (beta1_power, beta2_power) variables.
-    pub powers: Option<(usize, usize)>,
     /// (step variable, increment constant).
     pub step: Option<(usize, usize)>,
 }
@@ -525,7 +523,8 @@ impl Fusion {
                     is_scale.then_some((m, a))
                 })
             };
-            if let (Some(p1), Some(p2)) = (find(b1, *beta1), find(b2, *beta2)) {
+            let in_book = grp.book.as_ref().is_some_and(|b| b.powers == Some((b1, b2)));
+            if let (true, Some(p1), Some(p2)) = (in_book, find(b1, *beta1), find(b2, *beta2)) {
                 bits |= 1;
                 local.extend([p1.0, p1.1, p2.0, p2.1]);
                 powers = Some((b1, b2));
@@ -546,6 +545,7 @@ impl Fusion {
                 && sn.dtype == DType::I64
                 && sn.shape.is_empty()
                 && after(s)
+                && grp.book.as_ref().is_some_and(|b| b.step == Some(sn.inputs[0].0))
                 && cx.const_scalar(sn.inputs[1].0).is_some()
                 && sn.control_inputs.iter().any(|c| after_group(c.0))
         });
@@ -584,6 +584,6 @@ impl Fusion {
                 self.no_buffer.insert(n);
             }
         }
-        Some(Finish { bits, powers, step })
+        Some(Finish { bits, step })
     }
 }

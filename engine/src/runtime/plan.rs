@@ -3,7 +3,7 @@
 //! replayed by every later run with the same fetches, targets and feed shapes.
 
 use super::fusion::{Action, Fusion};
-use super::kernels::{Arg, Loc, Recorder, Step};
+use super::kernels::{Arg, Bookkeeping, Loc, Recorder, Step};
 use super::session::Session;
 use crate::error::Result;
 use crate::exec::Schedule;
@@ -321,44 +321,42 @@ impl Session {
                     rec.copy(&locs[gnode], view);
                 }
                 let slots: Vec<&Loc> = grp.slot_arenas.iter().collect();
-                let powers = grp.powers.map(|(a, b)| (&locs[&a], &locs[&b]));
-                // The bookkeeping goes through a scratch buffer: [0..8) beta powers,
-                // [8..16) the step, [16..24) its increment (see `optim.wgsl`).
-                let scratch = match finish {
-                    Some(_) => Some(Loc::whole(self.buffer("optimizer scratch", 24)?, 24)),
+                let (Some(f), Some(book)) = (finish, grp.book.as_ref()) else {
+                    let powers = grp.powers.map(|(a, b)| (&locs[&a], &locs[&b]));
+                    return rec.apply(&grp.template, &grp.var_arena, &slots, &grp.grad_arena, &locs[&grp.lr], powers, grp.words, None);
+                };
+                // Adam reads the old powers from a copy, as invocation 0 replaces them in
+                // the book (which is bound for writing, so not for reading).
+                let old = match book.powers {
+                    Some(_) => {
+                        let bytes = book.stride + 4;
+                        let copy = Loc::whole(self.buffer("old beta powers", bytes)?, bytes);
+                        rec.copy_bytes(&book.buf.buf, 0, &copy.buf, 0, bytes);
+                        Some((Loc { size: 4, ..copy.clone() }, Loc { offset: book.stride, size: 4, ..copy }))
+                    }
                     None => None,
                 };
-                if let (Some(f), Some(scratch)) = (finish, &scratch)
-                    && let Some((var, inc)) = f.step
-                {
-                    let (v, c) = (self.var_loc(var)?, self.const_loc(inc, &[])?);
-                    rec.copy_bytes(&v.buf, v.offset, &scratch.buf, 8, 8);
-                    rec.copy_bytes(&c.buf, c.offset, &scratch.buf, 16, 8);
-                }
-                let bookkeeping = finish.zip(scratch.as_ref()).map(|(f, s)| (f.bits, s));
+                let increment = f.step.and_then(|(_, inc)| match &nodes[inc].op {
+                    Op::Const(v) if v.len() == 1 => Some(v.get_f64(0) as i64),
+                    _ => None,
+                });
+                let word = |bytes: u64| (bytes / 4) as u32;
+                let bookkeeping = Bookkeeping {
+                    book: &book.buf,
+                    words: [0, word(book.stride), word(book.step_offset)],
+                    bits: f.bits,
+                    increment: increment.unwrap_or(0),
+                };
                 rec.apply(
                     &grp.template,
                     &grp.var_arena,
                     &slots,
                     &grp.grad_arena,
                     &locs[&grp.lr],
-                    powers,
+                    old.as_ref().map(|(a, b)| (a, b)),
                     grp.words,
-                    bookkeeping,
-                )?;
-                let (Some(f), Some(scratch)) = (finish, scratch) else {
-                    return Ok(());
-                };
-                if let Some((b1, b2)) = f.powers {
-                    let (l1, l2) = (self.var_loc(b1)?, self.var_loc(b2)?);
-                    rec.copy_bytes(&scratch.buf, 0, &l1.buf, l1.offset, 4);
-                    rec.copy_bytes(&scratch.buf, 4, &l2.buf, l2.offset, 4);
-                }
-                if let Some((var, _)) = f.step {
-                    let v = self.var_loc(var)?;
-                    rec.copy_bytes(&scratch.buf, 8, &v.buf, v.offset, 8);
-                }
-                Ok(())
+                    Some(bookkeeping),
+                )
             }
             None => match out {
                 Some(out) => {

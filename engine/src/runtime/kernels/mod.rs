@@ -4,6 +4,8 @@
 mod matmul;
 mod optim;
 mod params;
+
+pub(crate) use optim::Bookkeeping;
 mod reduce;
 
 use super::device::{Gpu, PipelineKey};

@@ -6,12 +6,25 @@ use crate::error::{Error, Result};
 use crate::ops::Op;
 use crate::runtime::shaders::Shader;
 
+/// The step's scalar bookkeeping done by a fused update, in its group's book buffer.
+pub(crate) struct Bookkeeping<'a> {
+    /// The book: the group's beta powers and global step.
+    pub book: &'a Loc,
+    /// Word offsets of beta1_power, beta2_power and the step in the book.
+    pub words: [u32; 3],
+    /// Bit 0: update the beta powers; bit 1: increment the step.
+    pub bits: u32,
+    /// The step increment.
+    pub increment: i64,
+}
+
 impl Recorder<'_> {
     /// Records one optimizer update of `n` parameters: `var` and its `slots` (arena
     /// views or whole arenas), the gradient, the learning rate and Adam's beta powers.
     ///
-    /// With `finish` (FINISH bits of `optim.wgsl`, scratch buffer) the fused entry point
-    /// also computes the step's scalar bookkeeping into the scratch buffer.
+    /// With `finish` the fused entry point also does the step's bookkeeping in the book
+    /// (see `optim.wgsl`); Adam's powers must then be bound from a copy of their old
+    /// values, not from the book.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
@@ -22,7 +35,7 @@ impl Recorder<'_> {
         lr: &Loc,
         powers: Option<(&Loc, &Loc)>,
         n: usize,
-        finish: Option<(u32, &Loc)>,
+        finish: Option<Bookkeeping>,
     ) -> Result<()> {
         let groups = if n == 0 {
             [0; 3]
@@ -52,11 +65,14 @@ impl Recorder<'_> {
                 )));
             }
         };
-        let p = OptParams {
+        let mut p = OptParams {
             n: n as u32,
             flag,
             pad: [0; 2],
             h,
+            book: [0; 4],
+            inc: [0; 2],
+            pad2: [0; 2],
         };
         let mut bindings: Vec<(u32, &Loc)> = vec![(1, var), (4, grad), (5, lr)];
         for (k, s) in slots.iter().enumerate() {
@@ -75,8 +91,10 @@ impl Recorder<'_> {
                 &bindings,
                 groups,
             ),
-            Some((bits, scratch)) => {
-                bindings.push((8, scratch));
+            Some(f) => {
+                p.book = [f.words[0], f.words[1], f.words[2], f.bits];
+                p.inc = [f.increment as u32, (f.increment >> 32) as u32];
+                bindings.push((8, f.book));
                 let fused = match entry {
                     "sgd" => "sgd_fused",
                     "momentum" => "momentum_fused",
@@ -88,7 +106,7 @@ impl Recorder<'_> {
                 self.dispatch(
                     Shader::Optim,
                     fused,
-                    vec![("FINISH", bits)],
+                    vec![],
                     bytemuck::bytes_of(&p),
                     &bindings,
                     groups,

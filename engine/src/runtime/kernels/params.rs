@@ -80,6 +80,11 @@ pub(super) struct OptParams {
     pub flag: u32,
     pub pad: [u32; 2],
     pub h: [f32; 4],
+    /// Word offsets in the book of beta1_power, beta2_power, the step; bookkeeping bits.
+    pub book: [u32; 4],
+    /// The step increment, low word first.
+    pub inc: [u32; 2],
+    pub pad2: [u32; 2],
 }
 
 /// Mirrors `Params` in `state.wgsl`.

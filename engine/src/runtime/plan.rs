@@ -34,8 +34,10 @@ pub(crate) struct Plan {
     pub reads: Vec<usize>,
     /// Variables the run assigns.
     pub assigns: Vec<usize>,
-    /// The buffer of each fed tensor.
+    /// The view of each fed tensor in the feed buffer.
     pub feeds: HashMap<usize, Loc>,
+    /// All feeds in one buffer (one upload per run), and its size.
+    pub feed_buffer: Option<(wgpu::Buffer, u64)>,
     /// The recorded device work.
     pub steps: Vec<Step>,
     /// Kernel dispatches among the steps.
@@ -124,7 +126,30 @@ impl Session {
             last_use.insert(root[&t], usize::MAX);
         }
         let mut locs: HashMap<usize, Loc> = HashMap::new();
+        // Every feed in one buffer, at aligned offsets: one upload per run.
+        let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment.max(4));
+        let mut fed_nodes: Vec<usize> = sched.fed.clone();
+        fed_nodes.sort_unstable();
+        let mut feed_end = 0u64;
+        let mut feed_offsets = Vec::with_capacity(fed_nodes.len());
+        for &i in &fed_nodes {
+            let bytes = (sched.shapes[&i].iter().product::<usize>() * nodes[i].dtype.device_size()) as u64;
+            let offset = feed_end.div_ceil(align) * align;
+            feed_offsets.push((i, offset, bytes.max(4)));
+            feed_end = offset + bytes.max(4);
+        }
+        let feed_buffer = match feed_end {
+            0 => None,
+            size => Some((self.buffer("feeds", size)?, size)),
+        };
         let mut feeds = HashMap::new();
+        if let Some((buf, _)) = &feed_buffer {
+            for &(i, offset, size) in &feed_offsets {
+                let loc = Loc { buf: buf.clone(), offset, size };
+                feeds.insert(i, loc.clone());
+                locs.insert(i, loc);
+            }
+        }
         let mut pooled: HashMap<usize, wgpu::Buffer> = HashMap::new();
         let mut free: Vec<(u64, wgpu::Buffer)> = Vec::new();
         for (p, &i) in sched.order.iter().enumerate() {
@@ -132,9 +157,6 @@ impl Session {
             let shape = &sched.shapes[&i];
             let bytes = (shape.iter().product::<usize>() * n.dtype.device_size()) as u64;
             if fed(i) {
-                let loc = Loc::whole(self.buffer(&n.name, bytes)?, bytes);
-                feeds.insert(i, loc.clone());
-                locs.insert(i, loc);
                 continue;
             }
             let loc = match &n.op {
@@ -217,6 +239,7 @@ impl Session {
             reads,
             assigns: sched.assigns.clone(),
             feeds,
+            feed_buffer,
             dispatches: rec.dispatches,
             steps: rec.steps,
             fetch_slots,

@@ -406,13 +406,16 @@ impl Session {
         let gpu = Arc::clone(&self.gpu);
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        for (t, v) in feeds {
-            if let Some(loc) = plan.feeds.get(&t.0)
-                && !v.is_empty()
-            {
-                gpu.queue
-                    .write_buffer(&loc.buf, loc.offset, &v.device_bytes());
+        if let Some((buf, size)) = &plan.feed_buffer {
+            let mut bytes = vec![0u8; *size as usize];
+            for (t, v) in feeds {
+                if let Some(loc) = plan.feeds.get(&t.0) {
+                    let data = v.device_bytes();
+                    let at = loc.offset as usize;
+                    bytes[at..at + data.len()].copy_from_slice(&data);
+                }
             }
+            gpu.queue.write_buffer(buf, 0, &bytes);
         }
         let mut enc = gpu
             .device

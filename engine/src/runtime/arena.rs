@@ -182,17 +182,25 @@ pub(crate) fn plan_arenas(
     // The books: Adam's powers, and a step incremented after the group's updates.
     let mut claimed: HashSet<usize> = out.views.iter().map(|(v, _)| *v).collect();
     for grp in &mut out.groups {
-        let powers = grp.powers.filter(|(a, b)| a != b && !claimed.contains(a) && !claimed.contains(b));
+        let powers = grp
+            .powers
+            .filter(|(a, b)| a != b && !claimed.contains(a) && !claimed.contains(b));
         let power_assigns: Vec<usize> = match powers {
             Some((a, b)) => (0..nodes.len())
-                .filter(|&i| matches!(nodes[i].op, Op::Assign(AssignOp::Assign)) && [a, b].contains(&nodes[i].inputs[0].0))
+                .filter(|&i| {
+                    matches!(nodes[i].op, Op::Assign(AssignOp::Assign))
+                        && [a, b].contains(&nodes[i].inputs[0].0)
+                })
                 .collect(),
             None => Vec::new(),
         };
         let after_group = |c: usize| {
             grp.members.contains(&c)
                 || (matches!(nodes[c].op, Op::NoOp)
-                    && nodes[c].control_inputs.iter().all(|d| grp.members.contains(&d.0) || power_assigns.contains(&d.0)))
+                    && nodes[c]
+                        .control_inputs
+                        .iter()
+                        .all(|d| grp.members.contains(&d.0) || power_assigns.contains(&d.0)))
         };
         let step = nodes.iter().find_map(|n| {
             let v = n.inputs.first()?.0;
@@ -210,7 +218,11 @@ pub(crate) fn plan_arenas(
         let step_offset = if powers.is_some() { 2 * stride } else { 0 };
         let size = step_offset + 8;
         let buf = Loc::whole(buffer("optimizer book", size)?, size);
-        let view = |offset: u64, size: u64| Loc { buf: buf.buf.clone(), offset, size };
+        let view = |offset: u64, size: u64| Loc {
+            buf: buf.buf.clone(),
+            offset,
+            size,
+        };
         if let Some((a, b)) = powers {
             out.views.push((a, view(0, 4)));
             out.views.push((b, view(stride, 4)));
@@ -220,7 +232,13 @@ pub(crate) fn plan_arenas(
             out.views.push((s, view(step_offset, 8)));
             claimed.insert(s);
         }
-        grp.book = Some(Book { buf, stride, powers, step, step_offset });
+        grp.book = Some(Book {
+            buf,
+            stride,
+            powers,
+            step,
+            step_offset,
+        });
     }
     Ok(out)
 }

@@ -523,7 +523,10 @@ impl Fusion {
                     is_scale.then_some((m, a))
                 })
             };
-            let in_book = grp.book.as_ref().is_some_and(|b| b.powers == Some((b1, b2)));
+            let in_book = grp
+                .book
+                .as_ref()
+                .is_some_and(|b| b.powers == Some((b1, b2)));
             if let (true, Some(p1), Some(p2)) = (in_book, find(b1, *beta1), find(b2, *beta2)) {
                 bits |= 1;
                 local.extend([p1.0, p1.1, p2.0, p2.1]);
@@ -545,7 +548,10 @@ impl Fusion {
                 && sn.dtype == DType::I64
                 && sn.shape.is_empty()
                 && after(s)
-                && grp.book.as_ref().is_some_and(|b| b.step == Some(sn.inputs[0].0))
+                && grp
+                    .book
+                    .as_ref()
+                    .is_some_and(|b| b.step == Some(sn.inputs[0].0))
                 && cx.const_scalar(sn.inputs[1].0).is_some()
                 && sn.control_inputs.iter().any(|c| after_group(c.0))
         });

@@ -133,7 +133,8 @@ impl Session {
         let mut feed_end = 0u64;
         let mut feed_offsets = Vec::with_capacity(fed_nodes.len());
         for &i in &fed_nodes {
-            let bytes = (sched.shapes[&i].iter().product::<usize>() * nodes[i].dtype.device_size()) as u64;
+            let bytes =
+                (sched.shapes[&i].iter().product::<usize>() * nodes[i].dtype.device_size()) as u64;
             let offset = feed_end.div_ceil(align) * align;
             feed_offsets.push((i, offset, bytes.max(4)));
             feed_end = offset + bytes.max(4);
@@ -145,7 +146,11 @@ impl Session {
         let mut feeds = HashMap::new();
         if let Some((buf, _)) = &feed_buffer {
             for &(i, offset, size) in &feed_offsets {
-                let loc = Loc { buf: buf.clone(), offset, size };
+                let loc = Loc {
+                    buf: buf.clone(),
+                    offset,
+                    size,
+                };
                 feeds.insert(i, loc.clone());
                 locs.insert(i, loc);
             }
@@ -241,7 +246,7 @@ impl Session {
             feeds,
             feed_buffer,
             dispatches: rec.dispatches,
-            steps: rec.steps,
+            steps: rec.prologue.into_iter().chain(rec.steps).collect(),
             fetch_slots,
             fetch_staging,
             snapshot_slots,
@@ -346,7 +351,16 @@ impl Session {
                 let slots: Vec<&Loc> = grp.slot_arenas.iter().collect();
                 let (Some(f), Some(book)) = (finish, grp.book.as_ref()) else {
                     let powers = grp.powers.map(|(a, b)| (&locs[&a], &locs[&b]));
-                    return rec.apply(&grp.template, &grp.var_arena, &slots, &grp.grad_arena, &locs[&grp.lr], powers, grp.words, None);
+                    return rec.apply(
+                        &grp.template,
+                        &grp.var_arena,
+                        &slots,
+                        &grp.grad_arena,
+                        &locs[&grp.lr],
+                        powers,
+                        grp.words,
+                        None,
+                    );
                 };
                 // Adam reads the old powers from a copy, as invocation 0 replaces them in
                 // the book (which is bound for writing, so not for reading).
@@ -354,8 +368,19 @@ impl Session {
                     Some(_) => {
                         let bytes = book.stride + 4;
                         let copy = Loc::whole(self.buffer("old beta powers", bytes)?, bytes);
-                        rec.copy_bytes(&book.buf.buf, 0, &copy.buf, 0, bytes);
-                        Some((Loc { size: 4, ..copy.clone() }, Loc { offset: book.stride, size: 4, ..copy }))
+                        // Nothing in the run changes the powers before this update.
+                        rec.prologue_copy(&book.buf.buf, 0, &copy.buf, 0, bytes);
+                        Some((
+                            Loc {
+                                size: 4,
+                                ..copy.clone()
+                            },
+                            Loc {
+                                offset: book.stride,
+                                size: 4,
+                                ..copy
+                            },
+                        ))
                     }
                     None => None,
                 };

@@ -139,6 +139,9 @@ fn collapse(shape: &[usize], operands: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<us
 pub(crate) struct Recorder<'g> {
     pub gpu: &'g Gpu,
     pub steps: Vec<Step>,
+    /// Copies that may run before everything else (of values nothing in the run changes
+    /// before their reader): recorded first, so the dispatches share one compute pass.
+    pub prologue: Vec<Step>,
     pub dispatches: usize,
 }
 
@@ -147,6 +150,7 @@ impl<'g> Recorder<'g> {
         Recorder {
             gpu,
             steps: Vec::new(),
+            prologue: Vec::new(),
             dispatches: 0,
         }
     }
@@ -249,8 +253,9 @@ impl<'g> Recorder<'g> {
         Ok(())
     }
 
-    /// Records a copy of `size` bytes between arbitrary (4-byte aligned) offsets.
-    pub fn copy_bytes(
+    /// Records, ahead of all other work of the run, a copy of `size` bytes between
+    /// 4-byte aligned offsets (see `prologue`).
+    pub fn prologue_copy(
         &mut self,
         src: &wgpu::Buffer,
         src_offset: u64,
@@ -258,7 +263,7 @@ impl<'g> Recorder<'g> {
         dst_offset: u64,
         size: u64,
     ) {
-        self.steps.push(Step::Copy {
+        self.prologue.push(Step::Copy {
             src: src.clone(),
             src_offset,
             dst: dst.clone(),

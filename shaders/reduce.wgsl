@@ -79,7 +79,8 @@ fn reduce(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             let v = bitcast<f32>(a[o]);
             if (OP <= 1u) {
                 acc += v;
-            } else if (v != v) {
+            } else if ((bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u) {
+                // NaN, tested on the bits: WGSL lets compilers assume floats are finite.
                 seen_nan = true;
             } else if (OP == 2u) {
                 acc = max(acc, v);

@@ -382,3 +382,15 @@ fn tensor_needing_more_than_65535_workgroups() {
         vec![g.relu(s).unwrap()]
     });
 }
+
+#[test]
+fn nan_propagates_through_max_and_min() {
+    let x = HostTensor::from_f32(&[2, 3], vec![1.0, f32::NAN, 3.0, -1.0, -2.0, -3.0]).unwrap();
+    fwd(vec![x], |g, t| {
+        vec![
+            g.reduce_max(t[0], &[1], false).unwrap(),
+            g.reduce_min(t[0], &[1], false).unwrap(),
+            g.reduce_sum(t[0], &[1], false).unwrap(),
+        ]
+    });
+}

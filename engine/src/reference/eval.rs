@@ -257,6 +257,8 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
                 }
                 out[o] = match r {
                     ReduceOp::Sum | ReduceOp::Mean => out[o] + v,
+                    // NaN propagates, as in the kernels.
+                    _ if v.is_nan() || out[o].is_nan() => f64::NAN,
                     ReduceOp::Max => out[o].max(v),
                     ReduceOp::Min => out[o].min(v),
                 };

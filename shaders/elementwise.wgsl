@@ -219,6 +219,26 @@ fn binary(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
 }
 
+fn is_nan(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u;
+}
+
+// Float-to-integer conversions truncate toward zero and saturate, NaN giving 0, spelled
+// out because not every backend's native conversion saturates (GLSL's does not).
+fn f32_to_i32(v: f32) -> i32 {
+    if (is_nan(v)) {
+        return 0;
+    }
+    return i32(clamp(v, -2147483648.0, 2147483520.0));
+}
+
+fn f32_to_u32(v: f32) -> u32 {
+    if (is_nan(v)) {
+        return 0u;
+    }
+    return u32(clamp(v, 0.0, 4294967040.0));
+}
+
 // Reads element i of `a` as (f32 value, low word, high word) for the SRC dtype.
 fn load_src(i: u32) -> vec3<f32> {
     switch SRC {
@@ -274,10 +294,10 @@ fn convert(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     switch DST {
         case 0u: { out[i] = bitcast<u32>(v); }
         case 1u: {
-            if (exact) { out[i] = lo; } else { out[i] = bitcast<u32>(i32(v)); }
+            if (exact) { out[i] = lo; } else { out[i] = bitcast<u32>(f32_to_i32(v)); }
         }
         case 2u: {
-            if (exact) { out[i] = lo; } else { out[i] = u32(v); }
+            if (exact) { out[i] = lo; } else { out[i] = f32_to_u32(v); }
         }
         case 3u: {
             if (exact) {
@@ -285,13 +305,20 @@ fn convert(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
                 out[2u * i + 1u] = hi;
             } else {
                 let t = trunc(v);
-                if (abs(t) < 2147483648.0) {
-                    let x = i32(t);
+                if (is_nan(v)) {
+                    out[2u * i] = 0u;
+                    out[2u * i + 1u] = 0u;
+                } else if (abs(t) >= 9223372036854775808.0) {
+                    // Saturate to i64::MAX or i64::MIN.
+                    out[2u * i] = select(0xffffffffu, 0u, t < 0.0);
+                    out[2u * i + 1u] = select(0x7fffffffu, 0x80000000u, t < 0.0);
+                } else if (abs(t) < 2147483648.0) {
+                    let x = f32_to_i32(t);
                     out[2u * i] = bitcast<u32>(x);
                     out[2u * i + 1u] = select(0u, 0xffffffffu, x < 0);
                 } else {
                     // Exact: |t| >= 2^31 is a multiple of 256 with 24 significant bits.
-                    let m = min(abs(t), 9.2233715e18);
+                    let m = abs(t);
                     let h = floor(m / 4294967296.0);
                     var l = u32(m - h * 4294967296.0);
                     var hw = u32(h);

@@ -394,3 +394,16 @@ fn nan_propagates_through_max_and_min() {
         ]
     });
 }
+
+#[test]
+fn float_to_int_casts_saturate_and_map_nan_to_zero() {
+    let x =
+        HostTensor::from_f32(&[7], vec![f32::NAN, -1e30, 1e30, -3.9, 3.9, 1e19, -1e19]).unwrap();
+    fwd(vec![x], |g, t| {
+        vec![
+            g.cast(t[0], DType::I32).unwrap(),
+            g.cast(t[0], DType::U32).unwrap(),
+            g.cast(t[0], DType::I64).unwrap(),
+        ]
+    });
+}

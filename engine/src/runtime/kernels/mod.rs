@@ -157,7 +157,11 @@ impl<'g> Recorder<'g> {
 
     fn groups_1d(&self, n: u64) -> Result<[u32; 3]> {
         let max = u64::from(self.gpu.limits.max_compute_workgroups_per_dimension.max(1));
-        let wgs = n.div_ceil(WG).max(1);
+        if n == 0 {
+            // Nothing to do: `dispatch` records no work for an empty grid.
+            return Ok([0; 3]);
+        }
+        let wgs = n.div_ceil(WG);
         let x = wgs.min(max);
         let y = wgs.div_ceil(x);
         if y > max {
@@ -327,7 +331,7 @@ impl<'g> Recorder<'g> {
             vec![("SCALE", u32::from(scale.is_some()))],
             bytemuck::bytes_of(&p),
             &[(1, x.loc), (3, out)],
-            if n == 0 { [0, 0, 0] } else { groups },
+            groups,
         )
     }
 
@@ -353,15 +357,7 @@ impl<'g> Recorder<'g> {
                 Ok(())
             }
             Op::Unary(u) => {
-                let p = EwParams {
-                    n: n as u32,
-                    rank: 1,
-                    scale: 1.0,
-                    extra: 0,
-                    shape: [0; 8],
-                    sa: [0; 8],
-                    sb: [0; 8],
-                };
+                let p = EwParams::flat(n);
                 let groups = self.groups_1d(n as u64)?;
                 self.dispatch(
                     Shader::Elementwise,
@@ -369,7 +365,7 @@ impl<'g> Recorder<'g> {
                     vec![("OP", u.code()), ("DT", dt_code(ins[0].dtype))],
                     bytemuck::bytes_of(&p),
                     &[(1, ins[0].loc), (3, out)],
-                    if n == 0 { [0; 3] } else { groups },
+                    groups,
                 )
             }
             Op::Binary(_) | Op::Compare(_) | Op::BiasAdd => {
@@ -402,7 +398,7 @@ impl<'g> Recorder<'g> {
                     vec![("OP", code), ("DT", dt_code(ins[0].dtype))],
                     bytemuck::bytes_of(&p),
                     &[(1, ins[0].loc), (2, ins[1].loc), (3, out)],
-                    if n == 0 { [0; 3] } else { groups },
+                    groups,
                 )
             }
             Op::Cast(to) => {
@@ -410,15 +406,7 @@ impl<'g> Recorder<'g> {
                     self.copy(ins[0].loc, out);
                     return Ok(());
                 }
-                let p = EwParams {
-                    n: n as u32,
-                    rank: 1,
-                    scale: 1.0,
-                    extra: 0,
-                    shape: [0; 8],
-                    sa: [0; 8],
-                    sb: [0; 8],
-                };
+                let p = EwParams::flat(n);
                 let groups = self.groups_1d(n as u64)?;
                 self.dispatch(
                     Shader::Elementwise,
@@ -426,7 +414,7 @@ impl<'g> Recorder<'g> {
                     vec![("SRC", dt_code(ins[0].dtype)), ("DST", dt_code(*to))],
                     bytemuck::bytes_of(&p),
                     &[(1, ins[0].loc), (3, out)],
-                    if n == 0 { [0; 3] } else { groups },
+                    groups,
                 )
             }
             Op::MatMul {
@@ -502,7 +490,7 @@ impl<'g> Recorder<'g> {
                     vec![],
                     bytemuck::bytes_of(&p),
                     &[(1, ins[0].loc), (3, out)],
-                    if n == 0 { [0; 3] } else { groups },
+                    groups,
                 )
             }
             Op::Softmax | Op::LogSoftmax => {
@@ -521,7 +509,7 @@ impl<'g> Recorder<'g> {
                     vec![("OP", u32::from(matches!(op, Op::LogSoftmax)))],
                     bytemuck::bytes_of(&p),
                     &[(1, ins[0].loc), (3, out)],
-                    if rows == 0 { [0; 3] } else { groups },
+                    groups,
                 )
             }
             Op::SoftmaxXent | Op::SparseSoftmaxXent => {
@@ -547,7 +535,7 @@ impl<'g> Recorder<'g> {
                     vec![],
                     bytemuck::bytes_of(&p),
                     &[(1, ins[0].loc), (2, ins[1].loc), (3, out)],
-                    if rows == 0 { [0; 3] } else { groups },
+                    groups,
                 )
             }
             Op::XentGrad { sparse, dy } => {
@@ -565,7 +553,7 @@ impl<'g> Recorder<'g> {
                     vec![],
                     bytemuck::bytes_of(&p),
                     &[(1, ins[0].loc), (2, ins[1].loc), (3, out), (4, ins[2].loc)],
-                    if rows * cols == 0 { [0; 3] } else { groups },
+                    groups,
                 )
             }
             Op::Assign(AssignOp::Assign) => {
@@ -604,7 +592,7 @@ impl<'g> Recorder<'g> {
                     ],
                     bytemuck::bytes_of(&p),
                     &[(1, ins[0].loc), (2, &value)],
-                    if n == 0 { [0; 3] } else { groups },
+                    groups,
                 )
             }
             op @ (Op::ApplyGradientDescent

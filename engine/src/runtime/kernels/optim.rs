@@ -37,11 +37,7 @@ impl Recorder<'_> {
         n: usize,
         finish: Option<Bookkeeping>,
     ) -> Result<()> {
-        let groups = if n == 0 {
-            [0; 3]
-        } else {
-            self.groups_1d(n as u64)?
-        };
+        let groups = self.groups_1d(n as u64)?;
         let (entry, flag, h) = match op {
             Op::ApplyGradientDescent => ("sgd", 0, [0.0; 4]),
             Op::ApplyMomentum { momentum, nesterov } => {

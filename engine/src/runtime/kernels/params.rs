@@ -94,3 +94,18 @@ pub(super) struct CountParams {
     pub n: u32,
     pub pad: [u32; 3],
 }
+
+impl EwParams {
+    /// Parameters of a same-shape elementwise kernel over `n` elements.
+    pub(super) fn flat(n: usize) -> EwParams {
+        EwParams {
+            n: n as u32,
+            rank: 1,
+            scale: 1.0,
+            extra: 0,
+            shape: [0; 8],
+            sa: [0; 8],
+            sb: [0; 8],
+        }
+    }
+}

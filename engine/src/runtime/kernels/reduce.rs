@@ -99,7 +99,7 @@ impl Recorder<'_> {
             vec![("OP", code), ("DT", dt)],
             bytemuck::bytes_of(&p),
             &[(1, &input), (3, out)],
-            if n_out == 0 { [0; 3] } else { groups },
+            groups,
         )
     }
 }

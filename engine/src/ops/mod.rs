@@ -156,6 +156,17 @@ impl CompareOp {
     }
 }
 
+/// Input positions of an optimizer update op ([`Op::update_inputs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpdateInputs {
+    /// The learning rate.
+    pub lr: usize,
+    /// The gradient.
+    pub grad: usize,
+    /// Adam's beta powers.
+    pub powers: Option<(usize, usize)>,
+}
+
 /// How the incoming gradient of a cross-entropy gradient ([`Op::XentGrad`]) is given.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum XentDy {
@@ -446,6 +457,19 @@ impl Op {
                 | Op::ApplyAdam { .. }
                 | Op::ApplyRmsProp { .. }
         )
+    }
+
+    /// Where the learning rate, gradient and (Adam) beta powers of an optimizer update
+    /// are among its inputs; `None` for other ops.
+    pub fn update_inputs(&self) -> Option<UpdateInputs> {
+        let (lr, grad, powers) = match self {
+            Op::ApplyGradientDescent => (1, 2, None),
+            Op::ApplyMomentum { .. } => (2, 3, None),
+            Op::ApplyAdam { .. } => (5, 6, Some((3, 4))),
+            Op::ApplyRmsProp { .. } => (3, 4, None),
+            _ => return None,
+        };
+        Some(UpdateInputs { lr, grad, powers })
     }
 
     /// The inputs, besides input 0, that are variables updated in place (optimizer slots).

@@ -235,15 +235,18 @@ impl Reference {
 
 /// The new values of the variables an optimizer op updates: (input index, data).
 pub fn apply_optimizer(op: &Op, ins: &[Value]) -> Vec<(usize, Vec<f64>)> {
+    let Some(at) = op.update_inputs() else {
+        return Vec::new();
+    };
     let var = &ins[0].data;
-    let grad = &ins[ins.len() - 1].data;
+    let grad = &ins[at.grad].data;
+    let lr = ins[at.lr].data[0];
     match op {
         Op::ApplyGradientDescent => {
-            let lr = ins[1].data[0];
             vec![(0, var.iter().zip(grad).map(|(w, g)| w - lr * g).collect())]
         }
         Op::ApplyMomentum { momentum, nesterov } => {
-            let (m, lr) = (f64::from(*momentum), ins[2].data[0]);
+            let m = f64::from(*momentum);
             let acc: Vec<f64> = ins[1]
                 .data
                 .iter()
@@ -276,7 +279,9 @@ pub fn apply_optimizer(op: &Op, ins: &[Value]) -> Vec<(usize, Vec<f64>)> {
                 f64::from(*epsilon),
                 f64::from(*weight_decay),
             );
-            let (b1p, b2p, lr) = (ins[3].data[0], ins[4].data[0], ins[5].data[0]);
+            let (b1p, b2p) = at
+                .powers
+                .map_or((0.0, 0.0), |(a, b)| (ins[a].data[0], ins[b].data[0]));
             let lr_t = lr * (1.0 - b2p).sqrt() / (1.0 - b1p);
             let m: Vec<f64> = ins[1]
                 .data
@@ -302,12 +307,7 @@ pub fn apply_optimizer(op: &Op, ins: &[Value]) -> Vec<(usize, Vec<f64>)> {
             momentum,
             epsilon,
         } => {
-            let (rho, mo, eps, lr) = (
-                f64::from(*rho),
-                f64::from(*momentum),
-                f64::from(*epsilon),
-                ins[3].data[0],
-            );
+            let (rho, mo, eps) = (f64::from(*rho), f64::from(*momentum), f64::from(*epsilon));
             let ms: Vec<f64> = ins[1]
                 .data
                 .iter()

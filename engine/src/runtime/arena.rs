@@ -10,29 +10,6 @@ use crate::ops::{AssignOp, Op};
 use crate::tensor::DType;
 use std::collections::HashSet;
 
-/// Input positions of an optimizer update op.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct ApplyInputs {
-    /// The learning rate.
-    pub lr: usize,
-    /// The gradient.
-    pub grad: usize,
-    /// Adam's beta powers.
-    pub powers: Option<(usize, usize)>,
-}
-
-/// Where the learning rate, gradient and beta powers of an update op are.
-pub(crate) fn apply_inputs(op: &Op) -> Option<ApplyInputs> {
-    let (lr, grad, powers) = match op {
-        Op::ApplyGradientDescent => (1, 2, None),
-        Op::ApplyMomentum { .. } => (2, 3, None),
-        Op::ApplyAdam { .. } => (5, 6, Some((3, 4))),
-        Op::ApplyRmsProp { .. } => (3, 4, None),
-        _ => return None,
-    };
-    Some(ApplyInputs { lr, grad, powers })
-}
-
 /// Optimizer updates of one kind sharing hyperparameters, learning rate and beta powers,
 /// whose variables, slots and gradients live in arenas with one layout.
 #[derive(Clone)]
@@ -94,7 +71,7 @@ pub(crate) fn plan_arenas(
     let mut claimed: HashSet<usize> = HashSet::new();
     let mut keyed: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
-        let Some(ins) = apply_inputs(&n.op) else {
+        let Some(ins) = n.op.update_inputs() else {
             continue;
         };
         let owned: Vec<usize> = std::iter::once(0)
@@ -128,7 +105,7 @@ pub(crate) fn plan_arenas(
     };
     for (_, members) in keyed {
         let first = &nodes[members[0]];
-        let Some(ins) = apply_inputs(&first.op) else {
+        let Some(ins) = first.op.update_inputs() else {
             continue;
         };
         let mut offsets = Vec::with_capacity(members.len());

@@ -19,7 +19,7 @@
 //! - the step's scalar bookkeeping after such an update (Adam's `beta_power *= beta`,
 //!   the global step's `+= 1`) is absorbed into that dispatch.
 
-use super::arena::{ApplyGroup, apply_inputs};
+use super::arena::ApplyGroup;
 use super::kernels::Loc;
 use crate::exec::Schedule;
 use crate::graph::Node;
@@ -452,7 +452,7 @@ impl Fusion {
             if depends {
                 continue;
             }
-            let Some(ins) = apply_inputs(&grp.template) else {
+            let Some(ins) = grp.template.update_inputs() else {
                 continue;
             };
             for &m in &grp.members {

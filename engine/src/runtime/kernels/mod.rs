@@ -599,15 +599,21 @@ impl<'g> Recorder<'g> {
             | Op::ApplyMomentum { .. }
             | Op::ApplyAdam { .. }
             | Op::ApplyRmsProp { .. }) => {
-                let slots: Vec<&Loc> = op.mutated_slots().iter().map(|&k| ins[k].loc).collect();
-                let (lr, grad) = match op {
-                    Op::ApplyGradientDescent => (ins[1].loc, ins[2].loc),
-                    Op::ApplyMomentum { .. } => (ins[2].loc, ins[3].loc),
-                    Op::ApplyAdam { .. } => (ins[5].loc, ins[6].loc),
-                    _ => (ins[3].loc, ins[4].loc),
+                let Some(at) = op.update_inputs() else {
+                    return Err(Error::internal("optimizer update without input positions"));
                 };
-                let powers = matches!(op, Op::ApplyAdam { .. }).then(|| (ins[3].loc, ins[4].loc));
-                self.apply(op, ins[0].loc, &slots, grad, lr, powers, n, None)
+                let slots: Vec<&Loc> = op.mutated_slots().iter().map(|&k| ins[k].loc).collect();
+                let powers = at.powers.map(|(a, b)| (ins[a].loc, ins[b].loc));
+                self.apply(
+                    op,
+                    ins[0].loc,
+                    &slots,
+                    ins[at.grad].loc,
+                    ins[at.lr].loc,
+                    powers,
+                    n,
+                    None,
+                )
             }
         }
     }

@@ -293,13 +293,25 @@ impl HostTensor {
 
     /// The bytes as they are laid out on the device (booleans widened to 32 bits).
     pub(crate) fn device_bytes(&self) -> Vec<u8> {
+        let mut out = vec![0; self.device_len()];
+        self.write_device_bytes(&mut out);
+        out
+    }
+
+    /// Bytes of the tensor on the device.
+    pub(crate) fn device_len(&self) -> usize {
+        self.len() * self.dtype.device_size()
+    }
+
+    /// Writes the device-layout bytes into `out` (`device_len` bytes).
+    pub(crate) fn write_device_bytes(&self, out: &mut [u8]) {
         match self.dtype {
-            DType::Bool => self
-                .data
-                .iter()
-                .flat_map(|&b| u32::from(b != 0).to_le_bytes())
-                .collect(),
-            _ => self.data.clone(),
+            DType::Bool => {
+                for (o, &b) in out.chunks_exact_mut(4).zip(&self.data) {
+                    o.copy_from_slice(&u32::from(b != 0).to_le_bytes());
+                }
+            }
+            _ => out.copy_from_slice(&self.data),
         }
     }
 

@@ -28,6 +28,16 @@ impl Slot {
     }
 }
 
+/// Where each tensor sits in a staging buffer: (offset, dtype, shape).
+pub(crate) type ReadLayout = Vec<(u64, DType, Vec<usize>)>;
+
+fn read_layout(slots: &[Slot]) -> ReadLayout {
+    slots
+        .iter()
+        .map(|s| (s.offset, s.dtype, s.shape.clone()))
+        .collect()
+}
+
 /// A planned run.
 pub(crate) struct Plan {
     /// Variables that must hold a value before the run.
@@ -45,7 +55,11 @@ pub(crate) struct Plan {
     pub fetch_slots: Vec<Slot>,
     /// The staging buffer fetched tensors are copied into.
     pub fetch_staging: Option<wgpu::Buffer>,
+    /// `fetch_slots` as the readback reads them.
+    pub fetch_layout: ReadLayout,
     pub snapshot_slots: Vec<Slot>,
+    /// `snapshot_slots` as the readback thread reads them.
+    pub snapshot_layout: Arc<ReadLayout>,
     pub snapshot_size: u64,
     /// The run counter when the plan last ran (for eviction).
     pub last_used: u64,
@@ -247,8 +261,10 @@ impl Session {
             feed_buffer,
             dispatches: rec.dispatches,
             steps: rec.prologue.into_iter().chain(rec.steps).collect(),
+            fetch_layout: read_layout(&fetch_slots),
             fetch_slots,
             fetch_staging,
+            snapshot_layout: Arc::new(read_layout(&snapshot_slots)),
             snapshot_slots,
             snapshot_size,
             last_used: 0,

@@ -3,7 +3,7 @@
 use super::arena::{ApplyGroup, plan_arenas};
 use super::device::{AdapterSummary, Gpu, SessionConfig};
 use super::kernels::{Loc, Step};
-use super::plan::Plan;
+use super::plan::{Plan, ReadLayout};
 use crate::error::{Error, Result};
 use crate::exec::{schedule, uninitialized};
 use crate::graph::{Graph, Operation, Tensor};
@@ -76,7 +76,7 @@ impl Snapshot {
 struct ReadbackJob {
     staging: wgpu::Buffer,
     index: wgpu::SubmissionIndex,
-    layout: Vec<(u64, DType, Vec<usize>)>,
+    layout: Arc<ReadLayout>,
     reply: Sender<Result<Vec<HostTensor>>>,
 }
 
@@ -410,9 +410,8 @@ impl Session {
             let mut bytes = vec![0u8; *size as usize];
             for (t, v) in feeds {
                 if let Some(loc) = plan.feeds.get(&t.0) {
-                    let data = v.device_bytes();
                     let at = loc.offset as usize;
-                    bytes[at..at + data.len()].copy_from_slice(&data);
+                    v.write_device_bytes(&mut bytes[at..at + v.device_len()]);
                 }
             }
             gpu.queue.write_buffer(buf, 0, &bytes);
@@ -495,16 +494,11 @@ impl Session {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::internal(format!("wgpu validation error: {e}")));
         }
-        let assigns = plan.assigns.clone();
         let dispatches = plan.dispatches;
         let snap = match snap_staging {
             None => None,
             Some(buf) => {
-                let layout = plan
-                    .snapshot_slots
-                    .iter()
-                    .map(|s| (s.offset, s.dtype, s.shape.clone()))
-                    .collect();
+                let layout = Arc::clone(&plan.snapshot_layout);
                 let (tx, rx) = crossbeam_channel::bounded(1);
                 let jobs = self
                     .jobs
@@ -522,17 +516,10 @@ impl Session {
         };
         let outputs = match &plan.fetch_staging {
             None => Vec::new(),
-            Some(staging) => {
-                let layout: Vec<(u64, DType, Vec<usize>)> = plan
-                    .fetch_slots
-                    .iter()
-                    .map(|s| (s.offset, s.dtype, s.shape.clone()))
-                    .collect();
-                map_and_read(&gpu.device, staging, index, &layout)?
-            }
+            Some(staging) => map_and_read(&gpu.device, staging, index, &plan.fetch_layout)?,
         };
-        for v in assigns {
-            if let Some(s) = self.vars.get_mut(&v) {
+        for v in &plan.assigns {
+            if let Some(s) = self.vars.get_mut(v) {
                 s.initialized = true;
             }
         }

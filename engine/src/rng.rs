@@ -3,6 +3,7 @@
 //! The stream is a pure function of (graph seed, op seed, element index), so the same
 //! graph gives the same initial values on every run and every machine.
 
+use crate::error::Result;
 use crate::ops::Initializer;
 use crate::tensor::{DType, HostTensor};
 
@@ -108,20 +109,19 @@ pub fn fans(shape: &[usize]) -> (f64, f64) {
     }
 }
 
-/// The value of `init` for a variable of `dtype` and `shape`.
+/// The value of `init` for a variable of `dtype` and `shape` (f32 values are rounded
+/// once, so every consumer sees the same numbers).
 pub fn initial_value(
     init: &Initializer,
     dtype: DType,
     shape: &[usize],
     seed: (u64, u64),
-) -> HostTensor {
-    if let Initializer::Value(v) = init {
-        return v.clone();
-    }
+) -> Result<HostTensor> {
     let n: usize = shape.iter().product();
     let mut s = Stream::new(seed);
     let (fan_in, fan_out) = fans(shape);
     let values: Vec<f64> = match init {
+        Initializer::Value(v) => return Ok(v.clone()),
         Initializer::Zeros => vec![0.0; n],
         Initializer::Ones => vec![1.0; n],
         Initializer::Constant(c) => vec![*c; n],
@@ -142,19 +142,8 @@ pub fn initial_value(
             let stddev = (2.0 / (fan_in + fan_out)).sqrt() / 0.879_625_661_034_239_8;
             (0..n).map(|_| stddev * s.truncated_normal()).collect()
         }
-        Initializer::Value(_) => unreachable_value(),
     };
-    let mut t = HostTensor::from_f64(dtype, shape, &values)
-        .unwrap_or_else(|_| HostTensor::zeros(dtype, shape));
-    if dtype == DType::F32 {
-        // Round through f32 so every consumer sees the same values.
-        t = HostTensor::from_f64(dtype, shape, &t.to_f64()).unwrap_or(t);
-    }
-    t
-}
-
-fn unreachable_value() -> Vec<f64> {
-    Vec::new()
+    HostTensor::from_f64(dtype, shape, &values)
 }
 
 #[cfg(test)]
@@ -172,9 +161,9 @@ mod tests {
 
     #[test]
     fn seeded_initializers_are_deterministic_and_shaped() {
-        let a = initial_value(&Initializer::GlorotUniform, DType::F32, &[64, 32], (1, 7));
-        let b = initial_value(&Initializer::GlorotUniform, DType::F32, &[64, 32], (1, 7));
-        let c = initial_value(&Initializer::GlorotUniform, DType::F32, &[64, 32], (2, 7));
+        let a = initial_value(&Initializer::GlorotUniform, DType::F32, &[64, 32], (1, 7)).unwrap();
+        let b = initial_value(&Initializer::GlorotUniform, DType::F32, &[64, 32], (1, 7)).unwrap();
+        let c = initial_value(&Initializer::GlorotUniform, DType::F32, &[64, 32], (2, 7)).unwrap();
         assert_eq!(a, b);
         assert_ne!(a, c);
         let limit = (6.0f64 / 96.0).sqrt();
@@ -190,7 +179,8 @@ mod tests {
             DType::F32,
             &[4096],
             (0, 1),
-        );
+        )
+        .unwrap();
         let v = t.to_f64();
         assert!(v.iter().all(|x| x.abs() <= 2.0));
         let var = v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64;

@@ -35,10 +35,10 @@ impl Value {
         }
     }
 
-    /// To a host tensor (rounding to the dtype).
-    pub fn to_host(&self) -> HostTensor {
+    /// To a host tensor (rounding to the dtype); InvalidArgument when the data does not
+    /// fill the shape.
+    pub fn to_host(&self) -> Result<HostTensor> {
         HostTensor::from_f64(self.dtype, &self.shape, &self.data)
-            .unwrap_or_else(|_| HostTensor::zeros(self.dtype, &self.shape))
     }
 }
 
@@ -75,7 +75,7 @@ impl Reference {
         targets: &[Operation],
     ) -> Result<Vec<HostTensor>> {
         let vals = self.run_values(feeds, fetches, targets)?;
-        Ok(vals.iter().map(Value::to_host).collect())
+        vals.iter().map(Value::to_host).collect()
     }
 
     /// Runs the graph, returning `f64` values (no rounding to the dtype).
@@ -96,8 +96,10 @@ impl Reference {
 
     /// Runs with `f64` feeds, so finite differences are not rounded to f32.
     pub fn run_f64(&mut self, feeds: &[(Tensor, Value)], fetches: &[Tensor]) -> Result<Vec<Value>> {
-        let hosts: Vec<(Tensor, HostTensor)> =
-            feeds.iter().map(|(t, v)| (*t, v.to_host())).collect();
+        let hosts: Vec<(Tensor, HostTensor)> = feeds
+            .iter()
+            .map(|(t, v)| Ok((*t, v.to_host()?)))
+            .collect::<Result<_>>()?;
         let feed_refs: Vec<(Tensor, &HostTensor)> = hosts.iter().map(|(t, v)| (*t, v)).collect();
         let sched = schedule(&self.graph, &feed_refs, fetches, &[])?;
         let fed: HashMap<usize, Value> = feeds.iter().map(|(t, v)| (t.0, v.clone())).collect();
@@ -141,7 +143,7 @@ impl Reference {
                 Op::NoOp => continue,
                 Op::Const(v) => Value::from_host(v),
                 Op::InitialValue { init, seed } => {
-                    Value::from_host(&initial_value(init, node.dtype, shape, *seed))
+                    Value::from_host(&initial_value(init, node.dtype, shape, *seed)?)
                 }
                 Op::Assign(kind) => {
                     let var = node.inputs[0].0;
@@ -216,8 +218,8 @@ impl Reference {
     }
 
     /// The value of variable `var`, if initialized.
-    pub fn variable(&self, var: Tensor) -> Option<HostTensor> {
-        self.vars.get(&var.0).map(Value::to_host)
+    pub fn variable(&self, var: Tensor) -> Result<Option<HostTensor>> {
+        self.vars.get(&var.0).map(Value::to_host).transpose()
     }
 
     /// Sets variable `var` to `value`.

@@ -272,7 +272,8 @@ impl Session {
         let n = &self.graph.nodes()[id];
         let value = match &n.op {
             Op::Const(v) => v.clone(),
-            Op::InitialValue { init, seed } => initial_value(init, n.dtype, shape, *seed),
+            Op::InitialValue { init, seed } => initial_value(init, n.dtype, shape, *seed)
+                .map_err(|e| e.context(format!("initial value of '{}'", n.name)))?,
             _ => return Err(Error::internal("const_loc on a non-constant")),
         };
         let mut bytes = value.device_bytes();

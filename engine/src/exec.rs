@@ -27,7 +27,7 @@ pub struct Schedule {
 /// Builds the schedule of a run after validating feeds and fetches.
 pub fn schedule(
     graph: &Graph,
-    feeds: &[(Tensor, &HostTensor)],
+    feeds: &[(Tensor, HostTensor)],
     fetches: &[Tensor],
     targets: &[Operation],
 ) -> Result<Schedule> {

@@ -183,17 +183,7 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
                 }
                 return out(dtypes[0], v.clone());
             }
-            match broadcast_shapes(&shapes[0], &shapes[1]) {
-                Some(s) => out(dtypes[0], s),
-                None => Err(err(
-                    op,
-                    format!(
-                        "incompatible shapes: {} vs. {}",
-                        shape_str(&shapes[0]),
-                        shape_str(&shapes[1])
-                    ),
-                )),
-            }
+            out(dtypes[0], broadcast2(op, shapes)?)
         }
         Op::Compare(_) => {
             arity(2)?;
@@ -201,17 +191,7 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             if !matches!(dtypes[0], DType::F32 | DType::I32 | DType::U32) {
                 return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
             }
-            match broadcast_shapes(&shapes[0], &shapes[1]) {
-                Some(s) => out(DType::Bool, s),
-                None => Err(err(
-                    op,
-                    format!(
-                        "incompatible shapes: {} vs. {}",
-                        shape_str(&shapes[0]),
-                        shape_str(&shapes[1])
-                    ),
-                )),
-            }
+            out(DType::Bool, broadcast2(op, shapes)?)
         }
         Op::Cast(to) => {
             arity(1)?;
@@ -520,6 +500,20 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             out(DType::F32, var.clone())
         }
     }
+}
+
+/// The broadcast shape of inputs 0 and 1, or InvalidArgument naming both.
+fn broadcast2(op: &Op, shapes: &[Vec<i64>]) -> Result<Vec<i64>> {
+    broadcast_shapes(&shapes[0], &shapes[1]).ok_or_else(|| {
+        err(
+            op,
+            format!(
+                "incompatible shapes: {} vs. {}",
+                shape_str(&shapes[0]),
+                shape_str(&shapes[1])
+            ),
+        )
+    })
 }
 
 fn dims_match(a: i64, b: i64) -> bool {

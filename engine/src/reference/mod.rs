@@ -85,8 +85,7 @@ impl Reference {
         fetches: &[Tensor],
         targets: &[Operation],
     ) -> Result<Vec<Value>> {
-        let feed_refs: Vec<(Tensor, &HostTensor)> = feeds.iter().map(|(t, v)| (*t, v)).collect();
-        let sched = schedule(&self.graph, &feed_refs, fetches, targets)?;
+        let sched = schedule(&self.graph, feeds, fetches, targets)?;
         let fed: HashMap<usize, Value> = feeds
             .iter()
             .map(|(t, v)| (t.0, Value::from_host(v)))
@@ -100,8 +99,7 @@ impl Reference {
             .iter()
             .map(|(t, v)| Ok((*t, v.to_host()?)))
             .collect::<Result<_>>()?;
-        let feed_refs: Vec<(Tensor, &HostTensor)> = hosts.iter().map(|(t, v)| (*t, v)).collect();
-        let sched = schedule(&self.graph, &feed_refs, fetches, &[])?;
+        let sched = schedule(&self.graph, &hosts, fetches, &[])?;
         let fed: HashMap<usize, Value> = feeds.iter().map(|(t, v)| (t.0, v.clone())).collect();
         self.execute(&sched, fed, fetches)
     }

@@ -361,9 +361,7 @@ impl Session {
         };
         key.feeds.sort();
         if !self.plans.contains_key(&key) {
-            let feed_refs: Vec<(Tensor, &HostTensor)> =
-                feeds.iter().map(|(t, v)| (*t, v)).collect();
-            let sched = schedule(&self.graph, &feed_refs, fetches, targets)?;
+            let sched = schedule(&self.graph, feeds, fetches, targets)?;
             let plan = self.build_plan(&sched, fetches, targets, snapshot)?;
             // Bounded: a caller varying feed shapes forever must not grow memory forever.
             if self.plans.len() >= MAX_PLANS

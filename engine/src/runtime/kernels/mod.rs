@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::ops::{AssignOp, Op};
 use crate::reference::{broadcast_strides, strides};
 use crate::runtime::shaders::Shader;
-use crate::tensor::DType;
+use crate::tensor::{DType, num_elements as numel};
 use bytemuck::Zeroable;
 use params::*;
 use std::num::NonZeroU64;
@@ -84,10 +84,6 @@ fn dt_code(d: DType) -> u32 {
         DType::I64 => 3,
         DType::Bool => 4,
     }
-}
-
-fn numel(s: &[usize]) -> usize {
-    s.iter().product()
 }
 
 fn pack(v: &[usize]) -> [u32; 8] {

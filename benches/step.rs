@@ -1,6 +1,9 @@
 //! The `step` benchmark: training-step throughput of fixed workloads.
 //!
-//! `cargo bench --bench step [-- --json] [-- --only W1]`
+//! `cargo bench --bench step [-- --json] [-- --only W1] [-- --kernels]`
+//!
+//! `--kernels` adds, per workload, the device time of each kernel of a train-only step
+//! (median of 20 traced steps, where the adapter has timestamp queries).
 //!
 //! - W1: MLP 32-32-10, batch 32.
 //! - W2: MLP 784-256-256-10, batch 128.
@@ -132,7 +135,9 @@ fn main() -> wgtrain::Result<()> {
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1))
         .cloned();
+    let kernels = args.iter().any(|a| a == "--kernels");
     let mut rows = Vec::new();
+    let mut kernel_rows = Vec::new();
     for w in WORKLOADS {
         if only.as_deref().is_some_and(|o| o != w.name) {
             continue;
@@ -163,6 +168,13 @@ fn main() -> wgtrain::Result<()> {
                 adapter,
             ));
         }
+        if kernels {
+            kernel_rows.extend(
+                kernel_times(&mut b, &data)?
+                    .into_iter()
+                    .map(|k| (w.name, k)),
+            );
+        }
     }
     if json {
         for (name, batch, every, sps, disp, subs, adapter) in &rows {
@@ -183,5 +195,57 @@ fn main() -> wgtrain::Result<()> {
             println!("\nadapter: {}", r.6);
         }
     }
+    if !kernel_rows.is_empty() {
+        if json {
+            for (name, (node, kernel, us)) in &kernel_rows {
+                println!(
+                    "{{\"bench\":\"step_kernels\",\"workload\":\"{name}\",\"node\":\"{node}\",\"kernel\":\"{kernel}\",\"device_us\":{us:.1}}}"
+                );
+            }
+        } else {
+            println!("\n| workload | node | kernel | device µs (median of 20) |");
+            println!("|---|---|---|---|");
+            for (name, (node, kernel, us)) in &kernel_rows {
+                println!("| {name} | {node} | {kernel} | {us:.1} |");
+            }
+        }
+    }
     Ok(())
+}
+
+/// Device time of each kernel of a train-only step: (node, kernel, median µs).
+fn kernel_times(
+    b: &mut Built,
+    data: &[(HostTensor, HostTensor)],
+) -> wgtrain::Result<Vec<(String, &'static str, f64)>> {
+    let mut samples: Vec<Vec<f64>> = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..20 {
+        let (bx, by) = &data[i % data.len()];
+        let (_, meta) =
+            b.sess
+                .run_traced(&[(b.x, bx.clone()), (b.y, by.clone())], &[], &[b.train])?;
+        if !meta.timed {
+            return Ok(Vec::new());
+        }
+        if labels.is_empty() {
+            labels = meta
+                .kernels
+                .iter()
+                .map(|k| (k.node.clone(), k.kernel))
+                .collect();
+            samples = vec![Vec::new(); labels.len()];
+        }
+        for (s, k) in samples.iter_mut().zip(&meta.kernels) {
+            s.push(k.duration_ns / 1e3);
+        }
+    }
+    Ok(labels
+        .into_iter()
+        .zip(samples)
+        .map(|((node, kernel), mut s)| {
+            s.sort_by(|a, b| a.total_cmp(b));
+            (node, kernel, s[s.len() / 2])
+        })
+        .collect())
 }

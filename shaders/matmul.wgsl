@@ -200,8 +200,7 @@ fn dx_block(row0: u32, col0: u32) -> array<vec4<f32>, 4> {
     return array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
 }
 
-@compute @workgroup_size(8, 8, 1)
-fn dense_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+fn dense_backward_tile(wid: vec3<u32>, lid: vec3<u32>) {
     if (wid.x < p.pad) {
         colsum_tile(wid, lid);
         return;
@@ -225,6 +224,217 @@ fn dense_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocati
                     }
                     dx[idx] = v;
                 }
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(8, 8, 1)
+fn dense_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    dense_backward_tile(wid, lid);
+}
+
+// The backward pass of two dense layers in one dispatch, when the upper one has at most
+// 32 outputs: the workgroups of `dense_backward` for the upper layer (its dx is the
+// lower layer's dy, `dh`), then, from workgroup column `lo.pad` on, the lower layer's
+// dW = x^T @ dh and db = sum(dh, axis 0). Each of those workgroups recomputes the 32
+// columns of dh it needs, 32 rows at a time, in workgroup memory: dy @ W^T is cheap
+// when dy is narrow, and the recomputation saves a dispatch.
+@group(0) @binding(13) var<uniform> lo: Params;
+@group(0) @binding(14) var<storage, read> x1: array<f32>;
+@group(0) @binding(15) var<storage, read_write> dw1: array<f32>;
+@group(0) @binding(16) var<storage, read_write> db1: array<f32>;
+
+var<workgroup> dh: array<f32, 1024>;
+
+@compute @workgroup_size(8, 8, 1)
+fn dense_backward_chain(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    // Workgroup ids are uniform: these branches keep the barriers below uniform.
+    if (wid.x < lo.pad) {
+        dense_backward_tile(wid, lid);
+        return;
+    }
+    let tx = wid.x - lo.pad;
+    if (wid.y * 32u >= lo.m || tx * 32u >= lo.n) {
+        return;
+    }
+    // This invocation's 4x4 block of dW: rows (inputs) i0.., columns (units) j0...
+    let i0 = wid.y * 32u + lid.y * 4u;
+    let j0 = tx * 32u + lid.x * 4u;
+    let ic = vec4<u32>(
+        min(i0, lo.m - 1u), min(i0 + 1u, lo.m - 1u),
+        min(i0 + 2u, lo.m - 1u), min(i0 + 3u, lo.m - 1u));
+    let jc = vec4<u32>(
+        min(j0, q.n - 1u), min(j0 + 1u, q.n - 1u),
+        min(j0 + 2u, q.n - 1u), min(j0 + 3u, q.n - 1u));
+    let cb = jc * q.b_cs;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var colsum = vec4<f32>(0.0);
+    for (var b0 = 0u; b0 < lo.k; b0 += 32u) {
+        // dh rows b0 + lid.y * 4 + (0..4), columns j0 + (0..4); rows past the end are 0.
+        let row = b0 + lid.y * 4u;
+        let rc = vec4<u32>(
+            min(row, q.m - 1u), min(row + 1u, q.m - 1u),
+            min(row + 2u, q.m - 1u), min(row + 3u, q.m - 1u));
+        let ra = rc * q.a_rs;
+        var d0 = vec4<f32>(0.0);
+        var d1 = vec4<f32>(0.0);
+        var d2 = vec4<f32>(0.0);
+        var d3 = vec4<f32>(0.0);
+        for (var kk = 0u; kk < q.k; kk++) {
+            let bk = kk * q.b_ks;
+            let ak = kk * q.a_ks;
+            let wv = vec4<f32>(w[cb.x + bk], w[cb.y + bk], w[cb.z + bk], w[cb.w + bk]);
+            d0 += b[ra.x + ak] * wv;
+            d1 += b[ra.y + ak] * wv;
+            d2 += b[ra.z + ak] * wv;
+            d3 += b[ra.w + ak] * wv;
+        }
+        if (MASK == 1u) {
+            let mr = rc * q.n;
+            d0 = select(vec4<f32>(0.0), d0, vec4<f32>(aux[mr.x + jc.x], aux[mr.x + jc.y], aux[mr.x + jc.z], aux[mr.x + jc.w]) > vec4<f32>(0.0));
+            d1 = select(vec4<f32>(0.0), d1, vec4<f32>(aux[mr.y + jc.x], aux[mr.y + jc.y], aux[mr.y + jc.z], aux[mr.y + jc.w]) > vec4<f32>(0.0));
+            d2 = select(vec4<f32>(0.0), d2, vec4<f32>(aux[mr.z + jc.x], aux[mr.z + jc.y], aux[mr.z + jc.z], aux[mr.z + jc.w]) > vec4<f32>(0.0));
+            d3 = select(vec4<f32>(0.0), d3, vec4<f32>(aux[mr.w + jc.x], aux[mr.w + jc.y], aux[mr.w + jc.z], aux[mr.w + jc.w]) > vec4<f32>(0.0));
+        }
+        let live = vec4<u32>(row, row + 1u, row + 2u, row + 3u) < vec4<u32>(q.m);
+        let t0 = lid.y * 128u + lid.x * 4u;
+        let z = vec4<f32>(0.0);
+        let e0 = select(z, d0, live.x);
+        let e1 = select(z, d1, live.y);
+        let e2 = select(z, d2, live.z);
+        let e3 = select(z, d3, live.w);
+        dh[t0] = e0.x;
+        dh[t0 + 1u] = e0.y;
+        dh[t0 + 2u] = e0.z;
+        dh[t0 + 3u] = e0.w;
+        dh[t0 + 32u] = e1.x;
+        dh[t0 + 33u] = e1.y;
+        dh[t0 + 34u] = e1.z;
+        dh[t0 + 35u] = e1.w;
+        dh[t0 + 64u] = e2.x;
+        dh[t0 + 65u] = e2.y;
+        dh[t0 + 66u] = e2.z;
+        dh[t0 + 67u] = e2.w;
+        dh[t0 + 96u] = e3.x;
+        dh[t0 + 97u] = e3.y;
+        dh[t0 + 98u] = e3.z;
+        dh[t0 + 99u] = e3.w;
+        workgroupBarrier();
+        let nb = min(32u, lo.k - b0);
+        for (var bb = 0u; bb < nb; bb++) {
+            let xk = (b0 + bb) * lo.a_ks;
+            let av = vec4<f32>(
+                x1[ic.x * lo.a_rs + xk], x1[ic.y * lo.a_rs + xk],
+                x1[ic.z * lo.a_rs + xk], x1[ic.w * lo.a_rs + xk]);
+            let t = bb * 32u + lid.x * 4u;
+            let dv = vec4<f32>(dh[t], dh[t + 1u], dh[t + 2u], dh[t + 3u]);
+            acc0 += av.x * dv;
+            acc1 += av.y * dv;
+            acc2 += av.z * dv;
+            acc3 += av.w * dv;
+            colsum += dv;
+        }
+        workgroupBarrier();
+    }
+    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var i = 0u; i < 4u; i++) {
+        let row = i0 + i;
+        if (row < lo.m) {
+            for (var j = 0u; j < 4u; j++) {
+                let col = j0 + j;
+                if (col < lo.n) {
+                    dw1[row * lo.n + col] = acc[i][j];
+                }
+            }
+        }
+    }
+    if (i0 == 0u) {
+        for (var j = 0u; j < 4u; j++) {
+            let col = j0 + j;
+            if (col < lo.n) {
+                db1[col] = colsum[j];
+            }
+        }
+    }
+}
+
+// `dense_backward_chain` for at most 32 rows (one row tile): the dx workgroups keep
+// their tile of dh in workgroup memory and compute the lower layer's dW and db for
+// their 32 units from it, with no recomputation and no further workgroups.
+@compute @workgroup_size(8, 8, 1)
+fn dense_backward_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    if (wid.x < p.pad) {
+        colsum_tile(wid, lid);
+        return;
+    }
+    if (wid.y > 0u) {
+        return;
+    }
+    let row0 = lid.y * 4u;
+    let col0 = (wid.x - p.pad) * 32u + lid.x * 4u;
+    // No early return past here: every invocation must reach the barrier.
+    let rows = dx_block(row0, col0);
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + j;
+            let live = row < q.m && col < q.n;
+            var v = rows[i][j];
+            if (MASK == 1u) {
+                v = select(0.0, v, aux[min(row, q.m - 1u) * q.n + min(col, q.n - 1u)] > 0.0);
+            }
+            if (live) {
+                dx[row * q.n + col] = v;
+            }
+            dh[(lid.y * 4u + i) * 32u + lid.x * 4u + j] = select(0.0, v, live);
+        }
+    }
+    workgroupBarrier();
+    let t = lid.x * 4u;
+    for (var i0 = lid.y * 4u; i0 < lo.m; i0 += 32u) {
+        let last = lo.m - 1u;
+        let ra = vec4<u32>(min(i0, last), min(i0 + 1u, last), min(i0 + 2u, last), min(i0 + 3u, last))
+            * lo.a_rs;
+        var acc0 = vec4<f32>(0.0);
+        var acc1 = vec4<f32>(0.0);
+        var acc2 = vec4<f32>(0.0);
+        var acc3 = vec4<f32>(0.0);
+        for (var bb = 0u; bb < lo.k; bb++) {
+            let xk = bb * lo.a_ks;
+            let av = vec4<f32>(x1[ra.x + xk], x1[ra.y + xk], x1[ra.z + xk], x1[ra.w + xk]);
+            let d = bb * 32u + t;
+            let dv = vec4<f32>(dh[d], dh[d + 1u], dh[d + 2u], dh[d + 3u]);
+            acc0 += av.x * dv;
+            acc1 += av.y * dv;
+            acc2 += av.z * dv;
+            acc3 += av.w * dv;
+        }
+        let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+        for (var i = 0u; i < 4u; i++) {
+            let row = i0 + i;
+            if (row < lo.m) {
+                for (var j = 0u; j < 4u; j++) {
+                    let col = col0 + j;
+                    if (col < lo.n) {
+                        dw1[row * lo.n + col] = acc[i][j];
+                    }
+                }
+            }
+        }
+    }
+    if (lid.y == 0u) {
+        var colsum = vec4<f32>(0.0);
+        for (var bb = 0u; bb < lo.k; bb++) {
+            let d = bb * 32u + t;
+            colsum += vec4<f32>(dh[d], dh[d + 1u], dh[d + 2u], dh[d + 3u]);
+        }
+        for (var j = 0u; j < 4u; j++) {
+            if (col0 + j < lo.n) {
+                db1[col0 + j] = colsum[j];
             }
         }
     }
@@ -258,6 +468,11 @@ fn matmul_xent_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
         }
     }
     workgroupBarrier();
+    xent_rows(wid, lid);
+}
+
+// The cross-entropy gradient of the workgroup's rows from the logits in `tile`.
+fn xent_rows(wid: vec3<u32>, lid: vec3<u32>) {
     let t = lid.y * 8u + lid.x;
     let row = wid.y * 32u + t;
     if (t >= 32u || row >= p.m) {
@@ -295,4 +510,96 @@ fn matmul_xent_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invoca
         }
         c[row * p.n + j] = (exp(tile[base + j] - m - lse) * total - y) * g;
     }
+}
+
+// A hidden dense layer and the classifier head above it in one dispatch: each workgroup
+// computes its 32 rows of h = x @ W1 + b1 (ReLU when HEPI = 2; at most 64 units, `q`)
+// into workgroup memory and to `h`, then the head's logits from there (`p`: its k is
+// the units) and their cross-entropy gradient as `matmul_xent_grad`.
+override HEPI: u32 = 2u;
+
+@group(0) @binding(9) var<storage, read> hx: array<f32>;
+@group(0) @binding(10) var<storage, read> hw: array<f32>;
+@group(0) @binding(11) var<storage, read> hb: array<f32>;
+@group(0) @binding(12) var<storage, read_write> h: array<f32>;
+
+var<workgroup> hid: array<f32, 2048>;
+
+@compute @workgroup_size(8, 8, 1)
+fn mlp_head_xent_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let row0 = wid.y * 32u + lid.y * 4u;
+    let r = vec4<u32>(
+        min(row0, q.m - 1u), min(row0 + 1u, q.m - 1u),
+        min(row0 + 2u, q.m - 1u), min(row0 + 3u, q.m - 1u));
+    let ra = r * q.a_rs;
+    for (var col0 = lid.x * 4u; col0 < q.n; col0 += 32u) {
+        let cidx = vec4<u32>(
+            min(col0, q.n - 1u), min(col0 + 1u, q.n - 1u),
+            min(col0 + 2u, q.n - 1u), min(col0 + 3u, q.n - 1u));
+        let cb = cidx * q.b_cs;
+        var acc0 = vec4<f32>(0.0);
+        var acc1 = vec4<f32>(0.0);
+        var acc2 = vec4<f32>(0.0);
+        var acc3 = vec4<f32>(0.0);
+        for (var k0 = 0u; k0 < q.k; k0 += 4096u) {
+            let k1 = min(k0 + 4096u, q.k);
+            for (var kk = k0; kk < k1; kk++) {
+                let ak = kk * q.a_ks;
+                let bk = kk * q.b_ks;
+                let av = vec4<f32>(hx[ra.x + ak], hx[ra.y + ak], hx[ra.z + ak], hx[ra.w + ak]);
+                let bv = vec4<f32>(hw[cb.x + bk], hw[cb.y + bk], hw[cb.z + bk], hw[cb.w + bk]);
+                acc0 += av.x * bv;
+                acc1 += av.y * bv;
+                acc2 += av.z * bv;
+                acc3 += av.w * bv;
+            }
+        }
+        let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+        for (var i = 0u; i < 4u; i++) {
+            let row = row0 + i;
+            for (var j = 0u; j < 4u; j++) {
+                let col = col0 + j;
+                var v = acc[i][j] + hb[cidx[j]];
+                if (HEPI == 2u) {
+                    v = max(v, 0.0);
+                }
+                if (col < q.n) {
+                    hid[(lid.y * 4u + i) * 64u + col] = v;
+                    if (row < q.m) {
+                        h[row * q.n + col] = v;
+                    }
+                }
+            }
+        }
+    }
+    workgroupBarrier();
+    let col0 = lid.x * 4u;
+    if (row0 < p.m && col0 < p.n) {
+        let cidx = vec4<u32>(
+            min(col0, p.n - 1u), min(col0 + 1u, p.n - 1u),
+            min(col0 + 2u, p.n - 1u), min(col0 + 3u, p.n - 1u));
+        let cb = cidx * p.b_cs;
+        let hr = lid.y * 4u * 64u;
+        var acc0 = vec4<f32>(0.0);
+        var acc1 = vec4<f32>(0.0);
+        var acc2 = vec4<f32>(0.0);
+        var acc3 = vec4<f32>(0.0);
+        for (var kk = 0u; kk < p.k; kk++) {
+            let bk = kk * p.b_ks;
+            let av = vec4<f32>(hid[hr + kk], hid[hr + 64u + kk], hid[hr + 128u + kk], hid[hr + 192u + kk]);
+            let bv = vec4<f32>(b[cb.x + bk], b[cb.y + bk], b[cb.z + bk], b[cb.w + bk]);
+            acc0 += av.x * bv;
+            acc1 += av.y * bv;
+            acc2 += av.z * bv;
+            acc3 += av.w * bv;
+        }
+        let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+        for (var i = 0u; i < 4u; i++) {
+            for (var j = 0u; j < 4u; j++) {
+                tile[(lid.y * 4u + i) * 32u + lid.x * 4u + j] = acc[i][j] + aux[cidx[j]];
+            }
+        }
+    }
+    workgroupBarrier();
+    xent_rows(wid, lid);
 }

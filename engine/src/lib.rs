@@ -65,5 +65,8 @@ pub use optim::{
     Adam, AdamW, LearningRate, Momentum, Optimizer, RmsProp, Rule, Sgd, clip_by_global_norm,
 };
 pub use reference::Reference;
-pub use runtime::{Backend, PowerPreference, RunStats, Session, SessionConfig, Snapshot, shaders};
+pub use runtime::{
+    Backend, KernelTime, PowerPreference, RunMetadata, RunStats, Session, SessionConfig, Snapshot,
+    shaders,
+};
 pub use tensor::{DType, HostTensor};

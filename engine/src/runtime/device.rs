@@ -173,6 +173,8 @@ pub(crate) struct Gpu {
     pub queue: wgpu::Queue,
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
+    /// Whether kernels can be timed (timestamp queries).
+    pub timestamps: bool,
     pub lost: Arc<AtomicBool>,
     /// Errors that escaped every error scope (wgpu would otherwise panic).
     pub uncaptured: Arc<Mutex<Vec<String>>>,
@@ -228,9 +230,11 @@ impl Gpu {
             .next()
             .ok_or_else(|| Error::new(Code::NotFound, NO_ADAPTER_HELP))?;
         let limits = adapter.limits();
+        // Timestamps, where the adapter has them, time kernels in traced runs.
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgtrain"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
             ..Default::default()
         }))
@@ -261,6 +265,7 @@ impl Gpu {
             queue,
             adapter: adapter_summary,
             limits,
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             lost,
             uncaptured,
             modules: Mutex::new(HashMap::new()),

@@ -12,6 +12,12 @@
 //!   most 32 classes) runs as one kernel computing the gradient from the logits;
 //! - a dense layer's backward pass: with those, `dy @ W^T` (ReLU-masked or not) runs in
 //!   the same dispatch;
+//! - two layers at a classifier head (on adapters binding ten storage buffers a
+//!   kernel): the head's kernel computes the dense layer below it (at most 64 units,
+//!   32 rows a workgroup, no recomputation); a backward pass with at most 32 outputs
+//!   also computes the kernel and bias gradients of the layer below from the `dx` it
+//!   produces (from its own tile of `dx` when the batch has at most 32 rows, else
+//!   recomputing the columns each workgroup needs);
 //! - optimizer groups (see `arena.rs`) present in full run as one dispatch over their
 //!   arenas at their last member, gradients computed straight into the gradient arena;
 //! - values read only for their shape (the `like` input of `BroadcastLike`, `SumLike`,
@@ -56,13 +62,18 @@ pub(crate) enum Action {
         dx: usize,
         mask: Option<usize>,
         dx_out: usize,
+        /// The lower layer's kernel and bias gradients from `dx_out` (the matmul and
+        /// reduce of its `ColSum`), computed in the same dispatch.
+        lower: Option<(usize, usize)>,
     },
     /// A classifier head: the matmul and bias of an `Epilogue` (code 1) chain and the
-    /// cross-entropy gradient reading its logits (node `xent`).
+    /// cross-entropy gradient reading its logits (node `xent`), with the hidden layer
+    /// below computed in the same dispatch when it fits.
     HeadXentGrad {
         matmul: usize,
         bias: usize,
         xent: usize,
+        hidden: Option<Hidden>,
     },
     /// A whole optimizer group in one dispatch.
     Optimizer {
@@ -71,6 +82,17 @@ pub(crate) enum Action {
     },
     /// Nothing here: a fused kernel elsewhere computes the node.
     Skip,
+}
+
+/// A dense layer (`Epilogue` code 1 or 2, at most 64 units) computed in the dispatch of
+/// the classifier head reading it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hidden {
+    pub matmul: usize,
+    pub bias: usize,
+    /// The chain's last node, whose value the head's dispatch writes.
+    pub out: usize,
+    pub code: u32,
 }
 
 /// The fusion decisions for one schedule.
@@ -127,6 +149,7 @@ impl Fusion {
         fetched: &[usize],
         roots: &[usize],
         groups: &[ApplyGroup],
+        max_storage: u32,
     ) -> Fusion {
         // Nodes whose value is needed: from the fetches and targets, along control
         // inputs and value inputs (not inputs read for their shape only).
@@ -191,6 +214,11 @@ impl Fusion {
         f.classifier_heads(&cx);
         f.bias_gradients(&cx);
         f.dense_backward(&cx);
+        // The two-layer kernels bind ten storage buffers.
+        if max_storage >= 10 {
+            f.hidden_into_heads(&cx);
+            f.backward_chains(&cx);
+        }
         f.optimizer_groups(&cx, groups);
         f
     }
@@ -288,6 +316,7 @@ impl Fusion {
                     matmul: mm,
                     bias,
                     xent: xg,
+                    hidden: None,
                 },
             );
             self.skip(b, xg, false);
@@ -416,6 +445,7 @@ impl Fusion {
                     dx: d,
                     mask,
                     dx_out: x_node,
+                    lower: None,
                 },
             );
             self.actions.insert(early, Action::Skip);
@@ -425,6 +455,171 @@ impl Fusion {
                     *v = late;
                 }
             }
+        }
+    }
+
+    /// Moves the work recorded at `from` to `to` (a later position): its inputs are
+    /// then read at `to`.
+    fn move_to(&mut self, from: usize, to: usize) {
+        self.actions.insert(from, Action::Skip);
+        self.runs_at.insert(from, to);
+        for v in self.runs_at.values_mut() {
+            if *v == from {
+                *v = to;
+            }
+        }
+    }
+
+    /// Whether the values of `outs` may be written as late as position `to`: no one
+    /// but `except` reads them before, and no update between `from` and `to` changes
+    /// the variables read by `ins`.
+    fn can_delay(
+        &self,
+        cx: &Ctx,
+        outs: &[usize],
+        except: &[usize],
+        ins: &[usize],
+        from: usize,
+        to: usize,
+    ) -> bool {
+        let read_early = outs.iter().any(|o| {
+            cx.readers.get(o).is_some_and(|rs| {
+                rs.iter()
+                    .any(|x| !except.contains(x) && cx.pos[x] <= cx.pos[&to])
+            })
+        });
+        let updated = cx.sched.order[cx.pos[&from] + 1..=cx.pos[&to]]
+            .iter()
+            .any(|&u| {
+                let un = &cx.nodes[u];
+                un.op.mutates_variable() && ins.contains(&un.inputs[0].0)
+            });
+        !read_early && !updated
+    }
+
+    /// A classifier head whose input is a narrow dense layer computes that layer too.
+    fn hidden_into_heads(&mut self, cx: &Ctx) {
+        let heads: Vec<(usize, usize)> = self
+            .actions
+            .iter()
+            .filter_map(|(&at, a)| match a {
+                Action::HeadXentGrad {
+                    matmul,
+                    hidden: None,
+                    ..
+                } => Some((at, *matmul)),
+                _ => None,
+            })
+            .collect();
+        for (at, mm) in heads {
+            let x = cx.nodes[mm].inputs[0].0;
+            let Some(&Action::Epilogue {
+                matmul: m0,
+                aux: b0,
+                code: code @ (1 | 2),
+            }) = self.actions.get(&x)
+            else {
+                continue;
+            };
+            let plain = matches!(
+                cx.nodes[m0].op,
+                Op::MatMul {
+                    transpose_a: false,
+                    transpose_b: false
+                }
+            );
+            let shape = &cx.sched.shapes[&x];
+            if !plain || shape.len() != 2 || shape[1] > 64 || cx.pos[&x] > cx.pos[&at] {
+                continue;
+            }
+            let ins: Vec<usize> = cx.nodes[m0]
+                .inputs
+                .iter()
+                .map(|t| t.0)
+                .chain([b0])
+                .collect();
+            if !self.can_delay(cx, &[x], &[mm], &ins, x, at) {
+                continue;
+            }
+            self.move_to(x, at);
+            if let Some(Action::HeadXentGrad { hidden, .. }) = self.actions.get_mut(&at) {
+                *hidden = Some(Hidden {
+                    matmul: m0,
+                    bias: b0,
+                    out: x,
+                    code,
+                });
+            }
+        }
+    }
+
+    /// A dense layer's backward pass with at most 32 outputs also computes the kernel
+    /// and bias gradients of the layer below (its `ColSum`) from the `dx` it produces.
+    fn backward_chains(&mut self, cx: &Ctx) {
+        let uppers: Vec<(usize, usize, usize, usize, usize)> = self
+            .actions
+            .iter()
+            .filter_map(|(&at, a)| match a {
+                Action::DenseBackward {
+                    matmul,
+                    reduce,
+                    dx,
+                    dx_out,
+                    lower: None,
+                    ..
+                } => Some((at, *matmul, *reduce, *dx, *dx_out)),
+                _ => None,
+            })
+            .collect();
+        for (at, mm, r, d, dx_out) in uppers {
+            let dy = cx.nodes[mm].inputs[1].0;
+            if cx.sched.shapes[&dy].get(1).is_none_or(|&c| c > 32) {
+                continue;
+            }
+            let lower = self.actions.iter().find_map(|(&l, a)| match a {
+                Action::ColSum { matmul, reduce }
+                    if cx.nodes[*matmul].inputs[1].0 == dx_out
+                        && cx.nodes[*matmul].inputs[0].0 != dx_out =>
+                {
+                    Some((l, *matmul, *reduce))
+                }
+                _ => None,
+            });
+            let Some((l, m1, r1)) = lower else { continue };
+            if cx.pos[&l] < cx.pos[&at] {
+                continue;
+            }
+            let mut ins: Vec<usize> = cx.nodes[mm].inputs.iter().map(|t| t.0).collect();
+            ins.extend(cx.nodes[d].inputs.iter().map(|t| t.0));
+            if let Some(Action::DenseBackward { mask: Some(y), .. }) = self.actions.get(&at) {
+                ins.push(*y);
+            }
+            if !self.can_delay(cx, &[mm, r, dx_out], &[m1, r1], &ins, at, l) {
+                continue;
+            }
+            let Some(Action::DenseBackward {
+                matmul,
+                reduce,
+                dx,
+                mask,
+                dx_out,
+                ..
+            }) = self.actions.get(&at).cloned()
+            else {
+                continue;
+            };
+            self.move_to(at, l);
+            self.actions.insert(
+                l,
+                Action::DenseBackward {
+                    matmul,
+                    reduce,
+                    dx,
+                    mask,
+                    dx_out,
+                    lower: Some((m1, r1)),
+                },
+            );
         }
     }
 

@@ -11,4 +11,4 @@ pub mod shaders;
 pub mod testing;
 
 pub use device::{AdapterSummary, Backend, PowerPreference, SessionConfig, list_adapters};
-pub use session::{RunStats, Session, Snapshot};
+pub use session::{KernelTime, RunMetadata, RunStats, Session, Snapshot};

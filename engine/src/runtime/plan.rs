@@ -104,7 +104,14 @@ impl Session {
             .copied()
             .chain(targets.iter().map(|o| o.index()))
             .collect();
-        let fusion = Fusion::analyze(nodes, sched, &fetched, &roots, &self.groups);
+        let fusion = Fusion::analyze(
+            nodes,
+            sched,
+            &fetched,
+            &roots,
+            &self.groups,
+            gpu.limits.max_storage_buffers_per_shader_stage,
+        );
         let pos: HashMap<usize, usize> = sched
             .order
             .iter()
@@ -207,6 +214,7 @@ impl Session {
             if let Some(loc) = &loc {
                 locs.insert(i, loc.clone());
             }
+            rec.node = Arc::from(n.name.as_str());
             self.record(&mut rec, &fusion, &locs, sched, i, loc.as_ref())
                 .map_err(|e| e.context(format!("node '{}'", n.name)))?;
             // Release buffers whose last reader has been recorded.
@@ -325,21 +333,46 @@ impl Session {
                     Some((4, &locs[&reduce])),
                 )
             }
-            Some(&Action::HeadXentGrad { matmul, bias, xent }) => {
+            Some(&Action::HeadXentGrad {
+                matmul,
+                bias,
+                xent,
+                hidden,
+            }) => {
                 let (m, xn) = (&nodes[matmul], &nodes[xent]);
                 let (Op::XentGrad { sparse, dy }, Some(out)) = (&xn.op, out) else {
                     return Ok(());
                 };
-                rec.matmul_xent_grad(
-                    &arg(m.inputs[0].0),
-                    &arg(m.inputs[1].0),
-                    &locs[&bias],
-                    &locs[&xn.inputs[1].0],
-                    &locs[&xn.inputs[2].0],
-                    *sparse,
-                    dy.code(),
-                    out,
-                )
+                let (labels, dy_loc) = (&locs[&xn.inputs[1].0], &locs[&xn.inputs[2].0]);
+                match hidden {
+                    None => rec.matmul_xent_grad(
+                        &arg(m.inputs[0].0),
+                        &arg(m.inputs[1].0),
+                        &locs[&bias],
+                        labels,
+                        dy_loc,
+                        *sparse,
+                        dy.code(),
+                        out,
+                    ),
+                    Some(h) => {
+                        let m0 = &nodes[h.matmul];
+                        rec.mlp_head_xent_grad(
+                            &arg(m0.inputs[0].0),
+                            &arg(m0.inputs[1].0),
+                            &locs[&h.bias],
+                            h.code,
+                            &locs[&h.out],
+                            &arg(m.inputs[1].0),
+                            &locs[&bias],
+                            labels,
+                            dy_loc,
+                            *sparse,
+                            dy.code(),
+                            out,
+                        )
+                    }
+                }
             }
             Some(&Action::DenseBackward {
                 matmul,
@@ -347,8 +380,10 @@ impl Session {
                 dx,
                 mask,
                 dx_out,
+                lower,
             }) => {
                 let (m, d) = (&nodes[matmul], &nodes[dx]);
+                let lower_x = lower.map(|(m1, _)| arg(nodes[m1].inputs[0].0));
                 rec.dense_backward(
                     &arg(m.inputs[0].0),
                     &arg(m.inputs[1].0),
@@ -357,6 +392,9 @@ impl Session {
                     &locs[&reduce],
                     &locs[&dx_out],
                     mask.map(|y| &locs[&y]),
+                    lower
+                        .zip(lower_x.as_ref())
+                        .map(|((m1, r1), x1)| (x1, &locs[&m1], &locs[&r1])),
                 )
             }
             Some(&Action::Optimizer { group, finish }) => {

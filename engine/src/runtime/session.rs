@@ -31,6 +31,37 @@ pub struct RunStats {
     pub runs: u64,
 }
 
+/// The device time of one kernel of a traced run (see [`Session::run_traced`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct KernelTime {
+    /// The graph node the kernel was recorded at (a fused kernel computes more).
+    pub node: String,
+    /// The kernel's entry point in the WGSL sources.
+    pub kernel: &'static str,
+    /// Start, in nanoseconds from the start of the run's first kernel.
+    pub start_ns: f64,
+    /// Device time of the kernel in nanoseconds.
+    pub duration_ns: f64,
+}
+
+/// What a traced run recorded, as TF's `RunMetadata` with `FULL_TRACE`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunMetadata {
+    /// Every kernel of the run in order, timed where the adapter has timestamp queries.
+    pub kernels: Vec<KernelTime>,
+    /// Whether the times are measured (false: the adapter cannot time kernels, and
+    /// every time is 0).
+    pub timed: bool,
+}
+
+/// Timestamp queries of a traced run.
+struct Trace {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    labels: Vec<(String, &'static str)>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct PlanKey {
     feeds: Vec<(usize, Vec<usize>)>,
@@ -316,7 +347,24 @@ impl Session {
         fetches: &[Tensor],
         targets: &[Operation],
     ) -> Result<Vec<HostTensor>> {
-        Ok(self.run_inner(feeds, fetches, targets, &[])?.0)
+        Ok(self.run_inner(feeds, fetches, targets, &[], None)?.0)
+    }
+
+    /// Like [`run`](Self::run), timing every kernel on the device (each in its own
+    /// compute pass, so a traced run is slower than a plain one): what TF returns in
+    /// `RunMetadata.step_stats` for `RunOptions(trace_level=FULL_TRACE)`, and what the
+    /// profiler hook writes as a timeline.
+    pub fn run_traced(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[Operation],
+    ) -> Result<(Vec<HostTensor>, RunMetadata)> {
+        let mut meta = RunMetadata::default();
+        let out = self
+            .run_inner(feeds, fetches, targets, &[], Some(&mut meta))?
+            .0;
+        Ok((out, meta))
     }
 
     /// Like [`run`](Self::run), and records in the same submission a device copy of
@@ -337,7 +385,7 @@ impl Session {
                 )));
             }
         }
-        let (out, snap) = self.run_inner(feeds, fetches, targets, snapshot)?;
+        let (out, snap) = self.run_inner(feeds, fetches, targets, snapshot, None)?;
         let snap = snap.ok_or_else(|| Error::internal("snapshot missing"))?;
         Ok((out, snap))
     }
@@ -348,6 +396,7 @@ impl Session {
         fetches: &[Tensor],
         targets: &[Operation],
         snapshot: &[Tensor],
+        trace: Option<&mut RunMetadata>,
     ) -> Result<(Vec<HostTensor>, Option<Snapshot>)> {
         self.gpu.check_health()?;
         let mut key = PlanKey {
@@ -420,9 +469,74 @@ impl Session {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("wgtrain run"),
             });
+        let mut tracer = match &trace {
+            Some(_) if gpu.timestamps => {
+                let n = plan.dispatches.max(1) as u32 * 2;
+                let bytes = u64::from(n) * 8;
+                Some(Trace {
+                    set: gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                        label: Some("kernel times"),
+                        ty: wgpu::QueryType::Timestamp,
+                        count: n,
+                    }),
+                    resolve: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("kernel times"),
+                        size: bytes,
+                        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                        mapped_at_creation: false,
+                    }),
+                    staging: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("kernel times staging"),
+                        size: bytes,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    }),
+                    labels: Vec::new(),
+                })
+            }
+            _ => None,
+        };
+        let mut untimed: Vec<KernelTime> = Vec::new();
         let mut i = 0;
         while i < plan.steps.len() {
             match &plan.steps[i] {
+                Step::Dispatch { .. } if trace.is_some() => {
+                    let Step::Dispatch {
+                        pipeline,
+                        bind_group,
+                        groups,
+                        node,
+                        entry,
+                    } = &plan.steps[i]
+                    else {
+                        unreachable!("matched above")
+                    };
+                    if tracer.is_none() {
+                        untimed.push(KernelTime {
+                            node: node.to_string(),
+                            kernel: entry,
+                            start_ns: 0.0,
+                            duration_ns: 0.0,
+                        });
+                    }
+                    let timestamp_writes = tracer.as_mut().map(|t| {
+                        let k = t.labels.len() as u32;
+                        t.labels.push((node.to_string(), *entry));
+                        wgpu::ComputePassTimestampWrites {
+                            query_set: &t.set,
+                            beginning_of_pass_write_index: Some(2 * k),
+                            end_of_pass_write_index: Some(2 * k + 1),
+                        }
+                    });
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(entry),
+                        timestamp_writes,
+                    });
+                    pass.set_pipeline(pipeline);
+                    pass.set_bind_group(0, bind_group, &[]);
+                    pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                    i += 1;
+                }
                 Step::Dispatch { .. } => {
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: None,
@@ -432,6 +546,7 @@ impl Session {
                         pipeline,
                         bind_group,
                         groups,
+                        ..
                     }) = plan.steps.get(i)
                     {
                         pass.set_pipeline(pipeline);
@@ -483,6 +598,13 @@ impl Session {
             }
             Some(buf)
         };
+        if let Some(t) = &tracer
+            && !t.labels.is_empty()
+        {
+            let n = t.labels.len() as u32 * 2;
+            enc.resolve_query_set(&t.set, 0..n, &t.resolve, 0);
+            enc.copy_buffer_to_buffer(&t.resolve, 0, &t.staging, 0, u64::from(n) * 8);
+        }
         let index = gpu.queue.submit(Some(enc.finish()));
         if let Some(e) = pollster::block_on(oom.pop()) {
             let _ = pollster::block_on(scope.pop());
@@ -515,8 +637,41 @@ impl Session {
         };
         let outputs = match &plan.fetch_staging {
             None => Vec::new(),
-            Some(staging) => map_and_read(&gpu.device, staging, index, &plan.fetch_layout)?,
+            Some(staging) => map_and_read(&gpu.device, staging, index.clone(), &plan.fetch_layout)?,
         };
+        if let Some(meta) = trace {
+            meta.timed = tracer.is_some();
+            meta.kernels = match tracer.take() {
+                Some(t) if !t.labels.is_empty() => {
+                    let n = t.labels.len() * 2;
+                    let layout = [(0, DType::U32, vec![n * 2])];
+                    let words = map_and_read(&gpu.device, &t.staging, index, &layout)?;
+                    let ticks: Vec<u64> = words
+                        .first()
+                        .map(|h| {
+                            h.bytes()
+                                .chunks_exact(8)
+                                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let tick = f64::from(gpu.queue.get_timestamp_period());
+                    let at = |k: usize| ticks.get(k).copied().unwrap_or(0) as f64 * tick;
+                    let origin = at(0);
+                    t.labels
+                        .into_iter()
+                        .enumerate()
+                        .map(|(k, (node, kernel))| KernelTime {
+                            node,
+                            kernel,
+                            start_ns: at(2 * k) - origin,
+                            duration_ns: (at(2 * k + 1) - at(2 * k)).max(0.0),
+                        })
+                        .collect()
+                }
+                _ => untimed,
+            };
+        }
         for v in &plan.assigns {
             if let Some(s) = self.vars.get_mut(v) {
                 s.initialized = true;

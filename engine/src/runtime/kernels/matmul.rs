@@ -111,7 +111,9 @@ impl Recorder<'_> {
     }
 
     /// Records a dense layer's backward pass as one dispatch: `dw = x^T @ dy`,
-    /// `db = sum(dy, axis 0)` and `dx = dy @ w^T` (masked where `mask` <= 0).
+    /// `db = sum(dy, axis 0)` and `dx = dy @ w^T` (masked where `mask` <= 0), and with
+    /// `lower` = (x1, dw1, db1) the lower layer's `dw1 = x1^T @ dx` and
+    /// `db1 = sum(dx, axis 0)` too (`dy` at most 32 wide: see `dense_backward_chain`).
     #[allow(clippy::too_many_arguments)]
     pub fn dense_backward(
         &mut self,
@@ -122,6 +124,7 @@ impl Recorder<'_> {
         db: &Loc,
         dx: &Loc,
         mask: Option<&Loc>,
+        lower: Option<(&Arg, &Loc, &Loc)>,
     ) -> Result<()> {
         let dw_shape = [x.shape[1], dy.shape[1]];
         let dx_shape = [dy.shape[0], w.shape[0]];
@@ -131,23 +134,63 @@ impl Recorder<'_> {
             return Err(Error::internal("dense_backward of an empty layer"));
         }
         p.pad = g1[0] as u32;
-        let groups = [(g1[0] + g2[0]) as u32, g1[1].max(g2[1]) as u32, 1];
+        let mut groups = [(g1[0] + g2[0]) as u32, g1[1].max(g2[1]) as u32, 1];
+        let bindings = [
+            (1, x.loc),
+            (2, dy.loc),
+            (3, dw),
+            (4, mask.unwrap_or(dy.loc)),
+            (5, db),
+            (6, w.loc),
+            (7, dx),
+        ];
+        let overrides = vec![("MASK", u32::from(mask.is_some()))];
         let qbuf = self.uniform("dense_backward dx", bytemuck::bytes_of(&q));
+        let Some((x1, dw1, db1)) = lower else {
+            return self.dispatch_with(
+                Shader::Matmul,
+                "dense_backward",
+                overrides,
+                bytemuck::bytes_of(&p),
+                &bindings,
+                &[(8, &qbuf)],
+                groups,
+            );
+        };
+        if dy.shape[1] > 32 || x1.shape[0] != dy.shape[0] {
+            return Err(Error::internal(
+                "dense_backward_chain needs at most 32 outputs and one batch",
+            ));
+        }
+        let dw1_shape = [x1.shape[1], w.shape[0]];
+        if numel(&dw1_shape) == 0 {
+            return Err(Error::internal("dense_backward_chain of an empty layer"));
+        }
+        let dh = Arg {
+            loc: dx,
+            dtype: dy.dtype,
+            shape: &dx_shape,
+        };
+        let (mut lo, g3) = self.matmul_params(x1, &dh, true, false, &dw1_shape)?;
+        // One row tile: the dx workgroups compute the lower layer from their tile of dx.
+        let entry = if dy.shape[0] <= 32 {
+            "dense_backward_pair"
+        } else {
+            lo.pad = groups[0];
+            groups[0] += g3[0] as u32;
+            groups[1] = groups[1].max(g3[1] as u32);
+            "dense_backward_chain"
+        };
+        let lobuf = self.uniform("dense_backward lower", bytemuck::bytes_of(&lo));
+        let mut all = bindings.to_vec();
+        all.extend([(14, x1.loc), (15, dw1), (16, db1)]);
         self.dispatch_with(
             Shader::Matmul,
-            "dense_backward",
-            vec![("MASK", u32::from(mask.is_some()))],
+            entry,
+            overrides,
             bytemuck::bytes_of(&p),
-            &[
-                (1, x.loc),
-                (2, dy.loc),
-                (3, dw),
-                (4, mask.unwrap_or(dy.loc)),
-                (5, db),
-                (6, w.loc),
-                (7, dx),
-            ],
-            &[(8, &qbuf)],
+            &all,
+            &[(8, &qbuf), (13, &lobuf)],
             groups,
         )
     }
@@ -188,6 +231,68 @@ impl Recorder<'_> {
                 (5, labels),
                 (6, dy),
             ],
+            [1, groups[1] as u32, 1],
+        )
+    }
+
+    /// Records a hidden dense layer and the classifier head above it as one dispatch:
+    /// `h = x @ w1 + b1` (ReLU with `code` 2; at most 64 units) written to `h`, and
+    /// from it the head as [`Recorder::matmul_xent_grad`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn mlp_head_xent_grad(
+        &mut self,
+        x: &Arg,
+        w1: &Arg,
+        b1: &Loc,
+        code: u32,
+        h: &Loc,
+        w: &Arg,
+        bias: &Loc,
+        labels: &Loc,
+        dy: &Loc,
+        sparse: bool,
+        dy_mode: u32,
+        out: &Loc,
+    ) -> Result<()> {
+        let hidden = [x.shape[0], w1.shape[1]];
+        let logits = [x.shape[0], w.shape[1]];
+        if logits[1] > 32 || hidden[1] > 64 || !(1..=2).contains(&code) {
+            return Err(Error::internal(
+                "mlp_head_xent_grad needs at most 64 units and 32 classes",
+            ));
+        }
+        if numel(&logits) == 0 || numel(&hidden) == 0 {
+            return Err(Error::internal("mlp_head_xent_grad of an empty layer"));
+        }
+        let (q, _) = self.matmul_params(x, w1, false, false, &hidden)?;
+        let ha = Arg {
+            loc: h,
+            dtype: x.dtype,
+            shape: &hidden,
+        };
+        let (p, groups) = self.matmul_params(&ha, w, false, false, &logits)?;
+        let qbuf = self.uniform("mlp_head hidden", bytemuck::bytes_of(&q));
+        self.dispatch_with(
+            Shader::Matmul,
+            "mlp_head_xent_grad",
+            vec![
+                ("SPARSE", u32::from(sparse)),
+                ("DY", dy_mode),
+                ("HEPI", code),
+            ],
+            bytemuck::bytes_of(&p),
+            &[
+                (2, w.loc),
+                (3, out),
+                (4, bias),
+                (5, labels),
+                (6, dy),
+                (9, x.loc),
+                (10, w1.loc),
+                (11, b1),
+                (12, h),
+            ],
+            &[(8, &qbuf)],
             [1, groups[1] as u32, 1],
         )
     }

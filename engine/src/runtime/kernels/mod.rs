@@ -54,6 +54,9 @@ pub(crate) enum Step {
         pipeline: wgpu::ComputePipeline,
         bind_group: wgpu::BindGroup,
         groups: [u32; 3],
+        /// The node the kernel was recorded at and the kernel's entry point (traces).
+        node: std::sync::Arc<str>,
+        entry: &'static str,
     },
     Copy {
         src: wgpu::Buffer,
@@ -139,6 +142,8 @@ pub(crate) struct Recorder<'g> {
     /// before their reader): recorded first, so the dispatches share one compute pass.
     pub prologue: Vec<Step>,
     pub dispatches: usize,
+    /// The node being recorded (named in traces).
+    pub node: std::sync::Arc<str>,
 }
 
 impl<'g> Recorder<'g> {
@@ -148,6 +153,7 @@ impl<'g> Recorder<'g> {
             steps: Vec::new(),
             prologue: Vec::new(),
             dispatches: 0,
+            node: std::sync::Arc::from(""),
         }
     }
 
@@ -248,6 +254,8 @@ impl<'g> Recorder<'g> {
             pipeline,
             bind_group,
             groups,
+            node: std::sync::Arc::clone(&self.node),
+            entry,
         });
         self.dispatches += 1;
         Ok(())

@@ -391,6 +391,22 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             Ok(vec![Some(dl), dlabels])
         }
         Op::Compare(_) | Op::ArgMax { .. } | Op::OneHot { .. } => Ok(vec![None; n.inputs.len()]),
+        Op::Conv2D(c) => {
+            let (xi, f) = (x(0), x(1));
+            let dx = g.add_op(
+                Op::Conv2DBackpropInput(*c),
+                &[xi, f, dy],
+                "Conv2DBackpropInput",
+            )?;
+            let df = g.add_op(
+                Op::Conv2DBackpropFilter(*c),
+                &[xi, f, dy],
+                "Conv2DBackpropFilter",
+            )?;
+            Ok(vec![Some(dx), Some(df)])
+        }
+        Op::MaxPool(p) => one(g.add_op(Op::MaxPoolGrad(*p), &[x(0), dy], "MaxPoolGrad")?),
+        Op::AvgPool(p) => one(g.add_op(Op::AvgPoolGrad(*p), &[x(0), dy], "AvgPoolGrad")?),
         Op::XentGrad { .. } => Err(Error::unimplemented(
             "second-order gradient of the cross-entropy is not implemented",
         )),

@@ -4,7 +4,7 @@
 use crate::common::*;
 use wgtrain::engine::reference::Value;
 use wgtrain::engine::{BinaryOp, ReduceOp, UnaryOp};
-use wgtrain::{DType, Graph, HostTensor, Reference, Tensor, gradients};
+use wgtrain::{Conv, DType, Graph, HostTensor, Pool, Reference, Tensor, gradients};
 
 struct Input {
     shape: Vec<usize>,
@@ -307,5 +307,33 @@ fn gradient_through_unknown_batch_dimension() {
     for batch in [1, 9] {
         let feeds = vec![(x, rand_f32(&mut r, &[batch, 4], -1.0, 1.0))];
         check_against_reference(g.clone(), &feeds, &grads, 1e-4);
+    }
+}
+
+#[test]
+fn conv2d_gradients() {
+    for (i, &(xs, fs, strides, dil, pad)) in crate::conv::CONV_CASES.iter().enumerate() {
+        // The case with 37 channels has too many elements for quick finite differences
+        // of every picked element; it still runs (24 picks per input).
+        check_grad(
+            700 + i as u64,
+            vec![inp(&xs, -1.0, 1.0), inp(&fs, -1.0, 1.0)],
+            |g, x| {
+                g.conv2d(x[0], x[1], Conv::new(strides, pad).with_dilations(dil))
+                    .unwrap()
+            },
+        );
+    }
+}
+
+#[test]
+fn pooling_gradients() {
+    for (i, &(xs, k, s, pad)) in crate::conv::POOL_CASES.iter().enumerate() {
+        check_grad(750 + i as u64, vec![inp(&xs, -1.0, 1.0)], |g, x| {
+            g.max_pool(x[0], Pool::new(k, s, pad)).unwrap()
+        });
+        check_grad(770 + i as u64, vec![inp(&xs, -1.0, 1.0)], |g, x| {
+            g.avg_pool(x[0], Pool::new(k, s, pad)).unwrap()
+        });
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::type_complexity)]
 
 mod common;
+mod conv;
 mod errors;
 mod forward;
 mod fusion;

@@ -399,6 +399,23 @@ pub enum Op {
         /// Epsilon.
         epsilon: f32,
     },
+    /// 2-D convolution of an NHWC input (input 0) with an HWIO filter (input 1).
+    Conv2D(Conv),
+    /// The gradient of [`Op::Conv2D`] with respect to its input: inputs (input, read for
+    /// its shape only; filter; dy).
+    Conv2DBackpropInput(Conv),
+    /// The gradient of [`Op::Conv2D`] with respect to its filter: inputs (input; filter,
+    /// read for its shape only; dy).
+    Conv2DBackpropFilter(Conv),
+    /// Maximum over windows of an NHWC input (padding never wins).
+    MaxPool(Pool),
+    /// The gradient of [`Op::MaxPool`]: inputs (input, dy); each window's gradient goes to
+    /// its first maximum, as in TF.
+    MaxPoolGrad(Pool),
+    /// Mean over windows of an NHWC input (padding not counted).
+    AvgPool(Pool),
+    /// The gradient of [`Op::AvgPool`]: inputs (input, read for its shape only; dy).
+    AvgPoolGrad(Pool),
     /// Does nothing; a target for control dependencies (`group`).
     NoOp,
 }
@@ -443,7 +460,27 @@ impl Op {
             Op::ApplyMomentum { .. } => "ApplyMomentum",
             Op::ApplyAdam { .. } => "ApplyAdam",
             Op::ApplyRmsProp { .. } => "ApplyRMSProp",
+            Op::Conv2D(_) => "Conv2D",
+            Op::Conv2DBackpropInput(_) => "Conv2DBackpropInput",
+            Op::Conv2DBackpropFilter(_) => "Conv2DBackpropFilter",
+            Op::MaxPool(_) => "MaxPool",
+            Op::MaxPoolGrad(_) => "MaxPoolGrad",
+            Op::AvgPool(_) => "AvgPool",
+            Op::AvgPoolGrad(_) => "AvgPoolGrad",
             Op::NoOp => "NoOp",
+        }
+    }
+
+    /// Whether input `k` is read for its shape only (its value is never computed for
+    /// this op).
+    pub fn shape_only_input(&self, k: usize) -> bool {
+        match self {
+            Op::BroadcastLike { .. }
+            | Op::SumLike
+            | Op::ReshapeLike
+            | Op::Conv2DBackpropFilter(_) => k == 1,
+            Op::Conv2DBackpropInput(_) | Op::AvgPoolGrad(_) => k == 0,
+            _ => false,
         }
     }
 
@@ -483,6 +520,8 @@ impl Op {
     }
 }
 
+pub mod conv;
 mod infer;
 
+pub use conv::{Conv, Padding, Pool, Window};
 pub use infer::{Inferred, broadcast_shapes, infer, reshape_target};

@@ -42,6 +42,7 @@ impl Value {
     }
 }
 
+mod conv;
 mod eval;
 
 use eval::cast_value;

@@ -153,9 +153,7 @@ impl Fusion {
     ) -> Fusion {
         // Nodes whose value is needed: from the fetches and targets, along control
         // inputs and value inputs (not inputs read for their shape only).
-        let shape_only = |op: &Op, k: usize| {
-            k == 1 && matches!(op, Op::BroadcastLike { .. } | Op::SumLike | Op::ReshapeLike)
-        };
+        let shape_only = |op: &Op, k: usize| op.shape_only_input(k);
         let mut live: HashSet<usize> = HashSet::new();
         let mut stack: Vec<usize> = roots.to_vec();
         while let Some(i) = stack.pop() {

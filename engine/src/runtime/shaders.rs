@@ -23,6 +23,8 @@ pub enum Shader {
     Optim,
     /// In-place variable updates (`state.wgsl`).
     State,
+    /// Convolution and pooling (`conv.wgsl`).
+    Conv,
 }
 
 /// Helpers prepended to every family.
@@ -64,6 +66,11 @@ pub const SHADERS: &[(Shader, &str, &str)] = &[
         Shader::Optim,
         "optim.wgsl",
         include_str!("../../../shaders/optim.wgsl"),
+    ),
+    (
+        Shader::Conv,
+        "conv.wgsl",
+        include_str!("../../../shaders/conv.wgsl"),
     ),
     (
         Shader::State,

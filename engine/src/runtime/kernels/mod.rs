@@ -1,6 +1,7 @@
 //! Binding ops to kernels: typed uniforms mirrored in WGSL, and one function that turns
 //! a node of a plan into recorded [`Step`]s (dispatches and buffer copies).
 
+mod conv;
 mod matmul;
 mod optim;
 mod params;
@@ -280,6 +281,15 @@ impl<'g> Recorder<'g> {
         });
     }
 
+    /// Records zeroing `out`.
+    pub fn clear(&mut self, out: &Loc) {
+        self.steps.push(Step::Clear {
+            buf: out.buf.clone(),
+            offset: out.offset,
+            size: out.size,
+        });
+    }
+
     /// Records a buffer copy.
     pub fn copy(&mut self, src: &Loc, dst: &Loc) {
         let size = src.size.min(dst.size);
@@ -356,6 +366,12 @@ impl<'g> Recorder<'g> {
             | Op::InitialValue { .. }
             | Op::NoOp => Ok(()),
             Op::Reshape(_) | Op::ReshapeLike => Ok(()),
+            Op::Conv2D(_) | Op::Conv2DBackpropInput(_) | Op::Conv2DBackpropFilter(_) => {
+                self.conv(op, ins, out, out_shape)
+            }
+            Op::MaxPool(_) | Op::AvgPool(_) | Op::MaxPoolGrad(_) | Op::AvgPoolGrad(_) => {
+                self.pool(op, ins, out, out_shape)
+            }
             Op::Identity => {
                 self.copy(ins[0].loc, out);
                 Ok(())

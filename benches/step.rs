@@ -7,8 +7,10 @@
 //!
 //! - W1: MLP 32-32-10, batch 32.
 //! - W2: MLP 784-256-256-10, batch 128.
+//! - W3: CNN on 28x28x1 (NHWC): conv 3x3 32 + ReLU, conv 3x3 64 + ReLU (VALID), max pool
+//!   2x2, dense 128 + ReLU, dense 10; batch 64.
 //!
-//! Both use ReLU, softmax cross-entropy and Adam(1e-3) on synthetic data from a fixed
+//! All use ReLU, softmax cross-entropy and Adam(1e-3) on synthetic data from a fixed
 //! seed. Each workload is measured with the loss read back every step and every 100
 //! steps; the figure is the median steps/sec of 3 runs after a warm-up, with the kernel
 //! dispatches and queue submissions of one step.
@@ -16,12 +18,17 @@
 use std::time::Instant;
 use wgtrain::engine::rng::Stream;
 use wgtrain::{
-    Adam, DType, Graph, HostTensor, Initializer, Operation, Session, SessionConfig, Tensor,
+    Adam, Conv, DType, Graph, HostTensor, Initializer, Operation, Padding, Pool, Session,
+    SessionConfig, Tensor,
 };
 
 struct Workload {
     name: &'static str,
+    /// Input width, then the dense layers' widths.
     layers: &'static [usize],
+    /// Convolutions (3x3, VALID, ReLU) with these output channels and a 2x2 max pool
+    /// before the dense layers, over the input as a square single-channel image.
+    convs: &'static [usize],
     batch: usize,
     steps: usize,
 }
@@ -30,14 +37,23 @@ const WORKLOADS: &[Workload] = &[
     Workload {
         name: "W1",
         layers: &[32, 32, 10],
+        convs: &[],
         batch: 32,
         steps: 1000,
     },
     Workload {
         name: "W2",
         layers: &[784, 256, 256, 10],
+        convs: &[],
         batch: 128,
         steps: 100,
+    },
+    Workload {
+        name: "W3",
+        layers: &[784, 128, 10],
+        convs: &[32, 64],
+        batch: 64,
+        steps: 5,
     },
 ];
 
@@ -55,8 +71,36 @@ fn build(w: &Workload) -> wgtrain::Result<Built> {
     let x = g.placeholder("x", DType::F32, &[-1, w.layers[0] as i64])?;
     let y = g.placeholder("y", DType::I32, &[-1])?;
     let mut h = x;
-    for (i, pair) in w.layers.windows(2).enumerate() {
-        let last = i + 2 == w.layers.len();
+    let mut width = w.layers[0];
+    if !w.convs.is_empty() {
+        let side = (w.layers[0] as f64).sqrt() as i64;
+        h = g.reshape(x, &[-1, side, side, 1])?;
+        let mut channels = 1;
+        for (i, &c) in w.convs.iter().enumerate() {
+            h = g.name_scope(&format!("conv_{i}"), |g| {
+                let k = g.variable(
+                    "kernel",
+                    DType::F32,
+                    &[3, 3, channels, c as i64],
+                    Initializer::GlorotUniform,
+                )?;
+                let b = g.variable("bias", DType::F32, &[c as i64], Initializer::Zeros)?;
+                let v = g.conv2d(h, k, Conv::new([1, 1], Padding::Valid))?;
+                let a = g.bias_add(v, b)?;
+                g.relu(a)
+            })?;
+            channels = c as i64;
+        }
+        h = g.max_pool(h, Pool::new([2, 2], [2, 2], Padding::Valid))?;
+        let shape = g.shape(h).to_vec();
+        width = (shape[1] * shape[2] * shape[3]) as usize;
+        h = g.reshape(h, &[-1, width as i64])?;
+    }
+    let dense: Vec<usize> = std::iter::once(width)
+        .chain(w.layers[1..].iter().copied())
+        .collect();
+    for (i, pair) in dense.windows(2).enumerate() {
+        let last = i + 2 == dense.len();
         h = g.name_scope(&format!("dense_{i}"), |g| {
             let k = g.variable(
                 "kernel",
@@ -145,7 +189,7 @@ fn main() -> wgtrain::Result<()> {
         let mut b = build(w)?;
         let data = batches(w, 8)?;
         for every in [1usize, 100] {
-            measure(&mut b, &data, w.steps / 5, every)?;
+            measure(&mut b, &data, (w.steps / 5).max(1), every)?;
             let mut runs: Vec<f64> = (0..3)
                 .map(|_| measure(&mut b, &data, w.steps, every))
                 .collect::<wgtrain::Result<_>>()?;

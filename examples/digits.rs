@@ -1,63 +1,17 @@
-//! Trains a classifier on the UCI handwritten digits (embedded in the binary) and prints
-//! the held-out accuracy.
+//! Trains a classifier on the UCI handwritten digits (embedded in the library) and
+//! prints the held-out accuracy.
 //!
-//! `cargo run --release --example digits [-- --steps N --batch N --lr X]`
+//! `cargo run --release --example digits [-- --model mlp|cnn --steps N --batch N --lr X]`
 
-use flate2::read::GzDecoder;
-use std::io::Read;
 use std::time::Instant;
+use wgtrain::datasets::{Digits, digits};
 use wgtrain::engine::rng::Stream;
-use wgtrain::{
-    Adam, Code, DType, Error, Graph, HostTensor, Initializer, Session, SessionConfig, Tensor,
-};
+use wgtrain::layers::{self, Activation};
+use wgtrain::{Adam, DType, Error, Graph, Padding, Session, SessionConfig, Tensor};
 
-const DIGITS: &[u8] = include_bytes!("data/digits.csv.gz");
-const TRAIN_ROWS: usize = 1500;
-
-struct Data {
-    x: Vec<f32>,
-    y: Vec<i32>,
-}
-
-fn load() -> wgtrain::Result<Data> {
-    let mut text = String::new();
-    GzDecoder::new(DIGITS)
-        .read_to_string(&mut text)
-        .map_err(|e| Error::new(Code::DataLoss, format!("embedded digits data: {e}")))?;
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for (i, line) in text.lines().enumerate() {
-        let vals: Vec<f32> = line
-            .split(',')
-            .map(|v| v.trim().parse::<f32>())
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::new(Code::DataLoss, format!("digits row {i}: {e}")))?;
-        if vals.len() != 65 {
-            return Err(Error::new(
-                Code::DataLoss,
-                format!("digits row {i}: {} fields, want 65", vals.len()),
-            ));
-        }
-        x.extend(vals[..64].iter().map(|v| v / 16.0));
-        y.push(vals[64] as i32);
-    }
-    Ok(Data { x, y })
-}
-
-fn dense(g: &mut Graph, x: Tensor, units: i64, relu: bool, name: &str) -> wgtrain::Result<Tensor> {
-    let inputs = g.shape(x)[1];
-    g.name_scope(name, |g| {
-        let w = g.variable(
-            "kernel",
-            DType::F32,
-            &[inputs, units],
-            Initializer::GlorotUniform,
-        )?;
-        let b = g.variable("bias", DType::F32, &[units], Initializer::Zeros)?;
-        let m = g.matmul(x, w)?;
-        let a = g.bias_add(m, b)?;
-        if relu { g.relu(a) } else { Ok(a) }
-    })
-}
+/// Fraction of the examples held out, and the seed of the split.
+const HELD_OUT: f64 = 0.2;
+const SPLIT_SEED: u64 = 7;
 
 fn arg(args: &[String], flag: &str, default: f64) -> wgtrain::Result<f64> {
     match args.iter().position(|a| a == flag) {
@@ -69,20 +23,47 @@ fn arg(args: &[String], flag: &str, default: f64) -> wgtrain::Result<f64> {
     }
 }
 
+/// The logits of the model over `x` (`[batch, 64]` for the MLP, `[batch, 8, 8, 1]` for
+/// the CNN).
+fn model(g: &mut Graph, x: Tensor, cnn: bool) -> wgtrain::Result<Tensor> {
+    if !cnn {
+        let h = layers::dense(g, x, 64, Activation::Relu, "hidden")?;
+        return layers::dense(g, h, 10, Activation::Linear, "logits");
+    }
+    let same = Padding::Same;
+    let c = layers::conv2d(g, x, 16, [3, 3], [1, 1], same, Activation::Relu, "conv1")?;
+    let p = layers::max_pool2d(g, c, [2, 2], [2, 2], same)?;
+    let c = layers::conv2d(g, p, 32, [3, 3], [1, 1], same, Activation::Relu, "conv2")?;
+    let p = layers::max_pool2d(g, c, [2, 2], [2, 2], same)?;
+    let f = layers::flatten(g, p)?;
+    let h = layers::dense(g, f, 64, Activation::Relu, "hidden")?;
+    layers::dense(g, h, 10, Activation::Linear, "logits")
+}
+
 fn main() -> wgtrain::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let steps = arg(&args, "--steps", 1500.0)? as usize;
+    let cnn = match args.iter().position(|a| a == "--model") {
+        None => false,
+        Some(i) => match args.get(i + 1).map(String::as_str) {
+            Some("mlp") => false,
+            Some("cnn") => true,
+            _ => return Err(Error::invalid_argument("--model is mlp or cnn")),
+        },
+    };
+    let steps = arg(&args, "--steps", if cnn { 1000.0 } else { 1500.0 })? as usize;
     let batch = arg(&args, "--batch", 64.0)? as usize;
-    let lr = arg(&args, "--lr", 3e-3)? as f32;
-    let data = load()?;
-    let n = data.y.len();
+    let lr = arg(&args, "--lr", if cnn { 2e-3 } else { 3e-3 })? as f32;
+    let split = digits()?.split(HELD_OUT, SPLIT_SEED);
 
     let mut g = Graph::new();
     g.set_seed(0);
-    let x = g.placeholder("x", DType::F32, &[-1, 64])?;
+    let x = if cnn {
+        g.placeholder("x", DType::F32, &[-1, 8, 8, 1])?
+    } else {
+        g.placeholder("x", DType::F32, &[-1, 64])?
+    };
     let y = g.placeholder("y", DType::I32, &[-1])?;
-    let h = dense(&mut g, x, 64, true, "hidden")?;
-    let logits = dense(&mut g, h, 10, false, "logits")?;
+    let logits = model(&mut g, x, cnn)?;
     let loss = g.sparse_softmax_cross_entropy_mean(logits, y)?;
     let pred = g.argmax(logits, 1)?;
     let correct = g.equal(pred, y)?;
@@ -95,24 +76,21 @@ fn main() -> wgtrain::Result<()> {
 
     let mut sess = Session::new(g, SessionConfig::default())?;
     println!(
-        "device: {} ({})",
+        "device: {} ({}); model: {}",
         sess.adapter().name,
-        sess.adapter().backend
+        sess.adapter().backend,
+        if cnn { "cnn" } else { "mlp" }
     );
     sess.run(&[], &[], &[init])?;
     let mut rng = Stream::new((0, 1));
     let started = Instant::now();
+    let n = split.train.len();
     for s in 1..=steps {
-        let (mut bx, mut by) = (Vec::with_capacity(batch * 64), Vec::with_capacity(batch));
-        for _ in 0..batch {
-            let i = (rng.uniform() * TRAIN_ROWS as f64) as usize % TRAIN_ROWS;
-            bx.extend_from_slice(&data.x[i * 64..(i + 1) * 64]);
-            by.push(data.y[i]);
-        }
-        let feeds = [
-            (x, HostTensor::from_f32(&[batch, 64], bx)?),
-            (y, HostTensor::from_i32(&[batch], by)?),
-        ];
+        let rows: Vec<usize> = (0..batch)
+            .map(|_| ((rng.uniform() * n as f64) as usize).min(n - 1))
+            .collect();
+        let (bx, by) = split.train.batch(&rows, cnn)?;
+        let feeds = [(x, bx), (y, by)];
         if s % 250 == 0 || s == steps {
             let out = sess.run(&feeds, &[loss], &[train])?;
             println!("step {s:>5}  loss {:.4}", out[0].scalar_value()?);
@@ -121,22 +99,28 @@ fn main() -> wgtrain::Result<()> {
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let held = n - TRAIN_ROWS;
-    let feeds = [
-        (
-            x,
-            HostTensor::from_f32(&[held, 64], data.x[TRAIN_ROWS * 64..].to_vec())?,
-        ),
-        (
-            y,
-            HostTensor::from_i32(&[held], data.y[TRAIN_ROWS..].to_vec())?,
-        ),
-    ];
-    let acc = sess.run(&feeds, &[accuracy], &[])?[0].scalar_value()?;
+    let acc = evaluate(&mut sess, &split.test, x, y, accuracy, cnn)?;
     println!(
         "{steps} steps in {secs:.1} s ({:.0} steps/s)",
         steps as f64 / secs
     );
-    println!("held-out accuracy: {:.2}% on {held} images", acc * 100.0);
+    println!(
+        "held-out accuracy: {:.2}% on {} images",
+        acc * 100.0,
+        split.test.len()
+    );
     Ok(())
+}
+
+fn evaluate(
+    sess: &mut Session,
+    test: &Digits,
+    x: Tensor,
+    y: Tensor,
+    accuracy: Tensor,
+    cnn: bool,
+) -> wgtrain::Result<f64> {
+    let rows: Vec<usize> = (0..test.len()).collect();
+    let (tx, ty) = test.batch(&rows, cnn)?;
+    sess.run(&[(x, tx), (y, ty)], &[accuracy], &[])?[0].scalar_value()
 }

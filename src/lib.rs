@@ -8,8 +8,11 @@
 //! wgpu [`Session`]), [`checkpoint`] (TensorFlow checkpoint and event formats) and
 //! [`hooks`] (the session-run hooks). The most used items are at the root.
 
+pub mod datasets;
+
 pub use wgtrain_checkpoint as checkpoint;
 pub use wgtrain_engine as engine;
+pub use wgtrain_engine::layers;
 pub use wgtrain_hooks as hooks;
 
 pub use wgtrain_engine::{

@@ -48,6 +48,7 @@ pub mod autodiff;
 pub mod error;
 pub mod exec;
 pub mod graph;
+pub mod layers;
 pub mod ops;
 pub mod optim;
 pub mod reference;

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::type_complexity)]
 
+mod cnn;
 mod common;
 mod conv;
 mod errors;

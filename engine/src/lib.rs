@@ -60,8 +60,8 @@ pub use autodiff::gradients;
 pub use error::{Code, Error, Result};
 pub use graph::{Graph, Node, Operation, Tensor, VariableOptions, collections};
 pub use ops::{
-    AssignOp, BinaryOp, CompareOp, Conv, Initializer, Op, Padding, Pool, ReduceOp, UnaryOp,
-    UpdateInputs, XentDy,
+    AssignOp, BinaryOp, CompareOp, Conv, Initializer, Op, Padding, Pool, ReduceOp, SliceAxis,
+    StridedSpec, UnaryOp, UpdateInputs, XentDy,
 };
 pub use optim::{
     Adam, AdamW, LearningRate, Momentum, Optimizer, RmsProp, Rule, Sgd, clip_by_global_norm,

@@ -29,6 +29,24 @@ pub fn philox4x32(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     c
 }
 
+/// The Philox key of a (graph seed, op seed) pair.
+pub fn key_of(seed: (u64, u64)) -> [u32; 2] {
+    let mix = seed.0 ^ seed.1.rotate_left(32) ^ 0x5851_F42D_4C95_7F2D;
+    [mix as u32, (mix >> 32) as u32]
+}
+
+/// Whether dropout with `rate` keeps element `i` at `step` (`random.wgsl` computes the
+/// same): word `i % 4` of Philox at counter `(i / 4, step, 0x0D0F)` under the seeds'
+/// key, as a uniform in `[0, 1)` with 24 bits, kept when at least `rate`.
+pub fn dropout_keeps(seed: (u64, u64), i: u32, step: i64, rate: f32) -> bool {
+    let words = philox4x32(
+        [i / 4, step as u32, (step as u64 >> 32) as u32, 0x0D0F],
+        key_of(seed),
+    );
+    let u = (words[(i % 4) as usize] >> 8) as f32 / (1u32 << 24) as f32;
+    u >= rate
+}
+
 /// A stream of uniform and normal samples from (graph seed, op seed).
 pub struct Stream {
     key: [u32; 2],
@@ -41,9 +59,8 @@ pub struct Stream {
 impl Stream {
     /// A stream keyed by the seed pair.
     pub fn new(seed: (u64, u64)) -> Self {
-        let mix = seed.0 ^ seed.1.rotate_left(32) ^ 0x5851_F42D_4C95_7F2D;
         Stream {
-            key: [mix as u32, (mix >> 32) as u32],
+            key: key_of(seed),
             stream: seed.1,
             counter: 0,
             buf: [0; 4],

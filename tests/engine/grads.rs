@@ -337,3 +337,76 @@ fn pooling_gradients() {
         });
     }
 }
+
+#[test]
+fn index_op_gradients() {
+    use wgtrain::engine::StridedSpec;
+    let spec = |b: &[i64], e: &[i64], s: &[i64], m: [u64; 3]| StridedSpec {
+        begin: b.to_vec(),
+        end: e.to_vec(),
+        strides: s.to_vec(),
+        begin_mask: m[0],
+        end_mask: m[1],
+        shrink_axis_mask: m[2],
+    };
+    check_grad(900, vec![inp(&[4, 5], -1.0, 1.0)], |g, x| {
+        g.slice(x[0], &[1, 2], &[2, -1]).unwrap()
+    });
+    check_grad(901, vec![inp(&[4, 5, 3], -1.0, 1.0)], |g, x| {
+        g.strided_slice(x[0], spec(&[-1, 4, 0], &[0, 0, 3], &[-2, -3, 2], [0, 0, 0]))
+            .unwrap()
+    });
+    check_grad(902, vec![inp(&[4, 5], -1.0, 1.0)], |g, x| {
+        g.strided_slice(x[0], spec(&[2, 0], &[3, 0], &[1, 1], [2, 2, 1]))
+            .unwrap()
+    });
+    check_grad(903, vec![inp(&[3, 4], -1.0, 1.0)], |g, x| {
+        g.pad(x[0], &[[2, 0], [1, 3]], 0.25).unwrap()
+    });
+    check_grad(904, vec![inp(&[2, 3], -1.0, 1.0)], |g, x| {
+        g.tile(x[0], &[3, 2]).unwrap()
+    });
+    check_grad(
+        905,
+        vec![inp(&[2, 3], -1.0, 1.0), inp(&[2, 1], -1.0, 1.0)],
+        |g, x| g.concat(&[x[0], x[1], x[0]], 1).unwrap(),
+    );
+    check_grad(
+        906,
+        vec![inp(&[4, 3], -1.0, 1.0), inp(&[3], -1.0, 1.0)],
+        |g, x| {
+            let zero = g.scalar(0.0).unwrap();
+            let c = g.greater(x[0], zero).unwrap();
+            g.select(c, x[0], x[1]).unwrap()
+        },
+    );
+    check_grad(907, vec![inp(&[5, 3], -1.0, 1.0)], |g, x| {
+        // Repeated indices: their gradients add up.
+        let idx = g
+            .constant(
+                HostTensor::from_i32(&[2, 3], vec![4, 0, 4, 1, 4, 2]).unwrap(),
+                "idx",
+            )
+            .unwrap();
+        g.gather(x[0], idx, 0).unwrap()
+    });
+    check_grad(908, vec![inp(&[6, 2], -1.0, 1.0)], |g, x| {
+        let ids = g
+            .constant(
+                HostTensor::from_i32(&[6], vec![2, 0, 2, 7, 1, 2]).unwrap(),
+                "ids",
+            )
+            .unwrap();
+        g.unsorted_segment_sum(x[0], ids, 3).unwrap()
+    });
+    check_grad(909, vec![inp(&[9, 7], -1.0, 1.0)], |g, x| {
+        let step = g.constant(HostTensor::scalar_i64(11), "step").unwrap();
+        g.dropout(x[0], 0.4, step, Some(3)).unwrap()
+    });
+    check_grad(910, vec![inp(&[4, 3], -1.0, 1.0)], |g, x| {
+        g.clip_by_value(x[0], -0.3, 0.4).unwrap()
+    });
+    check_grad(911, vec![inp(&[4, 3], -1.0, 1.0)], |g, x| {
+        g.l2_loss(x[0]).unwrap()
+    });
+}

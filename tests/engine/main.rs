@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::type_complexity)]
 
+mod array;
 mod cnn;
 mod common;
 mod conv;

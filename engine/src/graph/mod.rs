@@ -6,6 +6,7 @@
 //! earlier nodes, so node order is a topological order. After [`Graph::finalize`] adding a
 //! node is a FailedPrecondition error.
 
+mod array;
 mod math;
 mod nn;
 mod variables;

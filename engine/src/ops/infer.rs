@@ -93,6 +93,25 @@ pub fn reshape_target(input: &[i64], target: &[i64]) -> Result<Vec<i64>> {
     }
 }
 
+/// Resolves a strided slice against a shape that may hold unknown sizes (taken as
+/// large); the second vector marks the axes whose size is unknown.
+fn resolve_unknown(
+    op: &Op,
+    spec: &super::StridedSpec,
+    x: &[i64],
+) -> Result<(Vec<super::SliceAxis>, Vec<bool>)> {
+    const BIG: usize = 1 << 30;
+    let concrete: Vec<usize> = x
+        .iter()
+        .map(|&d| if d < 0 { BIG } else { d as usize })
+        .collect();
+    let axes = spec
+        .resolve(&concrete)
+        .map_err(|e| err(op, format!("{} (input {})", e.message, shape_str(x))))?;
+    let unknown = x.iter().map(|&d| d < 0).collect();
+    Ok((axes, unknown))
+}
+
 fn rank4(op: &Op, s: &[i64], what: &str) -> Result<()> {
     if s.len() != 4 {
         return Err(err(
@@ -229,6 +248,241 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
                 Op::Conv2DBackpropInput(_) => out(DType::F32, x.clone()),
                 _ => out(DType::F32, f.clone()),
             }
+        }
+        Op::Slice { begin, size } => {
+            arity(1)?;
+            let x = &shapes[0];
+            if begin.len() != x.len() || size.len() != x.len() {
+                return Err(err(
+                    op,
+                    format!(
+                        "begin {begin:?} and size {size:?} must have one entry per axis of {}",
+                        shape_str(x)
+                    ),
+                ));
+            }
+            let mut shape = Vec::with_capacity(x.len());
+            for d in 0..x.len() {
+                let (b, z, n) = (begin[d], size[d], x[d]);
+                let fits = b >= 0 && z >= -1 && (n < 0 || (z < 0 && b <= n) || b + z <= n);
+                if !fits {
+                    return Err(err(
+                        op,
+                        format!(
+                            "begin {b} and size {z} of axis {d} do not fit in shape {}",
+                            shape_str(x)
+                        ),
+                    ));
+                }
+                shape.push(if z >= 0 {
+                    z
+                } else if n < 0 {
+                    -1
+                } else {
+                    n - b
+                });
+            }
+            out(dtypes[0], shape)
+        }
+        Op::StridedSlice(spec) => {
+            arity(1)?;
+            let x = &shapes[0];
+            let (axes, unknown) = resolve_unknown(op, spec, x)?;
+            let shape = axes
+                .iter()
+                .zip(&unknown)
+                .filter(|(a, _)| !a.shrink)
+                .map(|(a, &u)| if u { -1 } else { a.count as i64 })
+                .collect();
+            out(dtypes[0], shape)
+        }
+        Op::StridedSliceGrad(spec) => {
+            arity(2)?;
+            let (x, dy) = (&shapes[0], &shapes[1]);
+            let (axes, unknown) = resolve_unknown(op, spec, x)?;
+            let want: Vec<i64> = axes
+                .iter()
+                .zip(&unknown)
+                .filter(|(a, _)| !a.shrink)
+                .map(|(a, &u)| if u { -1 } else { a.count as i64 })
+                .collect();
+            if want.len() != dy.len() || !want.iter().zip(dy).all(|(&a, &b)| dims_match(a, b)) {
+                return Err(err(
+                    op,
+                    format!(
+                        "gradient of shape {} does not match the slice {} of {}",
+                        shape_str(dy),
+                        shape_str(&want),
+                        shape_str(x)
+                    ),
+                ));
+            }
+            out(dtypes[1], x.clone())
+        }
+        Op::Pad { paddings, .. } => {
+            arity(1)?;
+            let x = &shapes[0];
+            if paddings.len() != x.len() {
+                return Err(err(
+                    op,
+                    format!(
+                        "{} paddings for a tensor of rank {}",
+                        paddings.len(),
+                        x.len()
+                    ),
+                ));
+            }
+            let shape = x
+                .iter()
+                .zip(paddings)
+                .map(|(&n, p)| if n < 0 { -1 } else { n + (p[0] + p[1]) as i64 })
+                .collect();
+            out(dtypes[0], shape)
+        }
+        Op::Tile { multiples } => {
+            arity(1)?;
+            let x = &shapes[0];
+            if multiples.len() != x.len() {
+                return Err(err(
+                    op,
+                    format!(
+                        "{} multiples for a tensor of rank {}",
+                        multiples.len(),
+                        x.len()
+                    ),
+                ));
+            }
+            let shape = x
+                .iter()
+                .zip(multiples)
+                .map(|(&n, &m)| if n < 0 { -1 } else { n * m as i64 })
+                .collect();
+            out(dtypes[0], shape)
+        }
+        Op::Concat { axis } => {
+            if dtypes.is_empty() {
+                return Err(err(op, "needs at least one input".into()));
+            }
+            let first = &shapes[0];
+            if *axis >= first.len() {
+                return Err(err(
+                    op,
+                    format!("axis {axis} out of range for shape {}", shape_str(first)),
+                ));
+            }
+            let mut shape = first.clone();
+            for (k, sh) in shapes.iter().enumerate().skip(1) {
+                same_dtype(0, k)?;
+                let ok = sh.len() == first.len()
+                    && (0..sh.len()).all(|d| d == *axis || dims_match(sh[d], first[d]));
+                if !ok {
+                    return Err(err(
+                        op,
+                        format!(
+                            "input {k} of shape {} does not match input 0 of shape {} but along axis {axis}",
+                            shape_str(sh),
+                            shape_str(first)
+                        ),
+                    ));
+                }
+                shape[*axis] = if shape[*axis] < 0 || sh[*axis] < 0 {
+                    -1
+                } else {
+                    shape[*axis] + sh[*axis]
+                };
+                for d in 0..sh.len() {
+                    if d != *axis && shape[d] < 0 {
+                        shape[d] = sh[d];
+                    }
+                }
+            }
+            out(dtypes[0], shape)
+        }
+        Op::Select => {
+            arity(3)?;
+            if dtypes[0] != DType::Bool {
+                return Err(err(
+                    op,
+                    format!("condition must be bool, got {}", dtypes[0]),
+                ));
+            }
+            same_dtype(1, 2)?;
+            let ab = broadcast_shapes(&shapes[1], &shapes[2]);
+            match ab.and_then(|s| broadcast_shapes(&shapes[0], &s)) {
+                Some(shape) => out(dtypes[1], shape),
+                None => Err(err(
+                    op,
+                    format!(
+                        "shapes {}, {} and {} do not broadcast",
+                        shape_str(&shapes[0]),
+                        shape_str(&shapes[1]),
+                        shape_str(&shapes[2])
+                    ),
+                )),
+            }
+        }
+        Op::Gather { axis, .. } => {
+            arity(2)?;
+            if !matches!(dtypes[1], DType::I32 | DType::U32) {
+                return Err(err(op, format!("indices must be int32, got {}", dtypes[1])));
+            }
+            let p = &shapes[0];
+            if *axis >= p.len() {
+                return Err(err(
+                    op,
+                    format!(
+                        "axis {axis} out of range for params of shape {}",
+                        shape_str(p)
+                    ),
+                ));
+            }
+            let mut shape = p[..*axis].to_vec();
+            shape.extend_from_slice(&shapes[1]);
+            shape.extend_from_slice(&p[axis + 1..]);
+            out(dtypes[0], shape)
+        }
+        Op::UnsortedSegmentSum { num_segments } => {
+            arity(2)?;
+            float_only(0)?;
+            if !matches!(dtypes[1], DType::I32 | DType::U32) {
+                return Err(err(
+                    op,
+                    format!("segment ids must be int32, got {}", dtypes[1]),
+                ));
+            }
+            let (d, ids) = (&shapes[0], &shapes[1]);
+            let prefix = ids.len() <= d.len() && ids.iter().zip(d).all(|(&a, &b)| dims_match(a, b));
+            if !prefix {
+                return Err(err(
+                    op,
+                    format!(
+                        "segment ids of shape {} must be a prefix of the data shape {}",
+                        shape_str(ids),
+                        shape_str(d)
+                    ),
+                ));
+            }
+            let mut shape = vec![*num_segments as i64];
+            shape.extend_from_slice(&d[ids.len()..]);
+            out(DType::F32, shape)
+        }
+        Op::Dropout { rate, .. } => {
+            arity(2)?;
+            float_only(0)?;
+            if !(0.0..1.0).contains(rate) {
+                return Err(err(op, format!("rate {rate} must be in [0, 1)")));
+            }
+            if dtypes[1] != DType::I64 || !shapes[1].is_empty() {
+                return Err(err(
+                    op,
+                    format!(
+                        "the step must be an int64 scalar, got {} {}",
+                        dtypes[1],
+                        shape_str(&shapes[1])
+                    ),
+                ));
+            }
+            out(DType::F32, shapes[0].clone())
         }
         Op::MaxPool(p) | Op::AvgPool(p) => {
             arity(1)?;

@@ -416,8 +416,205 @@ pub enum Op {
     AvgPool(Pool),
     /// The gradient of [`Op::AvgPool`]: inputs (input, read for its shape only; dy).
     AvgPoolGrad(Pool),
+    /// A slice: `begin` and `size` per axis (`size` -1: to the end; negative `begin`
+    /// counts from the end).
+    Slice {
+        /// First index per axis.
+        begin: Vec<i64>,
+        /// Elements per axis, -1 for the rest.
+        size: Vec<i64>,
+    },
+    /// Python-style `x[b:e:s, ...]` per axis (see [`StridedSpec`]).
+    StridedSlice(StridedSpec),
+    /// The gradient of a slice ([`Op::Slice`] as a spec, or [`Op::StridedSlice`]): dy
+    /// (input 1) scattered into zeros of the shape of input 0 (read for its shape only).
+    StridedSliceGrad(StridedSpec),
+    /// Constant padding: `(before, after)` per axis.
+    Pad {
+        /// Elements added before and after, per axis.
+        paddings: Vec<[usize; 2]>,
+        /// The value of the added elements.
+        value: f32,
+    },
+    /// Repeats the input `multiples[d]` times along each axis.
+    Tile {
+        /// Repetitions per axis.
+        multiples: Vec<usize>,
+    },
+    /// Joins the inputs (same dtype, same shape but along `axis`) along `axis`.
+    Concat {
+        /// The joined axis.
+        axis: usize,
+    },
+    /// `cond ? a : b` elementwise with broadcasting: inputs (cond bool, a, b).
+    Select,
+    /// Rows (slices along `axis`) of input 0 picked by int32 indices (input 1): the
+    /// output shape is `params[..axis] + indices + params[axis+1..]`. An index out of
+    /// range gives zeros on the device (TF on GPUs); fed or constant indices are
+    /// checked before the run (InvalidArgument, as TF on CPUs).
+    Gather {
+        /// The axis indexed.
+        axis: usize,
+        /// Whether fed or constant indices are checked (false: out of range gives
+        /// zeros, as in the gradient of a segment sum, whose dropped ids gather zeros).
+        checked: bool,
+    },
+    /// Sums of the rows of input 0 by segment id (input 1, int32, shaped as the leading
+    /// axes of input 0) into `num_segments` rows; ids out of range are dropped.
+    UnsortedSegmentSum {
+        /// Rows of the output.
+        num_segments: usize,
+    },
+    /// Keeps each element with probability `1 - rate`, scaled by `1 / (1 - rate)`:
+    /// inputs (x, step: an int64 scalar). The mask is a pure function of the seeds,
+    /// the step and the element index (Philox 4x32-10), so a resumed run draws the same
+    /// masks, and the gradient is the same op on dy.
+    Dropout {
+        /// Probability of dropping an element, in `[0, 1)`.
+        rate: f32,
+        /// (graph seed, op seed).
+        seed: (u64, u64),
+    },
     /// Does nothing; a target for control dependencies (`group`).
     NoOp,
+}
+
+/// A strided slice's spec as TF's `strided_slice` takes it, resolved per axis against
+/// the input shape by [`StridedSpec::resolve`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StridedSpec {
+    /// Start per axis (negative counts from the end).
+    pub begin: Vec<i64>,
+    /// End (exclusive) per axis (negative counts from the end).
+    pub end: Vec<i64>,
+    /// Step per axis (nonzero; negative walks backwards).
+    pub strides: Vec<i64>,
+    /// Bit `d`: ignore `begin[d]` (start at the first element in the walking direction).
+    pub begin_mask: u64,
+    /// Bit `d`: ignore `end[d]` (run to the last element in the walking direction).
+    pub end_mask: u64,
+    /// Bit `d`: take the single element `begin[d]` and drop the axis.
+    pub shrink_axis_mask: u64,
+}
+
+/// One axis of a resolved strided slice: the first index, the step and the count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceAxis {
+    /// First index taken.
+    pub start: i64,
+    /// Step between indices.
+    pub step: i64,
+    /// Indices taken.
+    pub count: usize,
+    /// The axis is dropped from the output (shrink).
+    pub shrink: bool,
+}
+
+impl StridedSpec {
+    /// The spec of `Slice { begin, size }` (`begin` non-negative, as TF's `Slice`).
+    pub fn from_slice(begin: &[i64], size: &[i64]) -> StridedSpec {
+        let mut end_mask = 0;
+        let end = begin
+            .iter()
+            .zip(size)
+            .enumerate()
+            .map(|(d, (&b, &s))| {
+                if s < 0 {
+                    end_mask |= 1 << d;
+                    0
+                } else {
+                    b + s
+                }
+            })
+            .collect();
+        StridedSpec {
+            begin: begin.to_vec(),
+            end,
+            strides: vec![1; begin.len()],
+            begin_mask: 0,
+            end_mask,
+            shrink_axis_mask: 0,
+        }
+    }
+
+    /// Resolves the spec against `shape` (Python slicing rules; axes past the spec are
+    /// taken whole). InvalidArgument for a zero step, a spec longer than the rank, or a
+    /// shrunk index out of range.
+    pub fn resolve(&self, shape: &[usize]) -> crate::error::Result<Vec<SliceAxis>> {
+        use crate::error::Error;
+        let k = self.begin.len();
+        if self.end.len() != k || self.strides.len() != k {
+            return Err(Error::invalid_argument(format!(
+                "strided slice: begin, end and strides must have one entry per axis, got {}, {} and {}",
+                k,
+                self.end.len(),
+                self.strides.len()
+            )));
+        }
+        if k > shape.len() {
+            return Err(Error::invalid_argument(format!(
+                "strided slice of {k} axes on a tensor of rank {}",
+                shape.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(shape.len());
+        for (d, &n) in shape.iter().enumerate() {
+            if d >= k {
+                out.push(SliceAxis {
+                    start: 0,
+                    step: 1,
+                    count: n,
+                    shrink: false,
+                });
+                continue;
+            }
+            let n = n as i64;
+            let s = self.strides[d];
+            if s == 0 {
+                return Err(Error::invalid_argument(format!(
+                    "strided slice: stride of axis {d} is 0"
+                )));
+            }
+            let bit = 1u64 << d;
+            if self.shrink_axis_mask & bit != 0 {
+                let b = self.begin[d];
+                let i = if b < 0 { b + n } else { b };
+                if i < 0 || i >= n {
+                    return Err(Error::invalid_argument(format!(
+                        "strided slice: index {b} of axis {d} is out of range for size {n}"
+                    )));
+                }
+                out.push(SliceAxis {
+                    start: i,
+                    step: 1,
+                    count: 1,
+                    shrink: true,
+                });
+                continue;
+            }
+            let (lo, hi) = if s > 0 { (0, n) } else { (-1, n - 1) };
+            let fix = |v: i64| (if v < 0 { v + n } else { v }).clamp(lo, hi);
+            let start = if self.begin_mask & bit != 0 {
+                if s > 0 { 0 } else { n - 1 }
+            } else {
+                fix(self.begin[d])
+            };
+            let end = if self.end_mask & bit != 0 {
+                if s > 0 { n } else { -1 }
+            } else {
+                fix(self.end[d])
+            };
+            let span = if s > 0 { end - start } else { start - end };
+            let count = (span.max(0) + s.abs() - 1) / s.abs();
+            out.push(SliceAxis {
+                start,
+                step: s,
+                count: count.max(0) as usize,
+                shrink: false,
+            });
+        }
+        Ok(out)
+    }
 }
 
 impl Op {
@@ -467,6 +664,16 @@ impl Op {
             Op::MaxPoolGrad(_) => "MaxPoolGrad",
             Op::AvgPool(_) => "AvgPool",
             Op::AvgPoolGrad(_) => "AvgPoolGrad",
+            Op::Slice { .. } => "Slice",
+            Op::StridedSlice(_) => "StridedSlice",
+            Op::StridedSliceGrad(_) => "StridedSliceGrad",
+            Op::Pad { .. } => "PadV2",
+            Op::Tile { .. } => "Tile",
+            Op::Concat { .. } => "ConcatV2",
+            Op::Select => "SelectV2",
+            Op::Gather { .. } => "GatherV2",
+            Op::UnsortedSegmentSum { .. } => "UnsortedSegmentSum",
+            Op::Dropout { .. } => "Dropout",
             Op::NoOp => "NoOp",
         }
     }
@@ -479,7 +686,7 @@ impl Op {
             | Op::SumLike
             | Op::ReshapeLike
             | Op::Conv2DBackpropFilter(_) => k == 1,
-            Op::Conv2DBackpropInput(_) | Op::AvgPoolGrad(_) => k == 0,
+            Op::Conv2DBackpropInput(_) | Op::AvgPoolGrad(_) | Op::StridedSliceGrad(_) => k == 0,
             _ => false,
         }
     }

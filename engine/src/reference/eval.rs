@@ -2,7 +2,7 @@
 
 use super::Value;
 use crate::error::{Error, Result};
-use crate::ops::{BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
+use crate::ops::{BinaryOp, CompareOp, Op, ReduceOp, StridedSpec, UnaryOp};
 use crate::tensor::DType;
 
 /// Row-major strides of a shape.
@@ -388,6 +388,29 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
                 }
             }
             out
+        }
+        Op::Slice { begin, size } => {
+            let axes = StridedSpec::from_slice(begin, size).resolve(&ins[0].shape)?;
+            super::index::strided_slice(ins[0], &axes)
+        }
+        Op::StridedSlice(spec) => {
+            super::index::strided_slice(ins[0], &spec.resolve(&ins[0].shape)?)
+        }
+        Op::StridedSliceGrad(spec) => {
+            super::index::strided_slice_grad(&ins[0].shape, spec, ins[1])?
+        }
+        Op::Pad { paddings, value } => {
+            super::index::pad(ins[0], paddings, f64::from(*value), out_shape)
+        }
+        Op::Tile { .. } => super::index::tile(ins[0], out_shape),
+        Op::Concat { axis } => super::index::concat(ins, *axis, out_shape),
+        Op::Select => super::index::select(ins[0], ins[1], ins[2], out_shape),
+        Op::Gather { axis, .. } => super::index::gather(ins[0], ins[1], *axis),
+        Op::UnsortedSegmentSum { num_segments } => {
+            super::index::unsorted_segment_sum(ins[0], ins[1], *num_segments)
+        }
+        Op::Dropout { rate, seed } => {
+            super::index::dropout(ins[0], *rate, *seed, ins[1].data[0] as i64)
         }
         Op::Conv2D(c) => super::conv::conv2d(ins[0], ins[1], c)?,
         Op::Conv2DBackpropInput(c) => {

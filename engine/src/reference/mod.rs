@@ -44,6 +44,7 @@ impl Value {
 
 mod conv;
 mod eval;
+mod index;
 
 use eval::cast_value;
 pub use eval::{binary, broadcast_strides, eval_op, strides, unary};

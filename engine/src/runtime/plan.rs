@@ -38,6 +38,23 @@ fn read_layout(slots: &[Slot]) -> ReadLayout {
         .collect()
 }
 
+/// InvalidArgument when an index of `indices` is outside `[0, rows)`.
+pub(crate) fn check_indices(
+    indices: &crate::tensor::HostTensor,
+    rows: usize,
+    gather: &str,
+) -> Result<()> {
+    for k in 0..indices.len() {
+        let v = indices.get_f64(k);
+        if v < 0.0 || v >= rows as f64 {
+            return Err(crate::error::Error::invalid_argument(format!(
+                "indices[{k}] = {v} is not in [0, {rows}) (gather '{gather}')"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A planned run.
 pub(crate) struct Plan {
     /// Variables that must hold a value before the run.
@@ -48,6 +65,9 @@ pub(crate) struct Plan {
     pub feeds: HashMap<usize, Loc>,
     /// All feeds in one buffer (one upload per run), and its size.
     pub feed_buffer: Option<(wgpu::Buffer, u64)>,
+    /// Fed index tensors checked before the run: (fed node, rows of the indexed axis,
+    /// the gather's name).
+    pub index_checks: Vec<(usize, usize, String)>,
     /// The recorded device work.
     pub steps: Vec<Step>,
     /// Kernel dispatches among the steps.
@@ -262,7 +282,30 @@ impl Session {
                 reads.push(v.0);
             }
         }
+        // Indices of gathers: fed ones are checked at every run, constant ones now.
+        let mut index_checks = Vec::new();
+        for &i in &sched.order {
+            let n = &nodes[i];
+            let Op::Gather {
+                axis,
+                checked: true,
+            } = n.op
+            else {
+                continue;
+            };
+            if fusion.dead.contains(&i) {
+                continue;
+            }
+            let (params, idx) = (n.inputs[0].0, n.inputs[1].0);
+            let rows = sched.shapes[&params][axis];
+            if fed(idx) {
+                index_checks.push((idx, rows, n.name.clone()));
+            } else if let Op::Const(v) = &nodes[idx].op {
+                check_indices(v, rows, &n.name)?;
+            }
+        }
         Ok(Plan {
+            index_checks,
             reads,
             assigns: sched.assigns.clone(),
             feeds,

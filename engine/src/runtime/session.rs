@@ -446,6 +446,11 @@ impl Session {
             .ok_or_else(|| Error::internal("planned run missing"))?;
         plan.last_used = runs;
         let plan = &*plan;
+        for (node, rows, gather) in &plan.index_checks {
+            if let Some((_, v)) = feeds.iter().find(|(t, _)| t.0 == *node) {
+                super::plan::check_indices(v, *rows, gather)?;
+            }
+        }
         for &v in &plan.reads {
             if !self.vars.get(&v).is_some_and(|s| s.initialized) {
                 return Err(uninitialized(&self.graph, v));

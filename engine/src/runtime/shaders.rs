@@ -25,6 +25,12 @@ pub enum Shader {
     State,
     /// Convolution and pooling (`conv.wgsl`).
     Conv,
+    /// Slices, padding, tiling, concatenation, select (`remap.wgsl`).
+    Remap,
+    /// Row gathers and segment sums (`gather.wgsl`).
+    Gather,
+    /// Dropout's counter-based generator (`random.wgsl`).
+    Random,
 }
 
 /// Helpers prepended to every family.
@@ -71,6 +77,21 @@ pub const SHADERS: &[(Shader, &str, &str)] = &[
         Shader::Conv,
         "conv.wgsl",
         include_str!("../../../shaders/conv.wgsl"),
+    ),
+    (
+        Shader::Remap,
+        "remap.wgsl",
+        include_str!("../../../shaders/remap.wgsl"),
+    ),
+    (
+        Shader::Gather,
+        "gather.wgsl",
+        include_str!("../../../shaders/gather.wgsl"),
+    ),
+    (
+        Shader::Random,
+        "random.wgsl",
+        include_str!("../../../shaders/random.wgsl"),
     ),
     (
         Shader::State,

@@ -2,6 +2,7 @@
 //! a node of a plan into recorded [`Step`]s (dispatches and buffer copies).
 
 mod conv;
+mod index;
 mod matmul;
 mod optim;
 mod params;
@@ -372,6 +373,16 @@ impl<'g> Recorder<'g> {
             Op::MaxPool(_) | Op::AvgPool(_) | Op::MaxPoolGrad(_) | Op::AvgPoolGrad(_) => {
                 self.pool(op, ins, out, out_shape)
             }
+            Op::Slice { .. }
+            | Op::StridedSlice(_)
+            | Op::StridedSliceGrad(_)
+            | Op::Pad { .. }
+            | Op::Tile { .. }
+            | Op::Concat { .. }
+            | Op::Select
+            | Op::Gather { .. }
+            | Op::UnsortedSegmentSum { .. }
+            | Op::Dropout { .. } => self.index_op(op, ins, out, out_shape),
             Op::Identity => {
                 self.copy(ins[0].loc, out);
                 Ok(())

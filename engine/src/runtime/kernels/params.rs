@@ -131,3 +131,59 @@ pub(super) struct GeoParams {
     pub pl: u32,
     pub pad: u32,
 }
+
+/// Mirrors `Remap` in `remap.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct RemapParams {
+    pub n: u32,
+    pub rank: u32,
+    pub words: u32,
+    pub fill: u32,
+    pub fill_hi: u32,
+    pub pad: [u32; 3],
+    pub out_shape: [u32; 8],
+    pub in_shape: [u32; 8],
+    pub a: [i32; 8],
+    pub b: [i32; 8],
+    pub cnt: [u32; 8],
+}
+
+/// Mirrors `Select` in `remap.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct SelectParams {
+    pub n: u32,
+    pub rank: u32,
+    pub words: u32,
+    pub pad: u32,
+    pub shape: [u32; 8],
+    pub sc: [u32; 8],
+    pub sa: [u32; 8],
+    pub sb: [u32; 8],
+}
+
+/// Mirrors `Rows` in `gather.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct RowsParams {
+    pub n: u32,
+    pub words: u32,
+    pub outer: u32,
+    pub count: u32,
+    pub inner: u32,
+    pub rows: u32,
+    pub pad: [u32; 2],
+}
+
+/// Mirrors `Drop` in `random.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+pub(super) struct DropParams {
+    pub n: u32,
+    pub rate: f32,
+    pub scale: f32,
+    pub pad: u32,
+    pub key: [u32; 2],
+    pub pad2: [u32; 2],
+}

@@ -12,7 +12,7 @@ pub mod datasets;
 
 pub use wgtrain_checkpoint as checkpoint;
 pub use wgtrain_engine as engine;
-pub use wgtrain_engine::layers;
+pub use wgtrain_engine::{layers, metrics};
 pub use wgtrain_hooks as hooks;
 
 pub use wgtrain_engine::{

@@ -133,3 +133,162 @@ pub fn flatten(g: &mut Graph, x: Tensor) -> Result<Tensor> {
     let rest: i64 = shape[1..].iter().product();
     g.reshape(x, &[-1, rest])
 }
+
+/// Dropout with `rate` while `training` (a bool scalar tensor: a placeholder or a
+/// constant) is true, the identity otherwise. The mask is a pure function of the graph
+/// seed, the layer's op seed, the global step and the element index (created if the
+/// graph has none), so a resumed run draws the same masks.
+pub fn dropout(
+    g: &mut Graph,
+    x: Tensor,
+    rate: f32,
+    training: Tensor,
+    name: &str,
+) -> Result<Tensor> {
+    check_flag(g, training, "dropout")?;
+    let step = g.global_step()?;
+    g.name_scope(scope_name(name, "dropout"), |g| {
+        let d = g.dropout(x, rate, step, None)?;
+        g.select(training, d, x)
+    })
+}
+
+/// Rows of a `[vocab, dim]` table picked by int32 `ids` (variable
+/// `<name>/embeddings`, uniform in ±0.05 as Keras): the output is `ids.shape + [dim]`.
+pub fn embedding(
+    g: &mut Graph,
+    ids: Tensor,
+    vocab: usize,
+    dim: usize,
+    name: &str,
+) -> Result<Tensor> {
+    g.name_scope(scope_name(name, "embedding"), |g| {
+        let table = g.variable(
+            "embeddings",
+            DType::F32,
+            &[vocab as i64, dim as i64],
+            Initializer::RandomUniform {
+                min: -0.05,
+                max: 0.05,
+            },
+        )?;
+        g.gather(table, ids, 0)
+    })
+}
+
+fn check_flag(g: &Graph, flag: Tensor, what: &str) -> Result<()> {
+    if g.dtype(flag) != DType::Bool || !g.shape(flag).is_empty() {
+        return Err(Error::invalid_argument(format!(
+            "{what}: the training flag '{}' must be a bool scalar, got {} {:?}",
+            g.name(flag),
+            g.dtype(flag),
+            g.shape(flag)
+        )));
+    }
+    Ok(())
+}
+
+/// The channels (last axis) of `x`, which must be known.
+fn channels(g: &Graph, x: Tensor, what: &str) -> Result<i64> {
+    match g.shape(x).last() {
+        Some(&c) if c > 0 => Ok(c),
+        _ => Err(Error::invalid_argument(format!(
+            "{what}: the last axis of '{}' must be known, got {:?}",
+            g.name(x),
+            g.shape(x)
+        ))),
+    }
+}
+
+/// Layer normalization over the last axis: `(x - mean) / sqrt(var + epsilon) * gamma +
+/// beta` with `<name>/gamma` (ones) and `<name>/beta` (zeros) over the last axis.
+pub fn layer_norm(g: &mut Graph, x: Tensor, epsilon: f32, name: &str) -> Result<Tensor> {
+    let c = channels(g, x, "layer_norm")?;
+    g.name_scope(scope_name(name, "LayerNorm"), |g| {
+        let beta = g.variable("beta", DType::F32, &[c], Initializer::Zeros)?;
+        let gamma = g.variable("gamma", DType::F32, &[c], Initializer::Ones)?;
+        let mean = g.reduce_mean(x, &[-1], true)?;
+        let centered = g.sub(x, mean)?;
+        let sq = g.square(centered)?;
+        let var = g.reduce_mean(sq, &[-1], true)?;
+        normalize(g, centered, var, epsilon, gamma, beta)
+    })
+}
+
+/// `centered * rsqrt(var + epsilon) * gamma + beta`.
+fn normalize(
+    g: &mut Graph,
+    centered: Tensor,
+    var: Tensor,
+    epsilon: f32,
+    gamma: Tensor,
+    beta: Tensor,
+) -> Result<Tensor> {
+    let eps = g.scalar(epsilon)?;
+    let v = g.add(var, eps)?;
+    let inv = g.rsqrt(v)?;
+    let n = g.mul(centered, inv)?;
+    let s = g.mul(n, gamma)?;
+    g.add(s, beta)
+}
+
+/// Batch normalization over the last axis (TF 1's `tf.layers.batch_normalization`):
+/// with `training` true, normalizes by the batch's mean and (biased) variance over every
+/// other axis and moves `<name>/moving_mean` and `<name>/moving_variance` (not
+/// trainable) toward them by `1 - momentum` through ops in the update-ops collection,
+/// which `minimize` runs with the step; with `training` false, normalizes by the moving
+/// statistics and leaves them alone. `<name>/gamma` (ones) and `<name>/beta` (zeros)
+/// scale and shift.
+pub fn batch_norm(
+    g: &mut Graph,
+    x: Tensor,
+    training: Tensor,
+    momentum: f32,
+    epsilon: f32,
+    name: &str,
+) -> Result<Tensor> {
+    check_flag(g, training, "batch_norm")?;
+    let c = channels(g, x, "batch_norm")?;
+    let rank = g.shape(x).len() as i64;
+    let axes: Vec<i64> = (0..rank - 1).collect();
+    g.name_scope(scope_name(name, "batch_normalization"), |g| {
+        let gamma = g.variable("gamma", DType::F32, &[c], Initializer::Ones)?;
+        let beta = g.variable("beta", DType::F32, &[c], Initializer::Zeros)?;
+        let fixed = crate::graph::VariableOptions {
+            trainable: false,
+            ..Default::default()
+        };
+        let moving_mean = g.variable_with(
+            "moving_mean",
+            DType::F32,
+            &[c],
+            Initializer::Zeros,
+            fixed.clone(),
+        )?;
+        let moving_var = g.variable_with(
+            "moving_variance",
+            DType::F32,
+            &[c],
+            Initializer::Ones,
+            fixed,
+        )?;
+        let mean = g.reduce_mean(x, &axes, false)?;
+        let centered_batch = g.sub(x, mean)?;
+        let sq = g.square(centered_batch)?;
+        let var = g.reduce_mean(sq, &axes, false)?;
+        // Moving averages: `moving -= (moving - batch) * (1 - momentum)` when training.
+        let zero = g.scalar(0.0)?;
+        let decay = g.scalar(1.0 - momentum)?;
+        for (moving, batch) in [(moving_mean, mean), (moving_var, var)] {
+            let diff = g.sub(moving, batch)?;
+            let step = g.mul(diff, decay)?;
+            let delta = g.select(training, step, zero)?;
+            let update = g.assign_sub(moving, delta)?;
+            g.add_to_collection(crate::graph::collections::UPDATE_OPS, update);
+        }
+        let m = g.select(training, mean, moving_mean)?;
+        let v = g.select(training, var, moving_var)?;
+        let centered = g.sub(x, m)?;
+        normalize(g, centered, v, epsilon, gamma, beta)
+    })
+}

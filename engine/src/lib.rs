@@ -49,6 +49,7 @@ pub mod error;
 pub mod exec;
 pub mod graph;
 pub mod layers;
+pub mod metrics;
 pub mod ops;
 pub mod optim;
 pub mod reference;

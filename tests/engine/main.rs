@@ -10,6 +10,7 @@ mod errors;
 mod forward;
 mod fusion;
 mod grads;
+mod layers;
 mod mlp;
 mod optim;
 mod smoke;

@@ -92,7 +92,7 @@ pub struct Graph {
     nodes: Vec<Node>,
     names: HashMap<String, usize>,
     scopes: Vec<String>,
-    control_scopes: Vec<Vec<Operation>>,
+    pub(super) control_scopes: Vec<Vec<Operation>>,
     collections: BTreeMap<String, Vec<usize>>,
     initializers: HashMap<usize, Tensor>,
     finalized: bool,

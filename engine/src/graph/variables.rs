@@ -39,8 +39,24 @@ impl Graph {
         self.variable_with(name, dtype, shape, init, VariableOptions::default())
     }
 
-    /// A variable with explicit [`VariableOptions`].
+    /// A variable with explicit [`VariableOptions`]. A variable and its initializer
+    /// never carry the control dependencies of the scope they are created in (TF creates
+    /// them under `init_scope`): initializing must not run the ops around it.
     pub fn variable_with(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        shape: &[i64],
+        init: Initializer,
+        opts: VariableOptions,
+    ) -> Result<Tensor> {
+        let saved = std::mem::take(&mut self.control_scopes);
+        let r = self.variable_inner(name, dtype, shape, init, opts);
+        self.control_scopes = saved;
+        r
+    }
+
+    fn variable_inner(
         &mut self,
         name: &str,
         dtype: DType,

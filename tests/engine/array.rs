@@ -232,6 +232,8 @@ fn bad_index_op_arguments_are_invalid_argument() {
         g.slice(x, &[0], &[1]).unwrap_err(),
         g.slice(x, &[3, 0], &[2, 5]).unwrap_err(),
         g.slice(x, &[-1, 0], &[1, 5]).unwrap_err(),
+        // A negative size other than -1.
+        g.slice(x, &[0, 0], &[-2, 5]).unwrap_err(),
         g.strided_slice(x, spec(&[0, 0], &[1, 1], &[1, 0], [0; 3]))
             .unwrap_err(),
         g.strided_slice(x, spec(&[7], &[8], &[1], [0, 0, 1]))
@@ -261,4 +263,33 @@ fn clip_and_l2_loss_match_reference() {
     let l = g.l2_loss(x).unwrap();
     let feeds = vec![(x, rand_f32(&mut r, &[7, 3], -1.0, 1.0))];
     check_against_reference(g, &feeds, &[c, l], 1e-6);
+}
+
+#[test]
+fn gather_of_device_computed_indices_reports_an_index_out_of_range() {
+    let mut g = Graph::new();
+    let p = ph(&mut g, "p", &[4, 2]);
+    let f = ph(&mut g, "f", &[3]);
+    // Indices computed on the device: a cast of a fed float.
+    let idx = g.cast(f, DType::I32).unwrap();
+    let y = g.gather(p, idx, 0).unwrap();
+    let Some(mut s) = gpu(g) else {
+        return;
+    };
+    let pv = HostTensor::from_f32(&[4, 2], (0..8).map(|v| v as f32).collect()).unwrap();
+    let fv = |v: Vec<f32>| HostTensor::from_f32(&[3], v).unwrap();
+    let ok = s
+        .run(&[(p, pv.clone()), (f, fv(vec![3.0, 0.0, 1.0]))], &[y], &[])
+        .unwrap();
+    assert_eq!(ok[0].as_f32().unwrap(), vec![6.0, 7.0, 0.0, 1.0, 2.0, 3.0]);
+    for bad in [vec![0.0, 4.0, 1.0], vec![-2.0, 1.0, 1.0]] {
+        let e = s
+            .run(&[(p, pv.clone()), (f, fv(bad))], &[y], &[])
+            .unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument, "{e}");
+        assert!(e.message.contains("GatherV2"), "{e}");
+    }
+    // The status is cleared at every run: a good run after a bad one succeeds.
+    s.run(&[(p, pv), (f, fv(vec![1.0, 1.0, 1.0]))], &[y], &[])
+        .unwrap();
 }

@@ -68,6 +68,9 @@ pub(crate) struct Plan {
     /// Fed index tensors checked before the run: (fed node, rows of the indexed axis,
     /// the gather's name).
     pub index_checks: Vec<(usize, usize, String)>,
+    /// Gathers of device-computed indices (name, rows), numbered from 1 in the status
+    /// words read back after the fetches (the last slot of the fetch layout).
+    pub gather_checks: Vec<(String, usize)>,
     /// The recorded device work.
     pub steps: Vec<Step>,
     /// Kernel dispatches among the steps.
@@ -196,6 +199,31 @@ impl Session {
                 locs.insert(i, loc);
             }
         }
+        // Gathers of indices computed on the device report a bad index through the
+        // plan's status words, read back with the run.
+        let device_gathers: Vec<usize> = sched
+            .order
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let n = &nodes[i];
+                let idx = n.inputs.get(1).map(|t| t.0);
+                matches!(n.op, Op::Gather { checked: true, .. })
+                    && !fusion.dead.contains(&i)
+                    && idx.is_some_and(|k| !fed(k) && !matches!(nodes[k].op, Op::Const(_)))
+            })
+            .collect();
+        let status = if device_gathers.is_empty() {
+            None
+        } else {
+            let loc = Loc::whole(self.buffer("gather status", 8)?, 8);
+            rec.prologue.push(Step::Clear {
+                buf: loc.buf.clone(),
+                offset: 0,
+                size: 8,
+            });
+            Some(loc)
+        };
         let mut pooled: HashMap<usize, wgpu::Buffer> = HashMap::new();
         let mut free: Vec<(u64, wgpu::Buffer)> = Vec::new();
         for (p, &i) in sched.order.iter().enumerate() {
@@ -235,6 +263,10 @@ impl Session {
                 locs.insert(i, loc.clone());
             }
             rec.node = Arc::from(n.name.as_str());
+            rec.status = match (&status, device_gathers.iter().position(|&g| g == i)) {
+                (Some(loc), Some(k)) => Some((loc.clone(), k as u32 + 1)),
+                _ => None,
+            };
             self.record(&mut rec, &fusion, &locs, sched, i, loc.as_ref())
                 .map_err(|e| e.context(format!("node '{}'", n.name)))?;
             // Release buffers whose last reader has been recorded.
@@ -250,14 +282,26 @@ impl Session {
                 }
             }
         }
-        let mut fetch_slots = Vec::with_capacity(fetches.len());
+        let mut fetch_slots = Vec::with_capacity(fetches.len() + 1);
         let fetch_size = layout(
             &mut fetch_slots,
             fetched
                 .iter()
-                .map(|&t| (locs[&t].clone(), nodes[t].dtype, sched.shapes[&t].clone())),
+                .map(|&t| (locs[&t].clone(), nodes[t].dtype, sched.shapes[&t].clone()))
+                .chain(status.iter().map(|l| (l.clone(), DType::U32, vec![2]))),
         );
-        let fetch_staging = (!fetches.is_empty()).then(|| {
+        let gather_checks: Vec<(String, usize)> = device_gathers
+            .iter()
+            .map(|&i| {
+                let n = &nodes[i];
+                let axis = match n.op {
+                    Op::Gather { axis, .. } => axis,
+                    _ => 0,
+                };
+                (n.name.clone(), sched.shapes[&n.inputs[0].0][axis])
+            })
+            .collect();
+        let fetch_staging = (!fetch_slots.is_empty()).then(|| {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("fetch staging"),
                 size: fetch_size.max(8),
@@ -305,6 +349,7 @@ impl Session {
             }
         }
         Ok(Plan {
+            gather_checks,
             index_checks,
             reads,
             assigns: sched.assigns.clone(),

@@ -640,10 +640,30 @@ impl Session {
                 Some(Snapshot { rx })
             }
         };
-        let outputs = match &plan.fetch_staging {
+        let mut outputs = match &plan.fetch_staging {
             None => Vec::new(),
             Some(staging) => map_and_read(&gpu.device, staging, index.clone(), &plan.fetch_layout)?,
         };
+        if !plan.gather_checks.is_empty() {
+            let words = outputs
+                .pop()
+                .map(|t| t.as_u32())
+                .transpose()?
+                .unwrap_or_default();
+            if let (Some(&which), Some(&bad)) = (words.first(), words.get(1))
+                && which > 0
+            {
+                let (name, rows) = plan
+                    .gather_checks
+                    .get(which as usize - 1)
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(Error::invalid_argument(format!(
+                    "an index of {} is not in [0, {rows}) (gather '{name}', indices computed on the device: the run's other effects happened, the gather read zeros)",
+                    bad as i32
+                )));
+            }
+        }
         if let Some(meta) = trace {
             meta.timed = tracer.is_some();
             meta.kernels = match tracer.take() {

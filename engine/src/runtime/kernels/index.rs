@@ -216,7 +216,7 @@ impl Recorder<'_> {
                 }
                 let (pr, idx) = (&ins[0], &ins[1]);
                 let w = words(pr.dtype);
-                let p = RowsParams {
+                let mut p = RowsParams {
                     n: (n * w) as u32,
                     words: w as u32,
                     outer: numel(&pr.shape[..*axis]) as u32,
@@ -226,6 +226,17 @@ impl Recorder<'_> {
                     pad: [0; 2],
                 };
                 let groups = self.groups_1d((n * w) as u64)?;
+                if let Some((status, id)) = self.status.clone() {
+                    p.pad[0] = id;
+                    return self.dispatch(
+                        Shader::Gather,
+                        "gather_rows_checked",
+                        vec![],
+                        bytemuck::bytes_of(&p),
+                        &[(1, pr.loc), (2, idx.loc), (3, out), (5, &status)],
+                        groups,
+                    );
+                }
                 self.dispatch(
                     Shader::Gather,
                     "gather_rows",

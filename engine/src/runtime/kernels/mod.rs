@@ -146,6 +146,9 @@ pub(crate) struct Recorder<'g> {
     pub dispatches: usize,
     /// The node being recorded (named in traces).
     pub node: std::sync::Arc<str>,
+    /// The plan's status words and the number (from 1) of the gather being recorded,
+    /// when its indices are computed on the device and must be checked.
+    pub status: Option<(Loc, u32)>,
 }
 
 impl<'g> Recorder<'g> {
@@ -156,6 +159,7 @@ impl<'g> Recorder<'g> {
             prologue: Vec::new(),
             dispatches: 0,
             node: std::sync::Arc::from(""),
+            status: None,
         }
     }
 

@@ -223,7 +223,7 @@ fn main() -> wgtrain::Result<()> {
     if json {
         for (name, batch, every, sps, disp, subs, adapter) in &rows {
             println!(
-                "{{\"bench\":\"step\",\"workload\":\"{name}\",\"batch\":{batch},\"readback_every\":{every},\"steps_per_sec\":{sps:.1},\"dispatches_per_step\":{disp},\"submissions_per_step\":{subs},\"adapter\":\"{}\"}}",
+                "{{\"bench\":\"step\",\"workload\":\"{name}\",\"batch\":{batch},\"readback_every\":{every},\"steps_per_sec\":{sps:.3},\"dispatches_per_step\":{disp},\"submissions_per_step\":{subs},\"adapter\":\"{}\"}}",
                 adapter.replace('"', "'")
             );
         }
@@ -233,7 +233,8 @@ fn main() -> wgtrain::Result<()> {
         );
         println!("|---|---|---|---|---|---|");
         for (name, batch, every, sps, disp, subs, _) in &rows {
-            println!("| {name} | {batch} | every {every} | {sps:.1} | {disp} | {subs} |");
+            let digits = if *sps < 10.0 { 2 } else { 1 };
+            println!("| {name} | {batch} | every {every} | {sps:.digits$} | {disp} | {subs} |");
         }
         if let Some(r) = rows.first() {
             println!("\nadapter: {}", r.6);

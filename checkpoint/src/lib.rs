@@ -1,9 +1,27 @@
 //! # wgtrain-checkpoint
 //!
-//! TensorFlow's file formats for wgtrain: V2 tensor-bundle checkpoints, the `checkpoint`
-//! state file and TensorBoard event files. This layer deals only in host tensors
-//! (name, dtype, shape, bytes) and knows nothing of GPUs.
+//! TensorFlow's file formats for wgtrain: V2 tensor-bundle checkpoints
+//! ([`bundle`], on LevelDB's [`table`] format), the `checkpoint` state file
+//! ([`state`]) and, later, TensorBoard event files. This layer deals only in host
+//! tensors (name, dtype, shape, bytes) and knows nothing of GPUs.
 //!
-//! It currently re-exports the host tensor type the formats are written in.
+//! Contract: a bundle this crate writes is read by TensorFlow's `tf.train.load_checkpoint`
+//! as its own, and every bundle TensorFlow writes (the dtypes in `Tensor`) reads here
+//! with every checksum verified; damage is DataLoss naming the file and the tensor.
 
+pub mod bundle;
+pub mod crc;
+pub mod proto;
+pub mod state;
+pub mod table;
+pub mod tensor;
+
+/// The error type of the engine, shared by every layer.
+pub mod error {
+    pub use wgtrain_engine::{Code, Error, Result};
+}
+
+pub use bundle::{BundleReader, write_bundle};
+pub use state::{CheckpointState, latest_checkpoint};
+pub use tensor::{Data, Tensor, TfDType};
 pub use wgtrain_engine::{DType, HostTensor};

@@ -1,0 +1,208 @@
+//! The `checkpoint` state file: a text-format `CheckpointState` naming the latest
+//! checkpoint and every one kept (oldest first), with paths absolute or relative to the
+//! directory.
+
+use crate::bundle::{Fault, NoFault, index_path, sync_dir, write_atomic};
+use crate::error::{Code, Error, Result};
+use std::path::{Path, PathBuf};
+
+/// The state file's name.
+pub const STATE_FILE: &str = "checkpoint";
+
+/// `tensorflow.CheckpointState`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckpointState {
+    /// The latest checkpoint's prefix.
+    pub model_checkpoint_path: String,
+    /// Every kept checkpoint, oldest first (the latest last).
+    pub all_model_checkpoint_paths: Vec<String>,
+    /// Seconds since the epoch at which each kept checkpoint was saved.
+    pub all_model_checkpoint_timestamps: Vec<f64>,
+    /// The time of the last checkpoint kept by `keep_checkpoint_every_n_hours`.
+    pub last_preserved_timestamp: f64,
+}
+
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for b in s.bytes() {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b'\'' => out.push_str("\\'"),
+            0x20..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("\\{b:03o}")),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Parses one quoted string (C escapes, octal and hex bytes) at the start of `s`.
+fn unquote(s: &str) -> Option<String> {
+    let s = s.trim();
+    let q = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+    let body = s.get(1..)?;
+    let b = body.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == q as u8 {
+            return String::from_utf8(out).ok();
+        }
+        if c == b'\\' {
+            i += 1;
+            let e = *b.get(i)?;
+            match e {
+                b'n' => out.push(b'\n'),
+                b'r' => out.push(b'\r'),
+                b't' => out.push(b'\t'),
+                b'0'..=b'7' => {
+                    let mut v = 0u32;
+                    let mut k = 0;
+                    while k < 3 && i < b.len() && (b'0'..=b'7').contains(&b[i]) {
+                        v = v * 8 + u32::from(b[i] - b'0');
+                        i += 1;
+                        k += 1;
+                    }
+                    out.push(v as u8);
+                    continue;
+                }
+                b'x' => {
+                    let hex = body.get(i + 1..i + 3)?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 3;
+                    continue;
+                }
+                other => out.push(other),
+            }
+            i += 1;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    None
+}
+
+impl CheckpointState {
+    /// Parses the text format; InvalidArgument naming the line on a malformed one
+    /// (fields TF may add are ignored).
+    pub fn parse(text: &str) -> Result<CheckpointState> {
+        let mut st = CheckpointState::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = || {
+                Error::invalid_argument(format!(
+                    "checkpoint state line {}: cannot parse '{line}'",
+                    n + 1
+                ))
+            };
+            let (key, value) = line.split_once(':').ok_or_else(bad)?;
+            let value = value.trim();
+            match key.trim() {
+                "model_checkpoint_path" => {
+                    st.model_checkpoint_path = unquote(value).ok_or_else(bad)?
+                }
+                "all_model_checkpoint_paths" => st
+                    .all_model_checkpoint_paths
+                    .push(unquote(value).ok_or_else(bad)?),
+                "all_model_checkpoint_timestamps" => st
+                    .all_model_checkpoint_timestamps
+                    .push(value.parse().map_err(|_| bad())?),
+                "last_preserved_timestamp" => {
+                    st.last_preserved_timestamp = value.parse().map_err(|_| bad())?
+                }
+                _ => {}
+            }
+        }
+        Ok(st)
+    }
+
+    /// The text format, as TF writes it.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "model_checkpoint_path: {}\n",
+            quote(&self.model_checkpoint_path)
+        );
+        for p in &self.all_model_checkpoint_paths {
+            s.push_str(&format!("all_model_checkpoint_paths: {}\n", quote(p)));
+        }
+        for t in &self.all_model_checkpoint_timestamps {
+            s.push_str(&format!("all_model_checkpoint_timestamps: {t}\n"));
+        }
+        if self.last_preserved_timestamp != 0.0 {
+            s.push_str(&format!(
+                "last_preserved_timestamp: {}\n",
+                self.last_preserved_timestamp
+            ));
+        }
+        s
+    }
+}
+
+/// `path` resolved against `dir` when relative.
+pub fn resolve(dir: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        dir.join(p)
+    }
+}
+
+/// The state file of `dir`, or `None` when there is none. InvalidArgument when it
+/// cannot be parsed.
+pub fn read_state(dir: &Path) -> Result<Option<CheckpointState>> {
+    let path = dir.join(STATE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => CheckpointState::parse(&text)
+            .map(Some)
+            .map_err(|e| Error::new(e.code, format!("{}: {}", path.display(), e.message))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::new(
+            Code::Unavailable,
+            format!("{}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Replaces the state file of `dir` atomically (temporary file, sync, rename).
+pub fn write_state(dir: &Path, st: &CheckpointState) -> Result<()> {
+    write_state_with(dir, st, &mut NoFault)
+}
+
+/// [`write_state`] with a fault injector.
+pub fn write_state_with(dir: &Path, st: &CheckpointState, fault: &mut dyn Fault) -> Result<()> {
+    let path = dir.join(STATE_FILE);
+    write_atomic(&path, st.to_text().as_bytes(), fault, "checkpoint state")?;
+    sync_dir(&path);
+    Ok(())
+}
+
+/// The prefix of the latest checkpoint in `dir` (TF's `tf.train.latest_checkpoint`):
+/// `None` when there is no state file, it cannot be read, or the `.index` it names is
+/// missing. A relative path is resolved against `dir`; an absolute one that does not
+/// exist (a directory that was moved) is looked for by its file name in `dir`, where TF
+/// would give up.
+pub fn latest_checkpoint(dir: impl AsRef<Path>) -> Option<PathBuf> {
+    let dir = dir.as_ref();
+    let st = read_state(dir).ok().flatten()?;
+    if st.model_checkpoint_path.is_empty() {
+        return None;
+    }
+    let named = resolve(dir, &st.model_checkpoint_path);
+    if index_path(&named).exists() {
+        return Some(named);
+    }
+    let moved = dir.join(named.file_name()?);
+    (Path::new(&st.model_checkpoint_path).is_absolute() && index_path(&moved).exists())
+        .then_some(moved)
+}

@@ -12,6 +12,7 @@
 pub mod bundle;
 pub mod crc;
 pub mod proto;
+pub mod saver;
 pub mod state;
 pub mod table;
 pub mod tensor;
@@ -22,6 +23,7 @@ pub mod error {
 }
 
 pub use bundle::{BundleReader, write_bundle};
+pub use saver::{Retention, Saver, SaverOptions, init_from_checkpoint};
 pub use state::{CheckpointState, latest_checkpoint};
 pub use tensor::{Data, Tensor, TfDType};
 pub use wgtrain_engine::{DType, HostTensor};

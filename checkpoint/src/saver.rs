@@ -1,0 +1,491 @@
+//! The [`Saver`]: TF 1's `tf.train.Saver` over a wgtrain [`Session`] — saves variables
+//! as V2 bundles named `<prefix>-<step>`, keeps the newest `max_to_keep` (and one every
+//! `keep_checkpoint_every_n_hours`), maintains the `checkpoint` state file, and restores
+//! all-or-nothing.
+//!
+//! Saves never stall a step: the session records a device copy of the variables with
+//! the next submission ([`Session::snapshot_variables`]), and a writer thread receives
+//! the bytes over a bounded channel, writes the bundle crash-safely, then replaces the
+//! state file and deletes what retention lets go. At most `max_in_flight` saves are
+//! queued; a further `save` blocks until one finishes (a requested checkpoint is never
+//! dropped). A write error comes back from the next `save`, `flush` or `close`.
+
+use crate::bundle::{self, BundleReader, write_bundle};
+use crate::error::{Code, Error, Result};
+use crate::state::{CheckpointState, read_state, resolve, write_state};
+use crate::tensor::{Tensor as CkptTensor, TfDType};
+use crossbeam_channel::{Receiver, Sender};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+use wgtrain_engine::{Graph, Session, Snapshot, Tensor};
+
+/// Options of a [`Saver`] (TF's defaults).
+#[derive(Clone, Debug)]
+pub struct SaverOptions {
+    /// Checkpoints kept (oldest deleted first); 0 keeps every file and names only the
+    /// latest in the state file, as TF.
+    pub max_to_keep: usize,
+    /// Also keep one checkpoint every this many hours.
+    pub keep_checkpoint_every_n_hours: f64,
+    /// Write on a background thread (the default); false writes on the caller's thread.
+    pub asynchronous: bool,
+    /// Saves queued at most before `save` blocks.
+    pub max_in_flight: usize,
+    /// Name checkpoints in the state file relative to its directory (so the directory
+    /// can move); false writes absolute paths, as TF's default.
+    pub relative_paths: bool,
+}
+
+impl Default for SaverOptions {
+    fn default() -> Self {
+        SaverOptions {
+            max_to_keep: 5,
+            keep_checkpoint_every_n_hours: 10_000.0,
+            asynchronous: true,
+            max_in_flight: 2,
+            relative_paths: true,
+        }
+    }
+}
+
+/// Writes `<prefix>.meta` next to a checkpoint (the graph exporter).
+pub type MetaExporter = Arc<dyn Fn(&Path) -> Result<()> + Send + Sync>;
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Which checkpoints to keep: TF's `Saver._MaybeDeleteOldCheckpoints` as a pure state
+/// machine (times in seconds since the epoch).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Retention {
+    /// Checkpoints kept.
+    pub max_to_keep: usize,
+    /// Seconds between preserved checkpoints.
+    pub keep_every_secs: f64,
+    /// Kept checkpoints (prefix as named in the state file, save time), oldest first.
+    pub kept: Vec<(String, f64)>,
+    /// A checkpoint saved after this time is preserved when it leaves `kept`.
+    pub next_preserve: f64,
+}
+
+impl Retention {
+    /// Fresh retention starting at time `start`.
+    pub fn new(max_to_keep: usize, keep_every_hours: f64, start: f64) -> Retention {
+        let secs = keep_every_hours * 3600.0;
+        Retention {
+            max_to_keep,
+            keep_every_secs: secs,
+            kept: Vec::new(),
+            next_preserve: start + secs,
+        }
+    }
+
+    /// Records a checkpoint saved at `time`; returns the prefixes to delete.
+    pub fn add(&mut self, prefix: &str, time: f64) -> Vec<String> {
+        self.kept.retain(|(p, _)| p != prefix);
+        self.kept.push((prefix.to_string(), time));
+        if self.max_to_keep == 0 {
+            return Vec::new();
+        }
+        let mut delete = Vec::new();
+        while self.kept.len() > self.max_to_keep {
+            let (p, t) = self.kept.remove(0);
+            if t > self.next_preserve {
+                self.next_preserve += self.keep_every_secs;
+                continue;
+            }
+            delete.push(p);
+        }
+        delete
+    }
+
+    /// The state file naming `latest` and the kept checkpoints.
+    pub fn state(&self, latest: &str) -> CheckpointState {
+        let kept: Vec<&(String, f64)> = if self.max_to_keep == 0 {
+            self.kept.iter().filter(|(p, _)| p == latest).collect()
+        } else {
+            self.kept.iter().collect()
+        };
+        CheckpointState {
+            model_checkpoint_path: latest.to_string(),
+            all_model_checkpoint_paths: kept.iter().map(|(p, _)| p.clone()).collect(),
+            all_model_checkpoint_timestamps: kept.iter().map(|(_, t)| *t).collect(),
+            last_preserved_timestamp: self.next_preserve - self.keep_every_secs,
+        }
+    }
+}
+
+/// One save for the writer.
+struct Job {
+    names: Vec<String>,
+    values: Snapshot,
+    prefix: PathBuf,
+    dir: PathBuf,
+    state_name: String,
+    time: f64,
+}
+
+/// State shared with the writer thread.
+struct Shared {
+    retention: Mutex<Retention>,
+    errors: Mutex<Vec<Error>>,
+    meta: Option<MetaExporter>,
+}
+
+fn write_job(shared: &Shared, job: Job) -> Result<()> {
+    let values = job.values.wait()?;
+    let tensors: Vec<(String, CkptTensor)> = job
+        .names
+        .into_iter()
+        .zip(values.iter().map(CkptTensor::from_host))
+        .collect();
+    write_bundle(&job.prefix, &tensors)?;
+    if let Some(meta) = &shared.meta {
+        let mut p = job.prefix.as_os_str().to_owned();
+        p.push(".meta");
+        meta(Path::new(&p))?;
+    }
+    let (state, delete) = {
+        let mut r = shared
+            .retention
+            .lock()
+            .map_err(|_| Error::internal("saver retention lock poisoned"))?;
+        let delete = r.add(&job.state_name, job.time);
+        (r.state(&job.state_name), delete)
+    };
+    write_state(&job.dir, &state)?;
+    for p in delete {
+        delete_checkpoint(&resolve(&job.dir, &p));
+    }
+    Ok(())
+}
+
+/// Removes a checkpoint's files (missing ones are fine).
+fn delete_checkpoint(prefix: &Path) {
+    let mut meta = prefix.as_os_str().to_owned();
+    meta.push(".meta");
+    for f in [
+        bundle::index_path(prefix),
+        bundle::data_path(prefix, 0, 1),
+        PathBuf::from(meta),
+    ] {
+        let _ = std::fs::remove_file(f);
+    }
+}
+
+/// Saves and restores a set of variables (see the module doc).
+pub struct Saver {
+    /// (name in the checkpoint, variable).
+    vars: Vec<(String, Tensor)>,
+    opts: SaverOptions,
+    shared: Arc<Shared>,
+    jobs: Option<Sender<Job>>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl Saver {
+    /// A saver of every global variable under its own name (TF's default `var_list`).
+    pub fn new(graph: &Graph, opts: SaverOptions) -> Result<Saver> {
+        let vars: Vec<(String, Tensor)> = graph
+            .global_variables()
+            .into_iter()
+            .map(|v| (graph.name(v).to_string(), v))
+            .collect();
+        Saver::with_names(graph, vars, opts)
+    }
+
+    /// A saver of `vars` under their own names.
+    pub fn with_vars(graph: &Graph, vars: &[Tensor], opts: SaverOptions) -> Result<Saver> {
+        let named = vars
+            .iter()
+            .map(|&v| (graph.name(v).to_string(), v))
+            .collect();
+        Saver::with_names(graph, named, opts)
+    }
+
+    /// A saver with an explicit name map: (name in the checkpoint, variable).
+    pub fn with_names(
+        graph: &Graph,
+        vars: Vec<(String, Tensor)>,
+        opts: SaverOptions,
+    ) -> Result<Saver> {
+        let mut seen = std::collections::HashSet::new();
+        for (name, v) in &vars {
+            if !graph.is_variable(*v) {
+                return Err(Error::invalid_argument(format!(
+                    "saver: '{}' is not a variable",
+                    graph.name(*v)
+                )));
+            }
+            if name.is_empty() || !seen.insert(name.clone()) {
+                return Err(Error::invalid_argument(format!(
+                    "saver: checkpoint name '{name}' is empty or given twice"
+                )));
+            }
+        }
+        let retention = Retention::new(opts.max_to_keep, opts.keep_checkpoint_every_n_hours, now());
+        Ok(Saver {
+            vars,
+            shared: Arc::new(Shared {
+                retention: Mutex::new(retention),
+                errors: Mutex::new(Vec::new()),
+                meta: None,
+            }),
+            opts,
+            jobs: None,
+            worker: None,
+        })
+    }
+
+    /// Writes `<checkpoint>.meta` with every save through `exporter`.
+    pub fn with_meta_exporter(mut self, exporter: MetaExporter) -> Saver {
+        if let Some(s) = Arc::get_mut(&mut self.shared) {
+            s.meta = Some(exporter);
+        }
+        self
+    }
+
+    /// The (checkpoint name, variable) pairs saved.
+    pub fn var_list(&self) -> &[(String, Tensor)] {
+        &self.vars
+    }
+
+    /// The checkpoints kept, oldest first, as the state file names them.
+    pub fn last_checkpoints(&self) -> Vec<String> {
+        self.shared
+            .retention
+            .lock()
+            .map(|r| r.kept.iter().map(|(p, _)| p.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Rebuilds retention from the state file in `dir` after a restart: the
+    /// checkpoints it lists that still exist, with their recorded save times (else the
+    /// index file's modification time), as TF's `recover_last_checkpoints`.
+    pub fn recover_last_checkpoints(&mut self, dir: &Path) -> Result<()> {
+        let Some(st) = read_state(dir)? else {
+            return Ok(());
+        };
+        let mut r = self
+            .shared
+            .retention
+            .lock()
+            .map_err(|_| Error::internal("saver retention lock poisoned"))?;
+        r.kept.clear();
+        for (i, p) in st.all_model_checkpoint_paths.iter().enumerate() {
+            let idx = bundle::index_path(&resolve(dir, p));
+            let Ok(meta) = std::fs::metadata(&idx) else {
+                continue;
+            };
+            let time = st
+                .all_model_checkpoint_timestamps
+                .get(i)
+                .copied()
+                .unwrap_or_else(|| {
+                    meta.modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                        .map(|d| d.as_secs_f64())
+                        .unwrap_or(0.0)
+                });
+            r.kept.push((p.clone(), time));
+        }
+        if st.last_preserved_timestamp > 0.0 {
+            r.next_preserve = st.last_preserved_timestamp + r.keep_every_secs;
+        }
+        Ok(())
+    }
+
+    fn take_error(&self) -> Result<()> {
+        let mut errs = self
+            .shared
+            .errors
+            .lock()
+            .map_err(|_| Error::internal("saver error lock poisoned"))?;
+        match errs.drain(..).next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn sender(&mut self) -> Result<&Sender<Job>> {
+        if self.jobs.is_none() {
+            let (tx, rx): (Sender<Job>, Receiver<Job>) =
+                crossbeam_channel::bounded(self.opts.max_in_flight.max(1) - 1);
+            let shared = Arc::clone(&self.shared);
+            let worker = std::thread::Builder::new()
+                .name("wgtrain-saver".into())
+                .spawn(move || {
+                    for job in rx {
+                        let prefix = job.prefix.clone();
+                        if let Err(e) = write_job(&shared, job) {
+                            tracing::error!(prefix = %prefix.display(), error = %e, "checkpoint write failed");
+                            if let Ok(mut errs) = shared.errors.lock() {
+                                errs.push(e);
+                            }
+                        }
+                    }
+                })
+                .map_err(|e| Error::internal(format!("starting the saver thread: {e}")))?;
+            self.jobs = Some(tx);
+            self.worker = Some(worker);
+        }
+        self.jobs
+            .as_ref()
+            .ok_or_else(|| Error::internal("saver channel missing"))
+    }
+
+    /// Saves the variables as `<prefix>-<global_step>` (or `<prefix>` without a step)
+    /// and returns that path. The values are those after the session's last submitted
+    /// run. Asynchronous by default: returns once the device copy is recorded.
+    pub fn save(
+        &mut self,
+        sess: &mut Session,
+        prefix: impl AsRef<Path>,
+        global_step: Option<i64>,
+    ) -> Result<PathBuf> {
+        self.take_error()?;
+        let prefix = prefix.as_ref();
+        let path = match global_step {
+            Some(s) => {
+                let mut p = prefix.as_os_str().to_owned();
+                p.push(format!("-{s}"));
+                PathBuf::from(p)
+            }
+            None => prefix.to_path_buf(),
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", dir.display())))?;
+        let file_name = path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::invalid_argument("a checkpoint prefix needs a file name"))?;
+        let state_name = if self.opts.relative_paths {
+            file_name
+        } else {
+            std::path::absolute(&path)
+                .unwrap_or_else(|_| path.clone())
+                .display()
+                .to_string()
+        };
+        let vars: Vec<Tensor> = self.vars.iter().map(|(_, v)| *v).collect();
+        let snapshot = sess.snapshot_variables(&vars)?;
+        let job = Job {
+            names: self.vars.iter().map(|(n, _)| n.clone()).collect(),
+            values: snapshot,
+            prefix: path.clone(),
+            dir,
+            state_name,
+            time: now(),
+        };
+        if self.opts.asynchronous {
+            self.sender()?
+                .send(job)
+                .map_err(|_| Error::aborted("the saver thread stopped"))?;
+        } else {
+            write_job(&self.shared, job)?;
+        }
+        Ok(path)
+    }
+
+    /// Waits for every queued save; returns the first write error since the last call.
+    pub fn flush(&mut self) -> Result<()> {
+        if let Some(tx) = self.jobs.take() {
+            drop(tx);
+            if let Some(w) = self.worker.take() {
+                w.join()
+                    .map_err(|_| Error::internal("the saver thread panicked"))?;
+            }
+        }
+        self.take_error()
+    }
+
+    /// Drains and joins the writer; returns the first write error.
+    pub fn close(mut self) -> Result<()> {
+        self.flush()
+    }
+
+    /// Restores every variable from the checkpoint at `prefix`, all or nothing:
+    /// NotFound listing every variable the checkpoint lacks, InvalidArgument naming a
+    /// variable whose dtype or shape differs (both given), DataLoss for damaged data —
+    /// each before any variable is written.
+    pub fn restore(&self, sess: &mut Session, prefix: impl AsRef<Path>) -> Result<()> {
+        restore_map(sess, prefix.as_ref(), &self.vars)
+    }
+}
+
+impl Drop for Saver {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!(error = %e, "checkpoint write failed (reported at drop)");
+        }
+    }
+}
+
+/// Restores `(checkpoint name, variable)` pairs from `prefix` into the session, all or
+/// nothing (see [`Saver::restore`]).
+pub fn restore_map(sess: &mut Session, prefix: &Path, map: &[(String, Tensor)]) -> Result<()> {
+    let r = BundleReader::open(prefix)?;
+    let graph = sess.graph_arc();
+    let missing: Vec<&str> = map
+        .iter()
+        .filter(|(n, _)| !r.contains(n))
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::new(
+            Code::NotFound,
+            format!(
+                "{} variable(s) not found in checkpoint {}: {}",
+                missing.len(),
+                prefix.display(),
+                missing.join(", ")
+            ),
+        ));
+    }
+    for (name, v) in map {
+        let node = graph.node(*v);
+        let want_shape: Vec<usize> = node.shape.iter().map(|&d| d.max(0) as usize).collect();
+        let want_dtype = TfDType::of(node.dtype);
+        let Some(e) = r.entry(name) else { continue };
+        if e.dtype != want_dtype || e.shape != want_shape {
+            return Err(Error::invalid_argument(format!(
+                "variable '{}' is {} {:?} but checkpoint {} holds '{name}' as {} {:?}",
+                node.name,
+                want_dtype,
+                want_shape,
+                prefix.display(),
+                e.dtype,
+                e.shape
+            )));
+        }
+    }
+    let mut values = Vec::with_capacity(map.len());
+    for (name, v) in map {
+        values.push((*v, r.get(name)?.to_host()?));
+    }
+    sess.write_variables(&values)
+}
+
+/// Warm start (TF's `tf.train.init_from_checkpoint`): restores the variables of
+/// `map` (checkpoint name → variable) from the checkpoint at `prefix` — including one
+/// TensorFlow wrote — all or nothing.
+pub fn init_from_checkpoint(
+    sess: &mut Session,
+    prefix: impl AsRef<Path>,
+    map: &[(&str, Tensor)],
+) -> Result<()> {
+    let owned: Vec<(String, Tensor)> = map.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+    restore_map(sess, prefix.as_ref(), &owned)
+}

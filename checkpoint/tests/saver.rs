@@ -341,3 +341,38 @@ fn retention_follows_tf_rules() {
     }
     assert_eq!(all.state("c").all_model_checkpoint_paths, vec!["c"]);
 }
+
+#[test]
+fn a_meta_exporter_writes_beside_each_checkpoint_and_goes_with_it() {
+    let Some(mut m) = model() else { return };
+    let dir = scratch("meta");
+    let g = m.sess.graph_arc();
+    let exporter: wgtrain_checkpoint::saver::MetaExporter = std::sync::Arc::new(|p: &Path| {
+        std::fs::write(p, b"meta graph").map_err(|e| {
+            wgtrain_engine::Error::new(Code::Unavailable, format!("{}: {e}", p.display()))
+        })
+    });
+    let mut saver = Saver::new(
+        &g,
+        SaverOptions {
+            max_to_keep: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .with_meta_exporter(exporter);
+    saver
+        .save(&mut m.sess, dir.join("model.ckpt"), Some(1))
+        .unwrap();
+    saver.flush().unwrap();
+    assert_eq!(
+        std::fs::read(dir.join("model.ckpt-1.meta")).unwrap(),
+        b"meta graph"
+    );
+    saver
+        .save(&mut m.sess, dir.join("model.ckpt"), Some(2))
+        .unwrap();
+    saver.close().unwrap();
+    assert!(dir.join("model.ckpt-2.meta").exists());
+    assert!(!dir.join("model.ckpt-1.meta").exists());
+}

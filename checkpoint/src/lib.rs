@@ -11,6 +11,7 @@
 
 pub mod bundle;
 pub mod crc;
+pub mod events;
 pub mod proto;
 pub mod saver;
 pub mod state;

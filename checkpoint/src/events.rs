@@ -1,0 +1,596 @@
+//! TensorBoard event files: TFRecord framing of `Event` protos, a reader that verifies
+//! every checksum, and an asynchronous writer shared per directory.
+//!
+//! A record is `u64 length | masked CRC32C of those 8 bytes | payload | masked CRC32C
+//! of the payload`, little endian. A file is named
+//! `events.out.tfevents.<10-digit seconds>.<hostname><suffix>` and begins with an event
+//! whose `file_version` is `brain.Event:2`.
+
+use crate::crc::masked_crc32c;
+use crate::error::{Code, Error, Result};
+use crate::proto::{
+    Event, HistogramProto, Image, PluginData, SessionLog, Summary, SummaryMetadata, SummaryValue,
+    SummaryValueKind, TensorProto, TensorShapeProto, What,
+};
+use crossbeam_channel::{Receiver, Sender};
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The first event's `file_version`.
+pub const FILE_VERSION: &str = "brain.Event:2";
+
+/// Seconds since the epoch.
+pub fn wall_time() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// One framed record.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u64).to_le_bytes();
+    let mut out = Vec::with_capacity(payload.len() + 16);
+    out.extend_from_slice(&len);
+    out.extend_from_slice(&masked_crc32c(&len).to_le_bytes());
+    out.extend_from_slice(payload);
+    out.extend_from_slice(&masked_crc32c(payload).to_le_bytes());
+    out
+}
+
+/// An event read from a file, with where its record starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// Offset of the record in the file.
+    pub offset: u64,
+    /// Bytes of the serialized event.
+    pub payload_len: usize,
+    /// The event.
+    pub event: Event,
+}
+
+/// Reads every event of a file's bytes: the events before a damaged record, and the
+/// damage: DataLoss naming `file` and the offset of the bad record (a checksum
+/// mismatch, or a truncated last record — a writer that died mid-write).
+pub fn read_records(bytes: &[u8], file: &str) -> (Vec<Record>, Option<Error>) {
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    let loss = |at: usize, what: &str| {
+        Error::new(
+            Code::DataLoss,
+            format!("{file}: record at offset {at}: {what}"),
+        )
+    };
+    while at < bytes.len() {
+        if bytes.len() - at < 12 {
+            return (
+                out,
+                Some(loss(at, "truncated length (the writer stopped mid-record)")),
+            );
+        }
+        let len_bytes: [u8; 8] = bytes[at..at + 8].try_into().unwrap_or([0; 8]);
+        let len_crc = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap_or([0; 4]));
+        if masked_crc32c(&len_bytes) != len_crc {
+            return (out, Some(loss(at, "length checksum mismatch")));
+        }
+        let len = u64::from_le_bytes(len_bytes) as usize;
+        let end = at
+            .checked_add(12)
+            .and_then(|v| v.checked_add(len))
+            .and_then(|v| v.checked_add(4));
+        let Some(end) = end.filter(|&e| e <= bytes.len()) else {
+            return (
+                out,
+                Some(loss(
+                    at,
+                    "truncated payload (the writer stopped mid-record)",
+                )),
+            );
+        };
+        let payload = &bytes[at + 12..at + 12 + len];
+        let crc = u32::from_le_bytes(bytes[end - 4..end].try_into().unwrap_or([0; 4]));
+        if masked_crc32c(payload) != crc {
+            return (out, Some(loss(at, "payload checksum mismatch")));
+        }
+        match Event::decode(payload) {
+            Ok(event) => out.push(Record {
+                offset: at as u64,
+                payload_len: len,
+                event,
+            }),
+            Err(e) => return (out, Some(loss(at, &format!("not an Event: {e}")))),
+        }
+        at = end;
+    }
+    (out, None)
+}
+
+/// Reads a whole event file; see [`read_records`].
+pub fn read_file(path: &Path) -> Result<(Vec<Record>, Option<Error>)> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::new(Code::NotFound, format!("{}: {e}", path.display())))?;
+    Ok(read_records(&bytes, &path.display().to_string()))
+}
+
+/// The event files of `dir`, oldest first (by name, which starts with the time).
+pub fn event_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::new(Code::NotFound, format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("tfevents"))
+        })
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+// ---------------------------------------------------------------------------------
+// Summary values.
+
+/// A scalar summary value.
+pub fn scalar(tag: &str, value: f32) -> SummaryValue {
+    SummaryValue {
+        tag: tag.to_string(),
+        value: Some(SummaryValueKind::SimpleValue(value)),
+        ..Default::default()
+    }
+}
+
+/// TF's default histogram bucket limits: ±1e-12 growing by 1.1 to 1e20, zero, and
+/// ±f64::MAX at the ends.
+pub fn default_buckets() -> &'static [f64] {
+    static B: OnceLock<Vec<f64>> = OnceLock::new();
+    B.get_or_init(|| {
+        let mut pos = Vec::new();
+        let mut v = 1.0e-12;
+        while v < 1.0e20 {
+            pos.push(v);
+            v *= 1.1;
+        }
+        pos.push(f64::MAX);
+        let mut out: Vec<f64> = pos.iter().rev().map(|v| -v).collect();
+        out.push(0.0);
+        out.extend(pos);
+        out
+    })
+}
+
+/// A histogram of `values` with TF's default buckets, empty runs collapsed into one
+/// bucket as TF's `Histogram::EncodeToProto` does.
+pub fn histogram(values: &[f64]) -> HistogramProto {
+    let limits = default_buckets();
+    let mut counts = vec![0.0; limits.len()];
+    let (mut min, mut max, mut sum, mut sq) = (f64::MAX, -f64::MAX, 0.0, 0.0);
+    for &v in values {
+        let b = limits.partition_point(|&l| l <= v).min(limits.len() - 1);
+        counts[b] += 1.0;
+        min = min.min(v);
+        max = max.max(v);
+        sum += v;
+        sq += v * v;
+    }
+    let mut h = HistogramProto {
+        min,
+        max,
+        num: values.len() as f64,
+        sum,
+        sum_squares: sq,
+        ..Default::default()
+    };
+    let mut i = 0;
+    while i < counts.len() {
+        let mut end = limits[i];
+        let mut count = counts[i];
+        i += 1;
+        if count <= 0.0 {
+            while i < counts.len() && counts[i] <= 0.0 {
+                end = limits[i];
+                count = counts[i];
+                i += 1;
+            }
+        }
+        h.bucket_limit.push(end);
+        h.bucket.push(count);
+    }
+    h
+}
+
+/// A histogram summary value.
+pub fn histogram_value(tag: &str, values: &[f64]) -> SummaryValue {
+    SummaryValue {
+        tag: tag.to_string(),
+        value: Some(SummaryValueKind::Histo(histogram(values))),
+        ..Default::default()
+    }
+}
+
+/// A PNG of an 8-bit image `height x width x channels` (1 gray, 3 RGB, 4 RGBA).
+pub fn png(pixels: &[u8], height: usize, width: usize, channels: usize) -> Result<Vec<u8>> {
+    let color = match channels {
+        1 => png::ColorType::Grayscale,
+        2 => png::ColorType::GrayscaleAlpha,
+        3 => png::ColorType::Rgb,
+        4 => png::ColorType::Rgba,
+        c => {
+            return Err(Error::invalid_argument(format!(
+                "images have 1, 2, 3 or 4 channels, got {c}"
+            )));
+        }
+    };
+    if pixels.len() != height * width * channels {
+        return Err(Error::invalid_argument(
+            "image size does not match its pixels",
+        ));
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
+        enc.set_color(color);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc
+            .write_header()
+            .map_err(|e| Error::internal(format!("PNG header: {e}")))?;
+        w.write_image_data(pixels)
+            .map_err(|e| Error::internal(format!("PNG data: {e}")))?;
+    }
+    Ok(out)
+}
+
+/// Float pixels to 8 bits as TF 1's `ImageSummary`: all non-negative values are scaled
+/// so the largest is 255; with a negative value, 0.0 maps to 127 and the values are
+/// scaled so the smallest is 0 or the largest 255.
+pub fn float_pixels(values: &[f32]) -> Vec<u8> {
+    let finite = values.iter().copied().filter(|v| v.is_finite());
+    let (lo, hi) = finite.fold((0f32, 0f32), |(a, b), v| (a.min(v), b.max(v)));
+    let (scale, offset) = if lo >= 0.0 {
+        (if hi > 0.0 { 255.0 / hi } else { 0.0 }, 0.0)
+    } else {
+        let s = if -lo > hi {
+            127.0 / -lo
+        } else {
+            127.0 / hi.max(f32::MIN_POSITIVE)
+        };
+        (s, 128.0)
+    };
+    values
+        .iter()
+        .map(|&v| {
+            let v = if v.is_finite() { v } else { 0.0 };
+            (v * scale + offset).round().clamp(0.0, 255.0) as u8
+        })
+        .collect()
+}
+
+/// Image summary values of a batch of 8-bit NHWC images (`pixels` of
+/// `[n, h, w, c]`): at most `max_outputs`, tagged `<tag>/image` for one and
+/// `<tag>/image/<i>` for several, as TF 1.
+pub fn image_values(
+    tag: &str,
+    pixels: &[u8],
+    shape: [usize; 4],
+    max_outputs: usize,
+) -> Result<Vec<SummaryValue>> {
+    let [n, h, w, c] = shape;
+    let count = n.min(max_outputs);
+    let per = h * w * c;
+    (0..count)
+        .map(|i| {
+            let name = if count == 1 {
+                format!("{tag}/image")
+            } else {
+                format!("{tag}/image/{i}")
+            };
+            let encoded = png(&pixels[i * per..(i + 1) * per], h, w, c)?;
+            Ok(SummaryValue {
+                tag: name,
+                value: Some(SummaryValueKind::Image(Image {
+                    height: h as i32,
+                    width: w as i32,
+                    colorspace: c as i32,
+                    encoded_image_string: encoded,
+                })),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+/// A text summary value: a string scalar tensor with the `text` plugin's metadata.
+pub fn text_value(tag: &str, text: &str) -> SummaryValue {
+    SummaryValue {
+        tag: tag.to_string(),
+        metadata: Some(SummaryMetadata {
+            plugin_data: Some(PluginData {
+                plugin_name: "text".into(),
+                content: Vec::new(),
+            }),
+            ..Default::default()
+        }),
+        value: Some(SummaryValueKind::Tensor(TensorProto {
+            dtype: crate::tensor::TfDType::String.code(),
+            tensor_shape: Some(TensorShapeProto::default()),
+            string_val: vec![text.as_bytes().to_vec()],
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// An event of `what` at `step`, now.
+pub fn event(step: i64, what: What) -> Event {
+    Event {
+        wall_time: wall_time(),
+        step,
+        what: Some(what),
+        source_metadata: None,
+    }
+}
+
+/// A session log event (START 1, STOP 2, CHECKPOINT 3).
+pub fn session_log(step: i64, status: i32, checkpoint_path: &str) -> Event {
+    event(
+        step,
+        What::SessionLog(SessionLog {
+            status,
+            checkpoint_path: checkpoint_path.to_string(),
+            msg: String::new(),
+        }),
+    )
+}
+
+// ---------------------------------------------------------------------------------
+// Writing.
+
+/// Options of an [`EventWriter`].
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Flush at most this often (TF's default 120 s); every `flush` and `close` flush.
+    pub flush_secs: f64,
+    /// Events queued before `add` blocks (TF's `max_queue`, 10).
+    pub max_queue: usize,
+    /// Appended to the file name.
+    pub filename_suffix: String,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            flush_secs: 120.0,
+            max_queue: 10,
+            filename_suffix: String::new(),
+        }
+    }
+}
+
+enum Msg {
+    Event(Box<Event>),
+    Flush(Sender<()>),
+}
+
+struct Inner {
+    tx: Option<Sender<Msg>>,
+    worker: Option<JoinHandle<()>>,
+    path: PathBuf,
+}
+
+/// An asynchronous event file writer (TF's `EventFileWriter`): `add` queues an event;
+/// a thread frames and writes it, flushing the first event at once and then at most
+/// every `flush_secs`. An I/O error comes back from the next call; after `close`,
+/// `add` is FailedPrecondition. Summary metadata is written only the first time a tag
+/// appears in the file, as TF does.
+pub struct EventWriter {
+    inner: Mutex<Inner>,
+    error: Arc<Mutex<Option<Error>>>,
+    dir: PathBuf,
+}
+
+impl EventWriter {
+    /// A writer of a new event file in `dir` (created if missing).
+    pub fn new(dir: impl AsRef<Path>, opts: WriterOptions) -> Result<EventWriter> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", dir.display())))?;
+        let secs = wall_time() as u64;
+        let host = gethostname::gethostname().to_string_lossy().into_owned();
+        let path = dir.join(format!(
+            "events.out.tfevents.{secs:010}.{host}{}",
+            opts.filename_suffix
+        ));
+        let mut file = File::create(&path)
+            .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", path.display())))?;
+        let first = Event {
+            wall_time: secs as f64,
+            step: 0,
+            what: Some(What::FileVersion(FILE_VERSION.into())),
+            source_metadata: Some(crate::proto::SourceMetadata {
+                writer: "wgtrain".into(),
+            }),
+        };
+        let io = |e: std::io::Error, p: &Path| {
+            Error::new(Code::Unavailable, format!("{}: {e}", p.display()))
+        };
+        file.write_all(&frame(&first.encode_to_vec()))
+            .and_then(|_| file.flush())
+            .map_err(|e| io(e, &path))?;
+        let (tx, rx): (Sender<Msg>, Receiver<Msg>) =
+            crossbeam_channel::bounded(opts.max_queue.max(1));
+        let error = Arc::new(Mutex::new(None));
+        let err = Arc::clone(&error);
+        let p = path.clone();
+        let flush_every = Duration::from_secs_f64(opts.flush_secs.max(0.0));
+        let worker = std::thread::Builder::new()
+            .name("wgtrain-events".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::new(file);
+                let mut seen: HashSet<String> = HashSet::new();
+                let mut last_flush = Instant::now();
+                let fail = |e: std::io::Error| {
+                    if let Ok(mut g) = err.lock()
+                        && g.is_none()
+                    {
+                        *g = Some(io(e, &p));
+                    }
+                };
+                loop {
+                    let timeout = flush_every.saturating_sub(last_flush.elapsed());
+                    match rx.recv_timeout(timeout) {
+                        Ok(Msg::Event(mut ev)) => {
+                            if let Some(What::Summary(s)) = &mut ev.what {
+                                for v in &mut s.value {
+                                    if v.metadata.is_some() && !seen.insert(v.tag.clone()) {
+                                        v.metadata = None;
+                                    }
+                                }
+                            }
+                            if let Err(e) = out.write_all(&frame(&ev.encode_to_vec())) {
+                                fail(e);
+                            }
+                        }
+                        Ok(Msg::Flush(done)) => {
+                            if let Err(e) = out.flush() {
+                                fail(e);
+                            }
+                            last_flush = Instant::now();
+                            let _ = done.send(());
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                            if let Err(e) = out.flush() {
+                                fail(e);
+                            }
+                            last_flush = Instant::now();
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                if let Err(e) = out.flush() {
+                    fail(e);
+                }
+            })
+            .map_err(|e| Error::internal(format!("starting the event writer: {e}")))?;
+        Ok(EventWriter {
+            inner: Mutex::new(Inner {
+                tx: Some(tx),
+                worker: Some(worker),
+                path,
+            }),
+            error,
+            dir,
+        })
+    }
+
+    /// The file being written.
+    pub fn path(&self) -> PathBuf {
+        self.inner
+            .lock()
+            .map(|i| i.path.clone())
+            .unwrap_or_default()
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn check(&self) -> Result<()> {
+        let mut g = self
+            .error
+            .lock()
+            .map_err(|_| Error::internal("event writer lock poisoned"))?;
+        match g.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn sender(&self) -> Result<Sender<Msg>> {
+        let g = self
+            .inner
+            .lock()
+            .map_err(|_| Error::internal("event writer lock poisoned"))?;
+        g.tx.clone().ok_or_else(|| {
+            Error::new(
+                Code::FailedPrecondition,
+                format!("the event writer of {} is closed", g.path.display()),
+            )
+        })
+    }
+
+    /// Queues an event (blocks while `max_queue` are waiting).
+    pub fn add(&self, event: Event) -> Result<()> {
+        self.check()?;
+        self.sender()?
+            .send(Msg::Event(Box::new(event)))
+            .map_err(|_| Error::aborted("the event writer thread stopped"))
+    }
+
+    /// Queues a summary at `step`.
+    pub fn add_summary(&self, step: i64, values: Vec<SummaryValue>) -> Result<()> {
+        self.add(event(step, What::Summary(Summary { value: values })))
+    }
+
+    /// Writes everything queued to the file and flushes it.
+    pub fn flush(&self) -> Result<()> {
+        self.check()?;
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.sender()?
+            .send(Msg::Flush(tx))
+            .map_err(|_| Error::aborted("the event writer thread stopped"))?;
+        rx.recv()
+            .map_err(|_| Error::aborted("the event writer thread stopped"))?;
+        self.check()
+    }
+
+    /// Flushes, stops the thread and closes the file; later `add`s are errors.
+    pub fn close(&self) -> Result<()> {
+        let (tx, worker) = {
+            let mut g = self
+                .inner
+                .lock()
+                .map_err(|_| Error::internal("event writer lock poisoned"))?;
+            (g.tx.take(), g.worker.take())
+        };
+        drop(tx);
+        if let Some(w) = worker {
+            w.join()
+                .map_err(|_| Error::internal("the event writer thread panicked"))?;
+        }
+        self.check()
+    }
+}
+
+impl Drop for EventWriter {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "event writer failed (reported at drop)");
+        }
+    }
+}
+
+/// One writer per log directory, shared by everything writing there (TF's
+/// `FileWriterCache`).
+pub fn writer_for(dir: impl AsRef<Path>) -> Result<Arc<EventWriter>> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<EventWriter>>>> = OnceLock::new();
+    let dir = dir.as_ref();
+    let key = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let mut cache = CACHE
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .map_err(|_| Error::internal("event writer cache lock poisoned"))?;
+    if let Some(w) = cache.get(&key)
+        && w.sender().is_ok()
+    {
+        return Ok(Arc::clone(w));
+    }
+    let w = Arc::new(EventWriter::new(&key, WriterOptions::default())?);
+    cache.insert(key, Arc::clone(&w));
+    Ok(w)
+}

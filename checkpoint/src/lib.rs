@@ -12,6 +12,7 @@
 pub mod bundle;
 pub mod crc;
 pub mod events;
+pub mod graph_export;
 pub mod proto;
 pub mod saver;
 pub mod state;

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use wgtrain_engine::summary::{MergedSummary, SummaryKind};
+use wgtrain_engine::{DType, HostTensor, Snapshot};
 
 /// The first event's `file_version`.
 pub const FILE_VERSION: &str = "brain.Event:2";
@@ -325,6 +327,46 @@ pub fn text_value(tag: &str, text: &str) -> SummaryValue {
     }
 }
 
+/// The summary values of `merged` from the fetched `values` (one per spec that reads a
+/// tensor, in order).
+pub fn summary_values(merged: &MergedSummary, values: &[HostTensor]) -> Result<Vec<SummaryValue>> {
+    let mut out = Vec::new();
+    let mut it = values.iter();
+    for spec in &merged.specs {
+        let mut next = || {
+            it.next().ok_or_else(|| {
+                Error::invalid_argument(format!("no value fetched for summary '{}'", spec.tag))
+            })
+        };
+        match &spec.kind {
+            SummaryKind::Text(t) => out.push(text_value(&spec.tag, t)),
+            SummaryKind::Scalar => out.push(scalar(&spec.tag, next()?.scalar_value()? as f32)),
+            SummaryKind::Histogram => out.push(histogram_value(&spec.tag, &next()?.to_f64())),
+            SummaryKind::Image { max_outputs } => {
+                let v = next()?;
+                let sh = v.shape();
+                if sh.len() != 4 {
+                    return Err(Error::invalid_argument(format!(
+                        "image summary '{}' of shape {sh:?}",
+                        spec.tag
+                    )));
+                }
+                let pixels = match v.dtype() {
+                    DType::F32 => float_pixels(&v.as_f32()?),
+                    _ => v
+                        .to_f64()
+                        .iter()
+                        .map(|p| p.clamp(0.0, 255.0) as u8)
+                        .collect(),
+                };
+                let shape = [sh[0], sh[1], sh[2], sh[3]];
+                out.extend(image_values(&spec.tag, &pixels, shape, *max_outputs)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// An event of `what` at `step`, now.
 pub fn event(step: i64, what: What) -> Event {
     Event {
@@ -373,6 +415,8 @@ impl Default for WriterOptions {
 
 enum Msg {
     Event(Box<Event>),
+    /// Summaries whose values are still on their way from the device.
+    Pending(i64, MergedSummary, Snapshot),
     Flush(Sender<()>),
 }
 
@@ -455,6 +499,29 @@ impl EventWriter {
                                 fail(e);
                             }
                         }
+                        Ok(Msg::Pending(step, merged, values)) => {
+                            let built = values.wait().and_then(|v| summary_values(&merged, &v));
+                            match built {
+                                Ok(mut vals) => {
+                                    for v in &mut vals {
+                                        if v.metadata.is_some() && !seen.insert(v.tag.clone()) {
+                                            v.metadata = None;
+                                        }
+                                    }
+                                    let ev = event(step, What::Summary(Summary { value: vals }));
+                                    if let Err(e) = out.write_all(&frame(&ev.encode_to_vec())) {
+                                        fail(e);
+                                    }
+                                }
+                                Err(e) => {
+                                    if let Ok(mut g) = err.lock()
+                                        && g.is_none()
+                                    {
+                                        *g = Some(e);
+                                    }
+                                }
+                            }
+                        }
                         Ok(Msg::Flush(done)) => {
                             if let Err(e) = out.flush() {
                                 fail(e);
@@ -535,6 +602,17 @@ impl EventWriter {
     /// Queues a summary at `step`.
     pub fn add_summary(&self, step: i64, values: Vec<SummaryValue>) -> Result<()> {
         self.add(event(step, What::Summary(Summary { value: values })))
+    }
+
+    /// Queues the summaries of `merged` at `step` whose values arrive on `values` (from
+    /// [`Session::run_async`](wgtrain_engine::Session::run_async) of
+    /// `merged.fetches()`): the writer thread waits for them and builds the
+    /// histograms and PNGs, so the training thread never does.
+    pub fn add_pending(&self, step: i64, merged: MergedSummary, values: Snapshot) -> Result<()> {
+        self.check()?;
+        self.sender()?
+            .send(Msg::Pending(step, merged, values))
+            .map_err(|_| Error::aborted("the event writer thread stopped"))
     }
 
     /// Writes everything queued to the file and flushes it.

@@ -280,3 +280,63 @@ fn one_writer_per_directory_and_float_images_as_tf() {
     assert_eq!(events::float_pixels(&[0.0, 0.5, 1.0]), vec![0, 128, 255]);
     assert_eq!(events::float_pixels(&[-1.0, 0.0, 0.5]), vec![1, 128, 192]);
 }
+
+#[test]
+fn graph_summaries_are_fetched_asynchronously_and_written_by_the_writer() {
+    use wgtrain_engine::{DType, Graph, HostTensor};
+    let mut g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[2, 3, 3, 1]).unwrap();
+    let loss = g.reduce_mean(x, &[], false).unwrap();
+    let s1 = g
+        .name_scope("metrics", |g| g.scalar_summary("loss", loss))
+        .unwrap();
+    g.histogram_summary("pixels", x).unwrap();
+    g.image_summary("digits", x, 3).unwrap();
+    g.text_summary("notes", "**hello**").unwrap();
+    assert_eq!(g.name(s1), "metrics/loss");
+    let bad = g.scalar_summary("not_scalar", x).unwrap_err();
+    assert_eq!(bad.code, Code::InvalidArgument);
+    let merged = g.merge_all_summaries();
+    assert_eq!(merged.specs.len(), 4);
+    assert_eq!(merged.fetches().len(), 3);
+    let Some(mut s) = wgtrain_engine::runtime::testing::gpu_session(g) else {
+        return;
+    };
+    let d = scratch("graph-summaries");
+    let w = EventWriter::new(&d, WriterOptions::default()).unwrap();
+    let xs: Vec<f32> = (0..18).map(|i| i as f32 / 17.0).collect();
+    let feed = HostTensor::from_f32(&[2, 3, 3, 1], xs.clone()).unwrap();
+    for step in [1, 2] {
+        let pending = s
+            .run_async(&[(x, feed.clone())], &merged.fetches(), &[])
+            .unwrap();
+        w.add_pending(step, merged.clone(), pending).unwrap();
+    }
+    w.close().unwrap();
+    let (records, err) = read_file(&w.path()).unwrap();
+    assert!(err.is_none());
+    assert_eq!(records.len(), 3);
+    let Some(What::Summary(sum)) = &records[1].event.what else {
+        panic!("{:?}", records[1])
+    };
+    let tags: Vec<&str> = sum.value.iter().map(|v| v.tag.as_str()).collect();
+    assert_eq!(
+        tags,
+        [
+            "metrics/loss",
+            "pixels",
+            "digits/image/0",
+            "digits/image/1",
+            "notes"
+        ]
+    );
+    let Some(SummaryValueKind::SimpleValue(l)) = sum.value[0].value else {
+        panic!()
+    };
+    assert!((l - 0.5).abs() < 1e-6);
+    let Some(SummaryValueKind::Histo(h)) = &sum.value[1].value else {
+        panic!()
+    };
+    assert_eq!(h.num, 18.0);
+    assert_eq!(records[2].event.step, 2);
+}

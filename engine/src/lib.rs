@@ -55,6 +55,7 @@ pub mod optim;
 pub mod reference;
 pub mod rng;
 pub mod runtime;
+pub mod summary;
 pub mod tensor;
 
 pub use autodiff::gradients;

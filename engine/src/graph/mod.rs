@@ -9,6 +9,7 @@
 mod array;
 mod math;
 mod nn;
+mod summaries;
 mod variables;
 
 use crate::error::{Error, Result};
@@ -97,6 +98,7 @@ pub struct Graph {
     initializers: HashMap<usize, Tensor>,
     finalized: bool,
     seed: u64,
+    summaries: Vec<crate::summary::SummarySpec>,
 }
 
 impl Graph {

@@ -347,7 +347,31 @@ impl Session {
         fetches: &[Tensor],
         targets: &[Operation],
     ) -> Result<Vec<HostTensor>> {
-        Ok(self.run_inner(feeds, fetches, targets, &[], None)?.0)
+        Ok(self.run_inner(feeds, fetches, targets, &[], None, false)?.0)
+    }
+
+    /// Like [`run`](Self::run) without waiting for the fetched values: they arrive on
+    /// the returned [`Snapshot`] once the device is done (the mapping and the copy to
+    /// host memory happen on the readback thread), so the caller's next step is never
+    /// held up by them. Summary writers use this. Errors of the run itself (bad feeds,
+    /// uninitialized variables) are returned at once. A run whose gathers index with
+    /// values computed on the device is read back before returning, to report an index
+    /// out of range as the run's error.
+    pub fn run_async(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[Operation],
+    ) -> Result<Snapshot> {
+        let (out, snap) = self.run_inner(feeds, fetches, targets, &[], None, true)?;
+        match snap {
+            Some(s) => Ok(s),
+            None => {
+                let (tx, rx) = crossbeam_channel::bounded(1);
+                let _ = tx.send(Ok(out));
+                Ok(Snapshot { rx })
+            }
+        }
     }
 
     /// Like [`run`](Self::run), timing every kernel on the device (each in its own
@@ -362,7 +386,7 @@ impl Session {
     ) -> Result<(Vec<HostTensor>, RunMetadata)> {
         let mut meta = RunMetadata::default();
         let out = self
-            .run_inner(feeds, fetches, targets, &[], Some(&mut meta))?
+            .run_inner(feeds, fetches, targets, &[], Some(&mut meta), false)?
             .0;
         Ok((out, meta))
     }
@@ -385,7 +409,7 @@ impl Session {
                 )));
             }
         }
-        let (out, snap) = self.run_inner(feeds, fetches, targets, snapshot, None)?;
+        let (out, snap) = self.run_inner(feeds, fetches, targets, snapshot, None, false)?;
         let snap = snap.ok_or_else(|| Error::internal("snapshot missing"))?;
         Ok((out, snap))
     }
@@ -397,6 +421,7 @@ impl Session {
         targets: &[Operation],
         snapshot: &[Tensor],
         trace: Option<&mut RunMetadata>,
+        async_fetch: bool,
     ) -> Result<(Vec<HostTensor>, Option<Snapshot>)> {
         self.gpu.check_health()?;
         let mut key = PlanKey {
@@ -577,7 +602,21 @@ impl Session {
             }
         }
         let mut readback = 0u64;
-        if let Some(staging) = &plan.fetch_staging {
+        // An asynchronous fetch reads through a staging buffer of its own, so the next
+        // run of the plan does not wait for this one's mapping.
+        let async_staging = (async_fetch && plan.gather_checks.is_empty() && snapshot.is_empty())
+            .then(|| {
+                plan.fetch_staging.as_ref().map(|s| {
+                    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("async fetch staging"),
+                        size: s.size(),
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                })
+            })
+            .flatten();
+        if let Some(staging) = async_staging.as_ref().or(plan.fetch_staging.as_ref()) {
             for s in &plan.fetch_slots {
                 let len = (s.shape.iter().product::<usize>() * s.dtype.device_size()) as u64;
                 if len > 0 {
@@ -640,6 +679,30 @@ impl Session {
                 Some(Snapshot { rx })
             }
         };
+        if let Some(buf) = async_staging {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let jobs = self
+                .jobs
+                .as_ref()
+                .ok_or_else(|| Error::internal("readback thread stopped"))?;
+            jobs.send(ReadbackJob {
+                staging: buf,
+                index: index.clone(),
+                layout: Arc::new(plan.fetch_layout.clone()),
+                reply: tx,
+            })
+            .map_err(|_| Error::aborted("the readback thread stopped"))?;
+            for v in &plan.assigns {
+                if let Some(s) = self.vars.get_mut(v) {
+                    s.initialized = true;
+                }
+            }
+            gpu.check_health()?;
+            self.stats.dispatches = dispatches;
+            self.stats.submissions = 1;
+            self.stats.readback_bytes = readback;
+            return Ok((Vec::new(), Some(Snapshot { rx })));
+        }
         let mut outputs = match &plan.fetch_staging {
             None => Vec::new(),
             Some(staging) => map_and_read(&gpu.device, staging, index.clone(), &plan.fetch_layout)?,

@@ -1,9 +1,15 @@
 //! Trains a classifier on the UCI handwritten digits (embedded in the library) and
 //! prints the held-out accuracy.
 //!
-//! `cargo run --release --example digits [-- --model mlp|cnn --steps N --batch N --lr X]`
+//! `cargo run --release --example digits [-- --model mlp|cnn --steps N --batch N --lr X
+//! --logdir DIR]`
+//!
+//! With `--logdir`, writes what TensorBoard shows (`tensorboard --logdir DIR`): the graph,
+//! the loss and batch accuracy, histograms of the weights, sample digits and a note, and
+//! a checkpoint with its `.meta` at the end.
 
 use std::time::Instant;
+use wgtrain::checkpoint::{Saver, SaverOptions, events, graph_export};
 use wgtrain::datasets::{Digits, digits};
 use wgtrain::engine::rng::Stream;
 use wgtrain::layers::{self, Activation};
@@ -72,6 +78,33 @@ fn main() -> wgtrain::Result<()> {
     let step = g.global_step()?;
     let train = Adam::new(lr).minimize(&mut g, loss, step)?;
     let init = g.global_variables_initializer()?;
+    let logdir = args
+        .iter()
+        .position(|a| a == "--logdir")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from);
+    if logdir.is_some() {
+        g.scalar_summary("loss", loss)?;
+        g.scalar_summary("batch_accuracy", accuracy)?;
+        for v in g.trainable_variables() {
+            let name = g.name(v).to_string();
+            g.histogram_summary(&name, v)?;
+        }
+        let images = if cnn {
+            x
+        } else {
+            g.reshape(x, &[-1, 8, 8, 1])?
+        };
+        g.image_summary("digits", images, 4)?;
+        g.text_summary(
+            "about",
+            &format!(
+                "wgtrain **{}** on the UCI digits, batch {batch}, Adam lr {lr}",
+                if cnn { "CNN" } else { "MLP" }
+            ),
+        )?;
+    }
+    let merged = g.merge_all_summaries();
     g.finalize();
 
     let mut sess = Session::new(g, SessionConfig::default())?;
@@ -82,6 +115,18 @@ fn main() -> wgtrain::Result<()> {
         if cnn { "cnn" } else { "mlp" }
     );
     sess.run(&[], &[], &[init])?;
+    let graph = sess.graph_arc();
+    let writer = match &logdir {
+        Some(dir) => {
+            let w = events::writer_for(dir)?;
+            graph_export::write_graph_pbtxt(dir, &graph)?;
+            for e in graph_export::graph_events(&graph) {
+                w.add(e)?;
+            }
+            Some(w)
+        }
+        None => None,
+    };
     let mut rng = Stream::new((0, 1));
     let started = Instant::now();
     let n = split.train.len();
@@ -91,6 +136,11 @@ fn main() -> wgtrain::Result<()> {
             .collect();
         let (bx, by) = split.train.batch(&rows, cnn)?;
         let feeds = [(x, bx), (y, by)];
+        if let Some(w) = writer.as_ref().filter(|_| s % 100 == 1) {
+            // Summaries of the batch before the step, fetched asynchronously.
+            let pending = sess.run_async(&feeds, &merged.fetches(), &[])?;
+            w.add_pending(s as i64 - 1, merged.clone(), pending)?;
+        }
         if s % 250 == 0 || s == steps {
             let out = sess.run(&feeds, &[loss], &[train])?;
             println!("step {s:>5}  loss {:.4}", out[0].scalar_value()?);
@@ -100,6 +150,27 @@ fn main() -> wgtrain::Result<()> {
     }
     let secs = started.elapsed().as_secs_f64();
     let acc = evaluate(&mut sess, &split.test, x, y, accuracy, cnn)?;
+    if let (Some(w), Some(dir)) = (&writer, &logdir) {
+        w.add_summary(
+            steps as i64,
+            vec![events::scalar("held_out_accuracy", acc as f32)],
+        )?;
+        let mut saver = Saver::new(&graph, SaverOptions::default())?
+            .with_meta_exporter(graph_export::meta_exporter(graph.clone(), 5, 10_000.0));
+        let prefix = saver.save(&mut sess, dir.join("model.ckpt"), Some(steps as i64))?;
+        saver.close()?;
+        w.add(events::session_log(
+            steps as i64,
+            3,
+            &prefix.display().to_string(),
+        ))?;
+        w.flush()?;
+        println!(
+            "TensorBoard: tensorboard --logdir {}  (checkpoint {})",
+            dir.display(),
+            prefix.display()
+        );
+    }
     println!(
         "{steps} steps in {secs:.1} s ({:.0} steps/s)",
         steps as f64 / secs

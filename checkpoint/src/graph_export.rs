@@ -103,6 +103,7 @@ pub fn graph_def(g: &Graph) -> GraphDef {
             });
             inputs.push(name);
         };
+        let scalar = |v: i64| HostTensor::scalar_i32(v as i32);
         let i32s = |v: &[i64]| {
             HostTensor::from_i32(&[v.len()], v.iter().map(|&x| x as i32).collect())
                 .unwrap_or_else(|_| HostTensor::zeros(DType::I32, &[0]))
@@ -127,6 +128,8 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                 attrs.insert("dtype".into(), ty(n.dtype));
                 if op != "Const" {
                     attrs.insert("seed".into(), attr(AttrKind::I(0)));
+                    attrs.insert("seed2".into(), attr(AttrKind::I(0)));
+                    attrs.insert("T".into(), ty(DType::I32));
                     let shape: Vec<i64> = n.shape.clone();
                     const_input("shape", i32s(&shape), &mut inputs);
                 } else {
@@ -182,13 +185,13 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                 attrs.insert("T".into(), ty(input_dtype));
                 attrs.insert("Tidx".into(), ty(DType::I32));
                 attrs.insert("output_type".into(), ty(DType::I32));
-                const_input("dimension", i32s(&[*axis as i64]), &mut inputs);
+                const_input("dimension", scalar(*axis as i64), &mut inputs);
             }
             Op::OneHot { depth, .. } => {
                 attrs.insert("T".into(), ty(DType::F32));
                 attrs.insert("TI".into(), ty(input_dtype));
                 attrs.insert("axis".into(), attr(AttrKind::I(-1)));
-                const_input("depth", i32s(&[*depth as i64]), &mut inputs);
+                const_input("depth", scalar(*depth as i64), &mut inputs);
             }
             Op::BiasAdd => {
                 attrs.insert("T".into(), ty(input_dtype));
@@ -221,20 +224,20 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                 attrs.insert("T".into(), ty(input_dtype));
                 attrs.insert("N".into(), attr(AttrKind::I(n.inputs.len() as i64)));
                 attrs.insert("Tidx".into(), ty(DType::I32));
-                const_input("axis", i32s(&[*axis as i64]), &mut inputs);
+                const_input("axis", scalar(*axis as i64), &mut inputs);
             }
             Op::Gather { axis, .. } => {
                 attrs.insert("Tparams".into(), ty(input_dtype));
                 attrs.insert("Tindices".into(), ty(DType::I32));
                 attrs.insert("Taxis".into(), ty(DType::I32));
                 attrs.insert("batch_dims".into(), attr(AttrKind::I(0)));
-                const_input("axis", i32s(&[*axis as i64]), &mut inputs);
+                const_input("axis", scalar(*axis as i64), &mut inputs);
             }
             Op::UnsortedSegmentSum { num_segments } => {
                 attrs.insert("T".into(), ty(DType::F32));
                 attrs.insert("Tindices".into(), ty(DType::I32));
                 attrs.insert("Tnumsegments".into(), ty(DType::I32));
-                const_input("num_segments", i32s(&[*num_segments as i64]), &mut inputs);
+                const_input("num_segments", scalar(*num_segments as i64), &mut inputs);
             }
             Op::Assign(_) => {
                 attrs.insert("T".into(), ty(n.dtype));
@@ -886,4 +889,50 @@ pub fn parse_pbtxt(text: &str) -> Result<GraphDef> {
         }
     }
     Ok(g)
+}
+
+/// Writes `graph.pbtxt` of `g` in `dir` (atomically).
+pub fn write_graph_pbtxt(dir: &std::path::Path, g: &Graph) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::new(
+            crate::error::Code::Unavailable,
+            format!("{}: {e}", dir.display()),
+        )
+    })?;
+    crate::bundle::write_atomic(
+        &dir.join("graph.pbtxt"),
+        to_pbtxt(&graph_def(g)).as_bytes(),
+        &mut crate::bundle::NoFault,
+        "graph.pbtxt",
+    )
+}
+
+/// The events TF's `FileWriter(graph=…)` writes first: the `graph_def` and the
+/// `meta_graph_def`, at step 0.
+pub fn graph_events(g: &Graph) -> Vec<crate::proto::Event> {
+    use prost::Message;
+    vec![
+        crate::events::event(
+            0,
+            crate::proto::What::GraphDef(graph_def(g).encode_to_vec()),
+        ),
+        crate::events::event(
+            0,
+            crate::proto::What::MetaGraphDef(meta_graph_def(g, 5, 10_000.0).encode_to_vec()),
+        ),
+    ]
+}
+
+/// A [`Saver`](crate::Saver) exporter writing the `MetaGraphDef` of `g` as
+/// `<checkpoint>.meta`.
+pub fn meta_exporter(
+    g: std::sync::Arc<Graph>,
+    max_to_keep: i32,
+    keep_hours: f32,
+) -> crate::saver::MetaExporter {
+    use prost::Message;
+    let bytes = meta_graph_def(&g, max_to_keep, keep_hours).encode_to_vec();
+    std::sync::Arc::new(move |path: &std::path::Path| {
+        crate::bundle::write_atomic(path, &bytes, &mut crate::bundle::NoFault, "meta graph")
+    })
 }

@@ -175,6 +175,24 @@ fn the_hooks_event_file_reads_with_its_checkpoint_logs() {
         vec![(0, "model.ckpt".to_string()), (3, "model.ckpt".to_string())]
     );
     assert_eq!(records.len(), 9);
+    // The records the manifest lists as rewritten: payload lengths, steps, wall times.
+    let m: Value = serde_json::from_str(
+        &std::fs::read_to_string(testdata().join("ckpt_manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let rewritten =
+        m["path_rewrites"]["events_records_rewritten"]["events.out.tfevents.1795955964.vm"]
+            .as_array()
+            .unwrap();
+    for w in rewritten {
+        let r = &records[w["record"].as_u64().unwrap() as usize];
+        assert_eq!(
+            r.payload_len as u64,
+            w["payload_len_after"].as_u64().unwrap()
+        );
+        assert_eq!(r.event.step, w["step"].as_i64().unwrap());
+        assert_eq!(r.event.wall_time, f(&w["wall_time"]));
+    }
 }
 
 #[test]

@@ -15,7 +15,9 @@ impl Graph {
                 self.constant(c, name)?
             }
         };
-        let tag = self.name(node).to_string();
+        // The tag is the scoped name as given, even when the node's name had to be
+        // made unique (TF's summary tags are not uniquified).
+        let tag = format!("{}{name}", self.current_scope());
         self.summaries.push(SummarySpec {
             tag,
             kind,
@@ -82,7 +84,7 @@ impl Graph {
             specs: self
                 .summaries
                 .iter()
-                .filter(|s| coll.iter().any(|c| self.name(*c) == s.tag))
+                .filter(|s| s.tensor.is_none_or(|t| coll.contains(&t)))
                 .cloned()
                 .collect(),
         }

@@ -87,8 +87,9 @@ fn main() -> wgtrain::Result<()> {
         g.scalar_summary("loss", loss)?;
         g.scalar_summary("batch_accuracy", accuracy)?;
         for v in g.trainable_variables() {
+            // Under a scope of its own: "weights/hidden/kernel".
             let name = g.name(v).to_string();
-            g.histogram_summary(&name, v)?;
+            g.name_scope("weights", |g| g.histogram_summary(&name, v))?;
         }
         let images = if cnn {
             x

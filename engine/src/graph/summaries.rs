@@ -15,9 +15,9 @@ impl Graph {
                 self.constant(c, name)?
             }
         };
-        // The tag is the scoped name as given, even when the node's name had to be
-        // made unique (TF's summary tags are not uniquified).
-        let tag = format!("{}{name}", self.current_scope());
+        // The tag is the summary node's name, made unique as TF's is (a second "loss"
+        // summary is tagged "loss_1").
+        let tag = self.name(node).to_string();
         self.summaries.push(SummarySpec {
             tag,
             kind,

@@ -86,11 +86,14 @@ fn main() -> wgtrain::Result<()> {
     if logdir.is_some() {
         g.scalar_summary("loss", loss)?;
         g.scalar_summary("batch_accuracy", accuracy)?;
-        for v in g.trainable_variables() {
-            // Under a scope of its own: "weights/hidden/kernel".
-            let name = g.name(v).to_string();
-            g.name_scope("weights", |g| g.histogram_summary(&name, v))?;
-        }
+        // Under one scope: "weights/hidden/kernel", ...
+        g.name_scope("weights", |g| {
+            for v in g.trainable_variables() {
+                let name = g.name(v).to_string();
+                g.histogram_summary(&name, v)?;
+            }
+            Ok(())
+        })?;
         let images = if cnn {
             x
         } else {

@@ -251,6 +251,23 @@ impl Saver {
         self
     }
 
+    /// Sets or clears the `.meta` exporter of later saves (waits for queued saves).
+    pub fn set_meta_exporter(&mut self, exporter: Option<MetaExporter>) -> Result<()> {
+        self.flush()?;
+        let retention = self
+            .shared
+            .retention
+            .lock()
+            .map_err(|_| Error::internal("saver retention lock poisoned"))?
+            .clone();
+        self.shared = Arc::new(Shared {
+            retention: Mutex::new(retention),
+            errors: Mutex::new(Vec::new()),
+            meta: exporter,
+        });
+        Ok(())
+    }
+
     /// The (checkpoint name, variable) pairs saved.
     pub fn var_list(&self) -> &[(String, Tensor)] {
         &self.vars

@@ -1,9 +1,31 @@
 //! # wgtrain-hooks
 //!
-//! Session-run hooks for wgtrain's monitored training session. This layer sees the
-//! session only through the engine's public run and variable API.
+//! The monitored training session of wgtrain: the [`SessionRunHook`] contract and
+//! timers ([`hook`]), the [`Coordinator`], the built-in hooks ([`basic`]), the
+//! [`Scaffold`] and session creators ([`scaffold`]), and [`MonitoredSession`] with the
+//! [`MonitoredTrainingSession`] builder ([`monitored`]).
 //!
-//! The hook contract, timers and built-in hooks are built on top of the engine and
-//! checkpoint layers; this crate currently re-exports the engine types hooks use.
+//! This layer sees the session only through the engine's public run and variable API,
+//! and files only through `wgtrain-checkpoint`.
 
+pub mod basic;
+pub mod coordinator;
+pub mod hook;
+pub mod monitored;
+pub mod scaffold;
+
+pub use basic::{
+    CheckpointSaverHook, CheckpointSaverListener, FeedFnHook, FinalOpsHook, GlobalStepWaiterHook,
+    LoggingTensorHook, NanTensorHook, ProfilerHook, StepCounterHook, StopAtStepHook,
+    SummarySaverHook,
+};
+pub use coordinator::Coordinator;
+pub use hook::{
+    Clock, ManualClock, SecondOrStepTimer, SessionRunArgs, SessionRunContext, SessionRunHook,
+    SessionRunValues, SystemClock,
+};
+pub use monitored::{
+    Every, MonitoredSession, MonitoredTrainingSession, RecoveryPolicy, StepContext,
+};
+pub use scaffold::{ChiefSessionCreator, Scaffold, SessionCreator, WorkerSessionCreator};
 pub use wgtrain_engine::{Operation, Session, Tensor};

@@ -86,6 +86,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A snapshot of values already on the host.
+    pub fn ready(values: Vec<HostTensor>) -> Snapshot {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let _ = tx.send(Ok(values));
+        Snapshot { rx }
+    }
+
     /// Blocks until the bytes arrive.
     pub fn wait(self) -> Result<Vec<HostTensor>> {
         self.rx

@@ -1,0 +1,802 @@
+//! The built-in hooks, with TF's arguments and schedules.
+//!
+//! The global step: a hook fetches it in the same run as the train op and gets the
+//! value after the step's increment (the engine returns a variable fetched with an op
+//! that updates it after the update). TF's hooks read it before the increment, usually,
+//! and add one; that read races with the train op, which makes TF's summary steps
+//! nondeterministic. Here the schedules are TF's usual ones, deterministically.
+
+use crate::coordinator::Coordinator;
+use crate::hook::{
+    SecondOrStepTimer, SessionRunArgs, SessionRunContext, SessionRunHook, SessionRunValues,
+    SharedClock, SystemClock,
+};
+use crate::scaffold::Scaffold;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use wgtrain_checkpoint::events::{self, EventWriter};
+use wgtrain_checkpoint::graph_export;
+use wgtrain_engine::{Code, Error, Graph, HostTensor, Result, Session, Snapshot, Tensor};
+
+fn global_step_of(g: &Graph, hook: &str) -> Result<Tensor> {
+    g.get_global_step().ok_or_else(|| {
+        Error::new(
+            Code::FailedPrecondition,
+            format!("Global step should be created to use {hook}."),
+        )
+    })
+}
+
+fn read_step(sess: &mut Session, gs: Tensor) -> Result<i64> {
+    sess.read_variables(&[gs])?[0]
+        .scalar_value()
+        .map(|v| v as i64)
+}
+
+fn step_of(values: &SessionRunValues) -> Result<i64> {
+    values
+        .results
+        .first()
+        .ok_or_else(|| Error::internal("the global step was not fetched"))?
+        .scalar_value()
+        .map(|v| v as i64)
+}
+
+/// Requests a stop at a global step (TF's `StopAtStepHook`): after `num_steps` more
+/// steps than the step at session creation, or at `last_step`.
+pub struct StopAtStepHook {
+    num_steps: Option<i64>,
+    last_step: Option<i64>,
+    gs: Option<Tensor>,
+}
+
+impl StopAtStepHook {
+    /// Stops `num_steps` steps after the session is created.
+    pub fn num_steps(n: i64) -> StopAtStepHook {
+        StopAtStepHook {
+            num_steps: Some(n),
+            last_step: None,
+            gs: None,
+        }
+    }
+
+    /// Stops at global step `last`.
+    pub fn last_step(last: i64) -> StopAtStepHook {
+        StopAtStepHook {
+            num_steps: None,
+            last_step: Some(last),
+            gs: None,
+        }
+    }
+
+    /// Boxed, for hook lists.
+    pub fn boxed(self) -> Box<dyn SessionRunHook> {
+        Box::new(self)
+    }
+}
+
+impl SessionRunHook for StopAtStepHook {
+    fn begin(&mut self, g: &mut Graph) -> Result<()> {
+        self.gs = Some(global_step_of(g, "StopAtStepHook")?);
+        Ok(())
+    }
+
+    fn after_create_session(&mut self, sess: &mut Session, _: &Coordinator) -> Result<()> {
+        if let (None, Some(n), Some(gs)) = (self.last_step, self.num_steps, self.gs) {
+            self.last_step = Some(read_step(sess, gs)? + n);
+        }
+        Ok(())
+    }
+
+    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        Ok(self.gs.map(|g| SessionRunArgs::fetches(&[g])))
+    }
+
+    fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+        if let Some(last) = self.last_step
+            && step_of(v)? >= last
+        {
+            ctx.request_stop();
+        }
+        Ok(())
+    }
+}
+
+/// Called around the checkpoint hook's saves (TF's `CheckpointSaverListener`).
+pub trait CheckpointSaverListener: Send {
+    /// Before the first save.
+    fn begin(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// Before each save.
+    fn before_save(&mut self, _sess: &mut Session, _step: i64) -> Result<()> {
+        Ok(())
+    }
+    /// After each save; `true` asks training to stop.
+    fn after_save(&mut self, _sess: &mut Session, _step: i64) -> Result<bool> {
+        Ok(false)
+    }
+    /// At the end.
+    fn end(&mut self, _sess: &mut Session, _step: i64) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Saves checkpoints (TF's `CheckpointSaverHook`): once when the session is created,
+/// then every N steps or seconds, and at the end when the last step was not saved;
+/// each save logs a `SessionLog CHECKPOINT` event and, with `save_graph_def`, writes
+/// `graph.pbtxt` (once) and a `.meta` per checkpoint.
+pub struct CheckpointSaverHook {
+    dir: PathBuf,
+    basename: String,
+    timer: SecondOrStepTimer,
+    scaffold: Arc<Scaffold>,
+    listeners: Vec<Box<dyn CheckpointSaverListener>>,
+    save_graph_def: bool,
+    gs: Option<Tensor>,
+    writer: Option<Arc<EventWriter>>,
+    graph: Option<Arc<Graph>>,
+    /// Every step saved, in order (for tests and logs).
+    pub saved: Arc<Mutex<Vec<i64>>>,
+}
+
+impl CheckpointSaverHook {
+    /// A hook saving into `dir` on `timer`'s schedule with the scaffold's saver.
+    pub fn with_timer(dir: PathBuf, timer: SecondOrStepTimer, scaffold: Arc<Scaffold>) -> Self {
+        CheckpointSaverHook {
+            dir,
+            basename: "model.ckpt".into(),
+            timer,
+            scaffold,
+            listeners: Vec::new(),
+            save_graph_def: true,
+            gs: None,
+            writer: None,
+            graph: None,
+            saved: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// A hook saving every `save_steps` steps or `save_secs` seconds (exactly one).
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        save_secs: Option<f64>,
+        save_steps: Option<i64>,
+        scaffold: Arc<Scaffold>,
+    ) -> Result<Self> {
+        let timer = SecondOrStepTimer::new(save_secs, save_steps, Arc::new(SystemClock))?;
+        Ok(Self::with_timer(dir.into(), timer, scaffold))
+    }
+
+    /// Adds a listener.
+    pub fn listener(mut self, l: Box<dyn CheckpointSaverListener>) -> Self {
+        self.listeners.push(l);
+        self
+    }
+
+    /// Sets `save_graph_def`.
+    pub fn save_graph_def(mut self, on: bool) -> Self {
+        self.save_graph_def = on;
+        self
+    }
+
+    fn save(&mut self, sess: &mut Session, step: i64) -> Result<bool> {
+        tracing::info!(
+            step,
+            "Saving checkpoints for {step} into {}",
+            self.dir.display()
+        );
+        for l in &mut self.listeners {
+            l.before_save(sess, step)?;
+        }
+        let Some(saver) = self.scaffold.get_saver() else {
+            return Ok(false);
+        };
+        let path = {
+            let mut s = saver
+                .lock()
+                .map_err(|_| Error::internal("saver lock poisoned"))?;
+            s.save(sess, self.dir.join(&self.basename), Some(step))?
+        };
+        if let Ok(mut v) = self.saved.lock() {
+            v.push(step);
+        }
+        if let Some(w) = &self.writer {
+            w.add(events::session_log(step, 3, &path.display().to_string()))?;
+        }
+        let mut stop = false;
+        for l in &mut self.listeners {
+            stop |= l.after_save(sess, step)?;
+        }
+        Ok(stop)
+    }
+}
+
+impl SessionRunHook for CheckpointSaverHook {
+    fn begin(&mut self, g: &mut Graph) -> Result<()> {
+        self.gs = Some(global_step_of(g, "CheckpointSaverHook")?);
+        self.writer = Some(events::writer_for(&self.dir)?);
+        for l in &mut self.listeners {
+            l.begin()?;
+        }
+        Ok(())
+    }
+
+    fn after_create_session(&mut self, sess: &mut Session, _: &Coordinator) -> Result<()> {
+        let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
+        let step = read_step(sess, gs)?;
+        if self.save_graph_def && self.graph.is_none() {
+            let g = sess.graph_arc();
+            graph_export::write_graph_pbtxt(&self.dir, &g)?;
+            if let Some(w) = &self.writer {
+                for e in graph_export::graph_events(&g) {
+                    w.add(e)?;
+                }
+            }
+            if let Some(saver) = self.scaffold.get_saver() {
+                let mut s = saver
+                    .lock()
+                    .map_err(|_| Error::internal("saver lock poisoned"))?;
+                s.set_meta_exporter(Some(graph_export::meta_exporter(
+                    Arc::clone(&g),
+                    5,
+                    10_000.0,
+                )))?;
+            }
+            self.graph = Some(g);
+        }
+        // TF saves at creation, before the first step (model.ckpt-0 on a fresh run).
+        self.save(sess, step)?;
+        self.timer.update_last_triggered_step(step);
+        Ok(())
+    }
+
+    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        Ok(self.gs.map(|g| SessionRunArgs::fetches(&[g])))
+    }
+
+    fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+        let step = step_of(v)?;
+        if self.timer.should_trigger_for_step(step) {
+            self.timer.update_last_triggered_step(step);
+            if self.save(ctx.session, step)? {
+                ctx.request_stop();
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, sess: &mut Session) -> Result<()> {
+        let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
+        let step = read_step(sess, gs)?;
+        if self.timer.last_triggered_step() != Some(step) {
+            self.save(sess, step)?;
+        }
+        for l in &mut self.listeners {
+            l.end(sess, step)?;
+        }
+        if let Some(saver) = self.scaffold.get_saver() {
+            saver
+                .lock()
+                .map_err(|_| Error::internal("saver lock poisoned"))?
+                .flush()?;
+        }
+        if let Some(w) = &self.writer {
+            w.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes the summary op's values (TF's `SummarySaverHook`): on the first run, then
+/// every N steps or seconds, at the global step after the run; a `SessionLog START`
+/// at the first run. The values are fetched in the step's run; the writer thread
+/// builds histograms and PNGs.
+pub struct SummarySaverHook {
+    dir: PathBuf,
+    timer: SecondOrStepTimer,
+    scaffold: Arc<Scaffold>,
+    gs: Option<Tensor>,
+    writer: Option<Arc<EventWriter>>,
+    next_step: Option<i64>,
+    requested: bool,
+    /// Every step written, in order.
+    pub written: Arc<Mutex<Vec<i64>>>,
+}
+
+impl SummarySaverHook {
+    /// A hook writing into `dir` on `timer`'s schedule.
+    pub fn with_timer(timer: SecondOrStepTimer, dir: PathBuf, scaffold: Arc<Scaffold>) -> Self {
+        SummarySaverHook {
+            dir,
+            timer,
+            scaffold,
+            gs: None,
+            writer: None,
+            next_step: None,
+            requested: false,
+            written: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
+impl SessionRunHook for SummarySaverHook {
+    fn begin(&mut self, g: &mut Graph) -> Result<()> {
+        self.gs = Some(global_step_of(g, "SummarySaverHook")?);
+        self.writer = Some(events::writer_for(&self.dir)?);
+        self.next_step = None;
+        Ok(())
+    }
+
+    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
+        self.requested = self
+            .next_step
+            .is_none_or(|s| self.timer.should_trigger_for_step(s));
+        let mut fetches = vec![gs];
+        if self.requested {
+            fetches.extend(self.scaffold.get_summary_op().fetches());
+        }
+        Ok(Some(SessionRunArgs::fetches(&fetches)))
+    }
+
+    fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+        let step = step_of(v)?;
+        let Some(w) = &self.writer else {
+            return Ok(());
+        };
+        if self.next_step.is_none() {
+            w.add(events::session_log(step, 1, ""))?;
+        }
+        if self.requested {
+            self.timer.update_last_triggered_step(step);
+            let merged = self.scaffold.get_summary_op();
+            if !merged.is_empty() {
+                let values = v.results[1..].to_vec();
+                w.add_pending(step, merged, Snapshot::ready(values))?;
+                if let Ok(mut l) = self.written.lock() {
+                    l.push(step);
+                }
+            }
+        }
+        self.next_step = Some(step + 1);
+        Ok(())
+    }
+
+    fn end(&mut self, _: &mut Session) -> Result<()> {
+        if let Some(w) = &self.writer {
+            w.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Logs `global_step/sec` (through `tracing`) and writes it as a summary (TF's
+/// `StepCounterHook`).
+pub struct StepCounterHook {
+    timer: SecondOrStepTimer,
+    dir: Option<PathBuf>,
+    gs: Option<Tensor>,
+    writer: Option<Arc<EventWriter>>,
+    /// (step, steps per second) of every rate written.
+    pub rates: Arc<Mutex<Vec<(i64, f64)>>>,
+}
+
+impl StepCounterHook {
+    /// A counter on `timer`'s schedule, writing summaries into `dir` if given.
+    pub fn with_timer(timer: SecondOrStepTimer, dir: Option<PathBuf>) -> Self {
+        StepCounterHook {
+            timer,
+            dir,
+            gs: None,
+            writer: None,
+            rates: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// A counter every `every_n_steps` steps (TF's default 100).
+    pub fn new(every_n_steps: i64, dir: Option<PathBuf>, clock: SharedClock) -> Result<Self> {
+        Ok(Self::with_timer(
+            SecondOrStepTimer::new(None, Some(every_n_steps), clock)?,
+            dir,
+        ))
+    }
+}
+
+impl SessionRunHook for StepCounterHook {
+    fn begin(&mut self, g: &mut Graph) -> Result<()> {
+        self.gs = Some(global_step_of(g, "StepCounterHook")?);
+        if let Some(d) = &self.dir {
+            self.writer = Some(events::writer_for(d)?);
+        }
+        Ok(())
+    }
+
+    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        Ok(self.gs.map(|g| SessionRunArgs::fetches(&[g])))
+    }
+
+    fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+        let step = step_of(v)?;
+        if self.timer.should_trigger_for_step(step) {
+            let (secs, steps) = self.timer.update_last_triggered_step(step);
+            if let (Some(secs), Some(steps)) = (secs, steps)
+                && secs > 0.0
+            {
+                let rate = steps as f64 / secs;
+                tracing::info!(step, "global_step/sec: {rate:.4}");
+                if let Ok(mut r) = self.rates.lock() {
+                    r.push((step, rate));
+                }
+                if let Some(w) = &self.writer {
+                    w.add_summary(step, vec![events::scalar("global_step/sec", rate as f32)])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, _: &mut Session) -> Result<()> {
+        // Everything on disk when close() returns (TF's are not: §17 of the notes).
+        if let Some(w) = &self.writer {
+            w.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Fails (or stops) when the loss is NaN (TF's `NanTensorHook`).
+pub struct NanTensorHook {
+    loss: Tensor,
+    fail_on_nan_loss: bool,
+}
+
+impl NanTensorHook {
+    /// Watches `loss`; with `fail_on_nan_loss` a NaN is an error, else a stop request.
+    pub fn new(loss: Tensor, fail_on_nan_loss: bool) -> Self {
+        NanTensorHook {
+            loss,
+            fail_on_nan_loss,
+        }
+    }
+}
+
+impl SessionRunHook for NanTensorHook {
+    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        Ok(Some(SessionRunArgs::fetches(&[self.loss])))
+    }
+
+    fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+        let nan = v
+            .results
+            .first()
+            .map(|t| t.to_f64().iter().any(|x| x.is_nan()))
+            .unwrap_or(false);
+        if nan {
+            if self.fail_on_nan_loss {
+                return Err(Error::invalid_argument("NaN loss during training."));
+            }
+            tracing::warn!("NaN loss during training; stopping.");
+            ctx.request_stop();
+        }
+        Ok(())
+    }
+}
+
+/// Formats logged tensors.
+pub type Formatter = Box<dyn Fn(&[(String, HostTensor)]) -> String + Send>;
+
+/// Logs tensors every N runs or seconds and/or at the end (TF's `LoggingTensorHook`).
+pub struct LoggingTensorHook {
+    tensors: Vec<(String, Tensor)>,
+    timer: Option<SecondOrStepTimer>,
+    at_end: bool,
+    formatter: Option<Formatter>,
+    iter: i64,
+    triggered: bool,
+    /// Every line logged.
+    pub lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl LoggingTensorHook {
+    /// Logs `tensors` (name, tensor) every `every_n_iter` runs or `every_n_secs`
+    /// seconds (at most one) and/or `at_end`; InvalidArgument when none is given.
+    pub fn new(
+        tensors: Vec<(String, Tensor)>,
+        every_n_iter: Option<i64>,
+        every_n_secs: Option<f64>,
+        at_end: bool,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        if every_n_iter.is_none() && every_n_secs.is_none() && !at_end {
+            return Err(Error::invalid_argument(
+                "Either every_n_iter, every_n_secs or at_end should be provided.",
+            ));
+        }
+        if every_n_iter.is_some_and(|n| n <= 0) {
+            return Err(Error::invalid_argument(
+                "invalid every_n_iter: it must be positive",
+            ));
+        }
+        let timer = if every_n_iter.is_some() || every_n_secs.is_some() {
+            Some(SecondOrStepTimer::new(every_n_secs, every_n_iter, clock)?)
+        } else {
+            None
+        };
+        Ok(LoggingTensorHook {
+            tensors,
+            timer,
+            at_end,
+            formatter: None,
+            iter: 0,
+            triggered: false,
+            lines: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// Formats with `f` instead of `name = value, ...`.
+    pub fn formatter(mut self, f: Formatter) -> Self {
+        self.formatter = Some(f);
+        self
+    }
+
+    fn log(&self, values: Vec<HostTensor>) {
+        let named: Vec<(String, HostTensor)> = self
+            .tensors
+            .iter()
+            .map(|(n, _)| n.clone())
+            .zip(values)
+            .collect();
+        let line = match &self.formatter {
+            Some(f) => f(&named),
+            None => named
+                .iter()
+                .map(|(n, v)| format!("{n} = {}", summarize(v)))
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        tracing::info!("{line}");
+        if let Ok(mut l) = self.lines.lock() {
+            l.push(line);
+        }
+    }
+}
+
+/// A short text of a tensor's values.
+pub fn summarize(t: &HostTensor) -> String {
+    let v = t.to_f64();
+    if t.shape().is_empty() {
+        return format!("{}", v.first().copied().unwrap_or(0.0));
+    }
+    let shown: Vec<String> = v.iter().take(6).map(|x| format!("{x}")).collect();
+    let more = if v.len() > 6 { " ..." } else { "" };
+    format!("[{}{more}]", shown.join(" "))
+}
+
+impl SessionRunHook for LoggingTensorHook {
+    fn begin(&mut self, _: &mut Graph) -> Result<()> {
+        self.iter = 0;
+        if let Some(t) = &mut self.timer {
+            t.reset();
+        }
+        Ok(())
+    }
+
+    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        self.triggered = self
+            .timer
+            .as_ref()
+            .is_some_and(|t| t.should_trigger_for_step(self.iter));
+        if self.triggered {
+            let fetches: Vec<Tensor> = self.tensors.iter().map(|(_, t)| *t).collect();
+            return Ok(Some(SessionRunArgs::fetches(&fetches)));
+        }
+        Ok(None)
+    }
+
+    fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+        if self.triggered {
+            if let Some(t) = &mut self.timer {
+                t.update_last_triggered_step(self.iter);
+            }
+            self.log(v.results.clone());
+        }
+        self.iter += 1;
+        Ok(())
+    }
+
+    fn end(&mut self, sess: &mut Session) -> Result<()> {
+        if self.at_end {
+            let fetches: Vec<Tensor> = self.tensors.iter().map(|(_, t)| *t).collect();
+            let values = sess.run(&[], &fetches, &[])?;
+            self.log(values);
+        }
+        Ok(())
+    }
+}
+
+/// Delays runs until the global step reaches a value (TF's `GlobalStepWaiterHook`),
+/// checking every `poll_secs`.
+pub struct GlobalStepWaiterHook {
+    wait_until: i64,
+    poll_secs: f64,
+    gs: Option<Tensor>,
+    done: bool,
+}
+
+impl GlobalStepWaiterHook {
+    /// Waits until the global step is at least `wait_until_step` (<= 0: never waits).
+    pub fn new(wait_until_step: i64) -> Self {
+        GlobalStepWaiterHook {
+            wait_until: wait_until_step,
+            poll_secs: 0.5,
+            gs: None,
+            done: false,
+        }
+    }
+}
+
+impl SessionRunHook for GlobalStepWaiterHook {
+    fn begin(&mut self, g: &mut Graph) -> Result<()> {
+        self.gs = Some(global_step_of(g, "GlobalStepWaiterHook")?);
+        self.done = self.wait_until <= 0;
+        Ok(())
+    }
+
+    fn before_run(&mut self, ctx: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        let Some(gs) = self.gs else { return Ok(None) };
+        while !self.done {
+            let step = read_step(ctx.session, gs)?;
+            if step >= self.wait_until {
+                self.done = true;
+                break;
+            }
+            tracing::info!(step, until = self.wait_until, "waiting for the global step");
+            std::thread::sleep(std::time::Duration::from_secs_f64(self.poll_secs));
+        }
+        Ok(None)
+    }
+}
+
+/// Runs ops at the end and keeps their values (TF's `FinalOpsHook`).
+pub struct FinalOpsHook {
+    final_ops: Vec<Tensor>,
+    feeds: Vec<(Tensor, HostTensor)>,
+    /// The values at the end.
+    pub values: Arc<Mutex<Option<Vec<HostTensor>>>>,
+}
+
+impl FinalOpsHook {
+    /// Fetches `final_ops` (with `feeds`) at `end`.
+    pub fn new(final_ops: Vec<Tensor>, feeds: Vec<(Tensor, HostTensor)>) -> Self {
+        FinalOpsHook {
+            final_ops,
+            feeds,
+            values: Arc::new(Mutex::new(None)),
+        }
+    }
+}
+
+impl SessionRunHook for FinalOpsHook {
+    fn end(&mut self, sess: &mut Session) -> Result<()> {
+        let v = sess.run(&self.feeds, &self.final_ops, &[])?;
+        if let Ok(mut g) = self.values.lock() {
+            *g = Some(v);
+        }
+        Ok(())
+    }
+}
+
+/// Feeds what `feed_fn` returns into every run (TF's `FeedFnHook`).
+pub struct FeedFnHook {
+    feed_fn: Box<dyn FnMut() -> Vec<(Tensor, HostTensor)> + Send>,
+}
+
+impl FeedFnHook {
+    /// Calls `feed_fn` before every run.
+    pub fn new(feed_fn: Box<dyn FnMut() -> Vec<(Tensor, HostTensor)> + Send>) -> Self {
+        FeedFnHook { feed_fn }
+    }
+}
+
+impl SessionRunHook for FeedFnHook {
+    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        Ok(Some(SessionRunArgs {
+            feeds: (self.feed_fn)(),
+            ..Default::default()
+        }))
+    }
+}
+
+/// Traces a run every N steps or seconds and writes `timeline-<step>.json` in Chrome's
+/// trace format: one event per kernel with its device time and the node it ran for,
+/// so a step opens in Perfetto or chrome://tracing (TF's `ProfilerHook`).
+pub struct ProfilerHook {
+    dir: PathBuf,
+    timer: SecondOrStepTimer,
+    gs: Option<Tensor>,
+    next_step: Option<i64>,
+    requested: bool,
+    /// Every timeline written.
+    pub written: Arc<Mutex<Vec<PathBuf>>>,
+}
+
+impl ProfilerHook {
+    /// Traces every `save_steps` steps or `save_secs` seconds into `dir`.
+    pub fn new(
+        dir: impl Into<PathBuf>,
+        save_secs: Option<f64>,
+        save_steps: Option<i64>,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        Ok(ProfilerHook {
+            dir: dir.into(),
+            timer: SecondOrStepTimer::new(save_secs, save_steps, clock)?,
+            gs: None,
+            next_step: None,
+            requested: false,
+            written: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+}
+
+/// A Chrome trace of a traced run.
+pub fn chrome_trace(meta: &wgtrain_engine::RunMetadata) -> String {
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let events: Vec<String> = meta
+        .kernels
+        .iter()
+        .map(|k| {
+            format!(
+                "{{\"name\":\"{}\",\"cat\":\"kernel\",\"ph\":\"X\",\"pid\":0,\"tid\":0,\"ts\":{:.3},\"dur\":{:.3},\"args\":{{\"node\":\"{}\",\"kernel\":\"{}\"}}}}",
+                esc(&k.node),
+                k.start_ns / 1e3,
+                k.duration_ns / 1e3,
+                esc(&k.node),
+                esc(k.kernel)
+            )
+        })
+        .collect();
+    format!(
+        "{{\"traceEvents\":[{{\"name\":\"process_name\",\"ph\":\"M\",\"pid\":0,\"args\":{{\"name\":\"wgtrain device\"}}}},{}],\"displayTimeUnit\":\"ns\"}}",
+        events.join(",")
+    )
+}
+
+impl SessionRunHook for ProfilerHook {
+    fn begin(&mut self, g: &mut Graph) -> Result<()> {
+        self.gs = Some(global_step_of(g, "ProfilerHook")?);
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", self.dir.display())))?;
+        Ok(())
+    }
+
+    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
+        self.requested = self
+            .next_step
+            .is_none_or(|s| self.timer.should_trigger_for_step(s));
+        Ok(Some(SessionRunArgs {
+            fetches: vec![gs],
+            trace: self.requested,
+            ..Default::default()
+        }))
+    }
+
+    fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+        let step = step_of(v)?;
+        if self.requested
+            && let Some(meta) = &v.run_metadata
+        {
+            self.timer.update_last_triggered_step(step);
+            let path = self.dir.join(format!("timeline-{step}.json"));
+            std::fs::write(&path, chrome_trace(meta))
+                .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", path.display())))?;
+            if let Ok(mut w) = self.written.lock() {
+                w.push(path);
+            }
+        }
+        self.next_step = Some(step + 1);
+        Ok(())
+    }
+}

@@ -1,0 +1,674 @@
+//! [`MonitoredSession`] and the [`MonitoredTrainingSession`] builder: TF's monitored
+//! session with its layers — recoverable (re-create the session on Aborted or
+//! Unavailable, a bounded number of times with back-off) → coordinated (stop requests
+//! and background errors) → hooked (hooks around every run).
+
+use crate::coordinator::Coordinator;
+use crate::hook::{
+    SecondOrStepTimer, SessionRunArgs, SessionRunContext, SessionRunHook, SessionRunValues,
+    SharedClock, SystemClock,
+};
+use crate::scaffold::{ChiefSessionCreator, Scaffold, SessionCreator, WorkerSessionCreator};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use wgtrain_engine::{
+    Code, Error, Graph, HostTensor, Operation, Result, Session, SessionConfig, Tensor,
+};
+
+/// How many times, and how patiently, a monitored session re-creates its session after
+/// a recoverable error (Aborted, Unavailable). TF retries forever without pause.
+#[derive(Clone, Debug)]
+pub struct RecoveryPolicy {
+    /// Re-creations at most for one call (0 disables recovery).
+    pub max_attempts: usize,
+    /// The first pause; doubled after each further attempt.
+    pub backoff: Duration,
+    /// The longest pause.
+    pub max_backoff: Duration,
+}
+
+impl Default for RecoveryPolicy {
+    fn default() -> Self {
+        RecoveryPolicy {
+            max_attempts: 10,
+            backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+fn recoverable(e: &Error) -> bool {
+    matches!(e.code, Code::Aborted | Code::Unavailable)
+}
+
+/// A session wrapped with hooks, a coordinator and recovery (TF's `MonitoredSession`).
+pub struct MonitoredSession {
+    graph: Arc<Graph>,
+    creator: Box<dyn SessionCreator>,
+    hooks: Vec<Box<dyn SessionRunHook>>,
+    sess: Option<Session>,
+    coord: Coordinator,
+    stop: bool,
+    closed: bool,
+    recovery: RecoveryPolicy,
+    stop_grace: Duration,
+    recoveries: usize,
+}
+
+impl MonitoredSession {
+    /// Calls `begin` on every hook, finalizes the scaffold (and the graph), creates the
+    /// session through `creator` and calls every hook's `after_create_session`.
+    pub fn new(
+        mut graph: Graph,
+        scaffold: &Scaffold,
+        creator: Box<dyn SessionCreator>,
+        mut hooks: Vec<Box<dyn SessionRunHook>>,
+        recovery: RecoveryPolicy,
+        stop_grace: Duration,
+    ) -> Result<MonitoredSession> {
+        for h in &mut hooks {
+            h.begin(&mut graph)?;
+        }
+        scaffold.finalize(&mut graph)?;
+        tracing::info!("Graph was finalized.");
+        let mut ms = MonitoredSession {
+            graph: Arc::new(graph),
+            creator,
+            hooks,
+            sess: None,
+            coord: Coordinator::new(),
+            stop: false,
+            closed: false,
+            recovery,
+            stop_grace,
+            recoveries: 0,
+        };
+        ms.create_with_recovery()?;
+        Ok(ms)
+    }
+
+    /// The (finalized) graph.
+    pub fn graph(&self) -> &Arc<Graph> {
+        &self.graph
+    }
+
+    /// The coordinator.
+    pub fn coordinator(&self) -> &Coordinator {
+        &self.coord
+    }
+
+    /// Sessions re-created after recoverable errors so far.
+    pub fn recoveries(&self) -> usize {
+        self.recoveries
+    }
+
+    /// The session underneath (runs on it skip the hooks); `None` after close.
+    pub fn raw_session(&mut self) -> Option<&mut Session> {
+        self.sess.as_mut()
+    }
+
+    fn create(&mut self) -> Result<()> {
+        let mut sess = self.creator.create_session(&self.graph)?;
+        self.coord = Coordinator::new();
+        for h in &mut self.hooks {
+            h.after_create_session(&mut sess, &self.coord)?;
+        }
+        self.sess = Some(sess);
+        Ok(())
+    }
+
+    fn pause(&self, attempt: usize) {
+        let factor = 1u32 << attempt.min(16) as u32;
+        let d = self
+            .recovery
+            .backoff
+            .saturating_mul(factor)
+            .min(self.recovery.max_backoff);
+        std::thread::sleep(d);
+    }
+
+    fn create_with_recovery(&mut self) -> Result<()> {
+        let mut attempt = 0;
+        loop {
+            match self.create() {
+                Ok(()) => return Ok(()),
+                Err(e) if recoverable(&e) && attempt < self.recovery.max_attempts => {
+                    tracing::warn!(error = %e, attempt, "creating the session failed; retrying");
+                    self.sess = None;
+                    self.pause(attempt);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether the loop should stop: a hook or the coordinator asked, or the session is
+    /// closed. Never fails: an error is reported by the next `run`.
+    pub fn should_stop(&self) -> bool {
+        self.closed || self.sess.is_none() || self.stop || self.coord.should_stop()
+    }
+
+    /// Runs one step with the hooks (as [`Session::run`]): recoverable errors re-create
+    /// the session (restoring the latest checkpoint) and retry the same call.
+    pub fn run(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[Operation],
+    ) -> Result<Vec<HostTensor>> {
+        let args = SessionRunArgs {
+            fetches: fetches.to_vec(),
+            targets: targets.to_vec(),
+            feeds: feeds.to_vec(),
+            trace: false,
+        };
+        self.run_args(&args)
+    }
+
+    /// [`run`](Self::run) with [`SessionRunArgs`].
+    pub fn run_args(&mut self, args: &SessionRunArgs) -> Result<Vec<HostTensor>> {
+        if self.closed {
+            return Err(Error::new(
+                Code::FailedPrecondition,
+                "Run called on a closed MonitoredSession.",
+            ));
+        }
+        let mut attempt = 0;
+        loop {
+            if self.sess.is_none() {
+                self.create_with_recovery()?;
+            }
+            match self.hooked_run(args) {
+                Err(e) if recoverable(&e) && attempt < self.recovery.max_attempts => {
+                    tracing::warn!(error = %e, attempt, "recoverable error; re-creating the session");
+                    self.sess = None;
+                    self.recoveries += 1;
+                    self.pause(attempt);
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// The coordinated and hooked layers of one run.
+    fn hooked_run(&mut self, args: &SessionRunArgs) -> Result<Vec<HostTensor>> {
+        self.coord.raise_requested_exception()?;
+        if self.stop || self.coord.should_stop() {
+            return Err(Error::new(
+                Code::FailedPrecondition,
+                "Run called even after should_stop requested.",
+            ));
+        }
+        let Some(sess) = self.sess.as_mut() else {
+            return Err(Error::internal("no session"));
+        };
+        let mut stop = false;
+        let mut extra: Vec<Option<SessionRunArgs>> = Vec::with_capacity(self.hooks.len());
+        for h in &mut self.hooks {
+            let mut ctx = SessionRunContext::new(args, sess, &mut stop);
+            extra.push(h.before_run(&mut ctx)?);
+        }
+        // Merge: the caller's fetches first, then each hook's.
+        let mut fetches = args.fetches.clone();
+        let mut targets = args.targets.clone();
+        let mut feeds = args.feeds.clone();
+        let mut trace = args.trace;
+        let mut ranges = Vec::with_capacity(extra.len());
+        for (k, e) in extra.iter().enumerate() {
+            let start = fetches.len();
+            if let Some(e) = e {
+                fetches.extend_from_slice(&e.fetches);
+                targets.extend_from_slice(&e.targets);
+                trace |= e.trace;
+                for (t, v) in &e.feeds {
+                    if args.feeds.iter().any(|(u, _)| u == t) {
+                        return Err(Error::invalid_argument(format!(
+                            "Same tensor is fed by a SessionRunHook and user: '{}' ({})",
+                            self.graph.name(*t),
+                            self.hooks[k].name()
+                        )));
+                    }
+                    if feeds.iter().any(|(u, _)| u == t) {
+                        return Err(Error::invalid_argument(format!(
+                            "Same tensor is fed by two hooks: '{}'",
+                            self.graph.name(*t)
+                        )));
+                    }
+                    feeds.push((*t, v.clone()));
+                }
+            }
+            ranges.push(start..fetches.len());
+        }
+        let (mut outputs, meta) = if trace {
+            let (o, m) = sess.run_traced(&feeds, &fetches, &targets)?;
+            (o, Some(m))
+        } else {
+            (sess.run(&feeds, &fetches, &targets)?, None)
+        };
+        let hook_values: Vec<Vec<HostTensor>> =
+            ranges.iter().map(|r| outputs[r.clone()].to_vec()).collect();
+        outputs.truncate(args.fetches.len());
+        for (h, results) in self.hooks.iter_mut().zip(hook_values) {
+            let mut ctx = SessionRunContext::new(args, sess, &mut stop);
+            let values = SessionRunValues {
+                results,
+                run_metadata: meta.clone(),
+            };
+            h.after_run(&mut ctx, &values)?;
+        }
+        self.stop |= stop;
+        Ok(outputs)
+    }
+
+    /// Runs `step_fn` with a [`StepContext`] (its `session` runs skip the hooks,
+    /// `run_with_hooks` goes through them); recoverable errors re-create the session and
+    /// run the whole `step_fn` again.
+    pub fn run_step_fn<T>(
+        &mut self,
+        mut step_fn: impl FnMut(&mut StepContext) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 0;
+        loop {
+            if self.sess.is_none() {
+                self.create_with_recovery()?;
+            }
+            let mut ctx = StepContext {
+                ms: self,
+                stop: false,
+            };
+            let r = step_fn(&mut ctx);
+            let stop = ctx.stop;
+            self.stop |= stop;
+            match r {
+                Err(e) if recoverable(&e) && attempt < self.recovery.max_attempts => {
+                    self.sess = None;
+                    self.recoveries += 1;
+                    self.pause(attempt);
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Ends the session: with `clean` (the loop ended normally or on OutOfRange), every
+    /// hook's `end`; then the coordinator is joined (background threads get
+    /// `stop_grace_period`) and the session dropped. A second close is
+    /// FailedPrecondition ("Session is already closed.").
+    pub fn close_with(&mut self, clean: bool) -> Result<()> {
+        if self.closed {
+            return Err(Error::new(
+                Code::FailedPrecondition,
+                "Session is already closed.",
+            ));
+        }
+        self.closed = true;
+        let mut first: Result<()> = Ok(());
+        if clean && let Some(sess) = self.sess.as_mut() {
+            for h in &mut self.hooks {
+                if let Err(e) = h.end(sess)
+                    && first.is_ok()
+                {
+                    first = Err(e);
+                }
+            }
+        }
+        let joined = self.coord.join(self.stop_grace, true);
+        self.sess = None;
+        first.and(joined)
+    }
+
+    /// [`close_with`](Self::close_with) after a clean loop.
+    pub fn close(&mut self) -> Result<()> {
+        self.close_with(true)
+    }
+
+    /// Whether the session was closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+impl Drop for MonitoredSession {
+    fn drop(&mut self) {
+        if !self.closed
+            && let Err(e) = self.close_with(false)
+        {
+            tracing::error!(error = %e, "closing the monitored session at drop");
+        }
+    }
+}
+
+/// What a `run_step_fn` closure gets.
+pub struct StepContext<'a> {
+    ms: &'a mut MonitoredSession,
+    stop: bool,
+}
+
+impl StepContext<'_> {
+    /// The raw session: runs skip the hooks.
+    pub fn session(&mut self) -> Result<&mut Session> {
+        self.ms
+            .sess
+            .as_mut()
+            .ok_or_else(|| Error::internal("no session"))
+    }
+
+    /// A run through the hooks, as [`MonitoredSession::run`] (without its recovery:
+    /// `run_step_fn` retries the whole function).
+    pub fn run_with_hooks(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[Operation],
+    ) -> Result<Vec<HostTensor>> {
+        let args = SessionRunArgs {
+            fetches: fetches.to_vec(),
+            targets: targets.to_vec(),
+            feeds: feeds.to_vec(),
+            trace: false,
+        };
+        self.ms.hooked_run(&args)
+    }
+
+    /// Asks the session to stop after this step.
+    pub fn request_stop(&mut self) {
+        self.stop = true;
+    }
+}
+
+/// How a save or summary schedule was given: never, every N steps, every N seconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Every {
+    /// Not at all.
+    Never,
+    /// Every N global steps.
+    Steps(i64),
+    /// Every N seconds.
+    Secs(f64),
+}
+
+/// Builds a [`MonitoredSession`] with TF's `MonitoredTrainingSession` arguments and
+/// defaults: summaries every 100 steps, checkpoints every 600 s, the step counter every
+/// 100 steps; `summary_dir` falls back to `checkpoint_dir`. The chief's hooks are, in
+/// order: `chief_only_hooks`, StepCounterHook, SummarySaverHook, CheckpointSaverHook,
+/// then `hooks`; a worker gets `hooks` only. Setting a schedule in steps replaces the
+/// one in seconds and the other way round (TF raises when both are given; here the last
+/// call wins, which is what its documentation describes).
+pub struct MonitoredTrainingSession {
+    graph: Graph,
+    /// `master`: the session target. Only `""` (this process) is supported.
+    pub master: String,
+    /// Whether this process is the chief.
+    pub is_chief: bool,
+    /// Where checkpoints are saved and restored from.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// The scaffold.
+    pub scaffold: Scaffold,
+    hooks: Vec<Box<dyn SessionRunHook>>,
+    chief_only_hooks: Vec<Box<dyn SessionRunHook>>,
+    /// The checkpoint schedule.
+    pub save_checkpoints: Every,
+    /// The summary schedule.
+    pub save_summaries: Every,
+    /// The engine's session config.
+    pub config: SessionConfig,
+    /// Grace for background threads at close.
+    pub stop_grace_period_secs: f64,
+    /// Steps between `global_step/sec` lines (0: none).
+    pub log_step_count_steps: i64,
+    /// How long a worker waits for the chief.
+    pub max_wait_secs: f64,
+    /// A worker's time between readiness checks.
+    pub recovery_wait_secs: f64,
+    /// Where summaries go (default: `checkpoint_dir`).
+    pub summary_dir: Option<PathBuf>,
+    /// Write graph.pbtxt and a .meta per checkpoint.
+    pub save_graph_def: bool,
+    /// Recovery bound and back-off.
+    pub recovery: RecoveryPolicy,
+    /// The clock of the default hooks' timers.
+    pub clock: SharedClock,
+}
+
+impl MonitoredTrainingSession {
+    /// The builder over `graph`, with TF's defaults.
+    pub fn new(graph: Graph) -> MonitoredTrainingSession {
+        MonitoredTrainingSession {
+            graph,
+            master: String::new(),
+            is_chief: true,
+            checkpoint_dir: None,
+            scaffold: Scaffold::new(),
+            hooks: Vec::new(),
+            chief_only_hooks: Vec::new(),
+            save_checkpoints: Every::Secs(600.0),
+            save_summaries: Every::Steps(100),
+            config: SessionConfig::default(),
+            stop_grace_period_secs: 120.0,
+            log_step_count_steps: 100,
+            max_wait_secs: 7200.0,
+            recovery_wait_secs: 30.0,
+            summary_dir: None,
+            save_graph_def: true,
+            recovery: RecoveryPolicy::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Sets `checkpoint_dir`.
+    pub fn checkpoint_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.checkpoint_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets `is_chief`.
+    pub fn is_chief(mut self, chief: bool) -> Self {
+        self.is_chief = chief;
+        self
+    }
+
+    /// Sets `master` (only "" is supported: one process).
+    pub fn master(mut self, master: &str) -> Self {
+        self.master = master.to_string();
+        self
+    }
+
+    /// Adds user hooks (run on every process, after the default ones).
+    pub fn hooks(mut self, hooks: impl IntoIterator<Item = Box<dyn SessionRunHook>>) -> Self {
+        self.hooks.extend(hooks);
+        self
+    }
+
+    /// Adds hooks only the chief runs (before the default ones).
+    pub fn chief_only_hooks(
+        mut self,
+        hooks: impl IntoIterator<Item = Box<dyn SessionRunHook>>,
+    ) -> Self {
+        self.chief_only_hooks.extend(hooks);
+        self
+    }
+
+    /// Sets the scaffold.
+    pub fn scaffold(mut self, scaffold: Scaffold) -> Self {
+        self.scaffold = scaffold;
+        self
+    }
+
+    /// Saves a checkpoint every `secs` seconds (0 disables).
+    pub fn save_checkpoint_secs(mut self, secs: f64) -> Self {
+        self.save_checkpoints = if secs > 0.0 {
+            Every::Secs(secs)
+        } else {
+            Every::Never
+        };
+        self
+    }
+
+    /// Saves a checkpoint every `steps` global steps (0 disables).
+    pub fn save_checkpoint_steps(mut self, steps: i64) -> Self {
+        self.save_checkpoints = if steps > 0 {
+            Every::Steps(steps)
+        } else {
+            Every::Never
+        };
+        self
+    }
+
+    /// Writes summaries every `steps` global steps (0 disables).
+    pub fn save_summaries_steps(mut self, steps: i64) -> Self {
+        self.save_summaries = if steps > 0 {
+            Every::Steps(steps)
+        } else {
+            Every::Never
+        };
+        self
+    }
+
+    /// Writes summaries every `secs` seconds (0 disables).
+    pub fn save_summaries_secs(mut self, secs: f64) -> Self {
+        self.save_summaries = if secs > 0.0 {
+            Every::Secs(secs)
+        } else {
+            Every::Never
+        };
+        self
+    }
+
+    /// Sets the engine's session config.
+    pub fn config(mut self, config: SessionConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets `stop_grace_period_secs`.
+    pub fn stop_grace_period_secs(mut self, secs: f64) -> Self {
+        self.stop_grace_period_secs = secs;
+        self
+    }
+
+    /// Sets `log_step_count_steps` (0: no step counter).
+    pub fn log_step_count_steps(mut self, steps: i64) -> Self {
+        self.log_step_count_steps = steps;
+        self
+    }
+
+    /// Sets `max_wait_secs` (a worker's wait for the chief).
+    pub fn max_wait_secs(mut self, secs: f64) -> Self {
+        self.max_wait_secs = secs;
+        self
+    }
+
+    /// Sets the worker's time between readiness checks (TF's fixed 30 s).
+    pub fn recovery_wait_secs(mut self, secs: f64) -> Self {
+        self.recovery_wait_secs = secs;
+        self
+    }
+
+    /// Sets `summary_dir`.
+    pub fn summary_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.summary_dir = Some(dir.into());
+        self
+    }
+
+    /// Sets `save_graph_def`.
+    pub fn save_graph_def(mut self, save: bool) -> Self {
+        self.save_graph_def = save;
+        self
+    }
+
+    /// Sets the recovery policy.
+    pub fn recovery(mut self, policy: RecoveryPolicy) -> Self {
+        self.recovery = policy;
+        self
+    }
+
+    /// Uses `clock` for the default hooks' timers.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Builds the hooks, creates (restores or initializes) the session.
+    pub fn create(self) -> Result<MonitoredSession> {
+        if !self.master.is_empty() {
+            return Err(Error::unimplemented(format!(
+                "master '{}': only the in-process runtime (\"\") is supported",
+                self.master
+            )));
+        }
+        let scaffold = Arc::new(self.scaffold);
+        let summary_dir = self.summary_dir.clone().or(self.checkpoint_dir.clone());
+        let mut hooks: Vec<Box<dyn SessionRunHook>> = Vec::new();
+        let creator: Box<dyn SessionCreator> = if self.is_chief {
+            hooks.extend(self.chief_only_hooks);
+            if let Some(dir) = &summary_dir {
+                if self.log_step_count_steps > 0 {
+                    let timer = SecondOrStepTimer::new(
+                        None,
+                        Some(self.log_step_count_steps),
+                        Arc::clone(&self.clock),
+                    )?;
+                    hooks.push(Box::new(crate::basic::StepCounterHook::with_timer(
+                        timer,
+                        Some(dir.clone()),
+                    )));
+                }
+                if let Some(timer) = timer_of(self.save_summaries, &self.clock)? {
+                    hooks.push(Box::new(crate::basic::SummarySaverHook::with_timer(
+                        timer,
+                        dir.clone(),
+                        Arc::clone(&scaffold),
+                    )));
+                }
+            }
+            if let (Some(dir), Some(timer)) = (
+                &self.checkpoint_dir,
+                timer_of(self.save_checkpoints, &self.clock)?,
+            ) {
+                hooks.push(Box::new(
+                    crate::basic::CheckpointSaverHook::with_timer(
+                        dir.clone(),
+                        timer,
+                        Arc::clone(&scaffold),
+                    )
+                    .save_graph_def(self.save_graph_def),
+                ));
+            }
+            hooks.extend(self.hooks);
+            Box::new(ChiefSessionCreator {
+                scaffold: Arc::clone(&scaffold),
+                checkpoint_dir: self.checkpoint_dir.clone(),
+                checkpoint_filename_with_path: None,
+                config: self.config.clone(),
+            })
+        } else {
+            hooks.extend(self.hooks);
+            Box::new(WorkerSessionCreator {
+                scaffold: Arc::clone(&scaffold),
+                config: self.config.clone(),
+                max_wait_secs: self.max_wait_secs,
+                recovery_wait_secs: self.recovery_wait_secs,
+            })
+        };
+        MonitoredSession::new(
+            self.graph,
+            &scaffold,
+            creator,
+            hooks,
+            self.recovery,
+            Duration::from_secs_f64(self.stop_grace_period_secs.max(0.0)),
+        )
+    }
+}
+
+fn timer_of(every: Every, clock: &SharedClock) -> Result<Option<SecondOrStepTimer>> {
+    Ok(match every {
+        Every::Never => None,
+        Every::Steps(n) => Some(SecondOrStepTimer::new(None, Some(n), Arc::clone(clock))?),
+        Every::Secs(s) => Some(SecondOrStepTimer::new(Some(s), None, Arc::clone(clock))?),
+    })
+}

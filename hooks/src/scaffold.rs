@@ -1,0 +1,312 @@
+//! The [`Scaffold`] (what a monitored session needs to start: init ops, the saver, the
+//! summary op) and the session creators that initialize or restore (TF's
+//! `SessionManager.prepare_session`) or wait for a chief (`wait_for_session`).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use wgtrain_checkpoint::{Saver, SaverOptions, latest_checkpoint};
+use wgtrain_engine::summary::MergedSummary;
+use wgtrain_engine::{
+    Code, Error, Graph, HostTensor, Operation, Result, Session, SessionConfig, Tensor,
+};
+
+/// A function run after the init op when a session is initialized (not restored),
+/// e.g. a warm start.
+pub type InitFn = Arc<dyn Fn(&Scaffold, &mut Session) -> Result<()> + Send + Sync>;
+
+/// What a monitored session needs to start (TF's `Scaffold`). Fields left empty are
+/// filled by [`Scaffold::finalize`] from the graph: the init op runs every global
+/// variable's initializer, the local init op every local one, the summary op merges
+/// the summaries collection, the saver saves every global variable (max_to_keep 5).
+/// Readiness is "every variable initialized" (ready) and "every global variable
+/// initialized" (ready for local init).
+#[derive(Default)]
+pub struct Scaffold {
+    init_op: OnceLock<Option<Operation>>,
+    /// Fed when the init op runs.
+    pub init_feeds: Vec<(Tensor, HostTensor)>,
+    /// Run after the init op (not after a restore).
+    pub init_fn: Option<InitFn>,
+    local_init_op: OnceLock<Option<Operation>>,
+    summary_op: OnceLock<MergedSummary>,
+    saver: OnceLock<Option<Arc<Mutex<Saver>>>>,
+    saver_options: SaverOptions,
+    given: Given,
+}
+
+#[derive(Default)]
+struct Given {
+    init_op: Option<Operation>,
+    local_init_op: Option<Operation>,
+    summary_op: Option<MergedSummary>,
+    saver: Option<Arc<Mutex<Saver>>>,
+    no_saver: bool,
+}
+
+impl Scaffold {
+    /// An empty scaffold: everything from the graph's defaults.
+    pub fn new() -> Scaffold {
+        Scaffold::default()
+    }
+
+    /// Uses `op` as the init op.
+    pub fn init_op(mut self, op: Operation) -> Scaffold {
+        self.given.init_op = Some(op);
+        self
+    }
+
+    /// Uses `op` as the local init op.
+    pub fn local_init_op(mut self, op: Operation) -> Scaffold {
+        self.given.local_init_op = Some(op);
+        self
+    }
+
+    /// Uses `summary` as the summary op.
+    pub fn summary_op(mut self, summary: MergedSummary) -> Scaffold {
+        self.given.summary_op = Some(summary);
+        self
+    }
+
+    /// Uses `saver` (shared with the checkpoint hook).
+    pub fn saver(mut self, saver: Saver) -> Scaffold {
+        self.given.saver = Some(Arc::new(Mutex::new(saver)));
+        self
+    }
+
+    /// No saver at all: nothing is restored or saved.
+    pub fn without_saver(mut self) -> Scaffold {
+        self.given.no_saver = true;
+        self
+    }
+
+    /// Options of the default saver.
+    pub fn saver_options(mut self, opts: SaverOptions) -> Scaffold {
+        self.saver_options = opts;
+        self
+    }
+
+    /// Runs `f` after the init op when the session is initialized rather than restored.
+    pub fn init_fn(mut self, f: InitFn) -> Scaffold {
+        self.init_fn = Some(f);
+        self
+    }
+
+    /// Fills the empty fields from `graph` and finalizes it (no node can be added after).
+    pub fn finalize(&self, graph: &mut Graph) -> Result<()> {
+        if self.init_op.get().is_none() {
+            let op = match self.given.init_op {
+                Some(op) => Some(op),
+                None => Some(graph.global_variables_initializer()?),
+            };
+            let _ = self.init_op.set(op);
+        }
+        if self.local_init_op.get().is_none() {
+            let op = match self.given.local_init_op {
+                Some(op) => Some(op),
+                None if graph.local_variables().is_empty() => None,
+                None => Some(graph.local_variables_initializer()?),
+            };
+            let _ = self.local_init_op.set(op);
+        }
+        if self.summary_op.get().is_none() {
+            let s = self
+                .given
+                .summary_op
+                .clone()
+                .unwrap_or_else(|| graph.merge_all_summaries());
+            let _ = self.summary_op.set(s);
+        }
+        if self.saver.get().is_none() {
+            let saver = if self.given.no_saver {
+                None
+            } else if let Some(s) = &self.given.saver {
+                Some(Arc::clone(s))
+            } else {
+                Some(Arc::new(Mutex::new(Saver::new(
+                    graph,
+                    self.saver_options.clone(),
+                )?)))
+            };
+            let _ = self.saver.set(saver);
+        }
+        graph.finalize();
+        Ok(())
+    }
+
+    /// Whether [`finalize`](Self::finalize) ran.
+    pub fn is_finalized(&self) -> bool {
+        self.saver.get().is_some()
+    }
+
+    /// The init op (after finalize).
+    pub fn get_init_op(&self) -> Option<Operation> {
+        self.init_op.get().copied().flatten()
+    }
+
+    /// The local init op (after finalize).
+    pub fn get_local_init_op(&self) -> Option<Operation> {
+        self.local_init_op.get().copied().flatten()
+    }
+
+    /// The summary op (after finalize).
+    pub fn get_summary_op(&self) -> MergedSummary {
+        self.summary_op.get().cloned().unwrap_or_default()
+    }
+
+    /// The saver (after finalize), shared.
+    pub fn get_saver(&self) -> Option<Arc<Mutex<Saver>>> {
+        self.saver.get().cloned().flatten()
+    }
+}
+
+/// Names of the variables not yet initialized ("Variables not initialized: a, b").
+fn not_ready(sess: &Session, vars: &[Tensor]) -> Option<String> {
+    let g = sess.graph();
+    let missing: Vec<&str> = vars
+        .iter()
+        .filter(|v| !sess.is_initialized(**v))
+        .map(|v| g.name(*v))
+        .collect();
+    (!missing.is_empty()).then(|| format!("Variables not initialized: {}", missing.join(", ")))
+}
+
+fn all_vars(g: &Graph) -> Vec<Tensor> {
+    let mut v = g.global_variables();
+    v.extend(g.local_variables());
+    v
+}
+
+/// Makes a ready session (TF's `SessionCreator`).
+pub trait SessionCreator: Send {
+    /// A new session over `graph`, initialized or restored.
+    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Session>;
+}
+
+/// The chief's creator: restores the latest checkpoint of `checkpoint_dir` (or a given
+/// prefix) or runs the init op and init fn, then the local init op, then checks that
+/// every variable is initialized (TF's `ChiefSessionCreator`).
+pub struct ChiefSessionCreator {
+    /// The scaffold (finalized).
+    pub scaffold: Arc<Scaffold>,
+    /// Where to look for a checkpoint to restore.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// A checkpoint to restore instead.
+    pub checkpoint_filename_with_path: Option<PathBuf>,
+    /// The engine's session config.
+    pub config: SessionConfig,
+}
+
+impl SessionCreator for ChiefSessionCreator {
+    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Session> {
+        if self.checkpoint_dir.is_some() && self.checkpoint_filename_with_path.is_some() {
+            return Err(Error::invalid_argument(
+                "Can not provide both checkpoint_dir and checkpoint_filename_with_path.",
+            ));
+        }
+        let mut sess = Session::new(Arc::clone(graph), self.config.clone())?;
+        let sc = &self.scaffold;
+        let prefix = match (&self.checkpoint_filename_with_path, &self.checkpoint_dir) {
+            (Some(p), _) => Some(p.clone()),
+            (None, Some(d)) => latest_checkpoint(d),
+            _ => None,
+        };
+        let mut restored = false;
+        if let (Some(prefix), Some(saver)) = (prefix, sc.get_saver()) {
+            let mut s = saver
+                .lock()
+                .map_err(|_| Error::internal("saver lock poisoned"))?;
+            tracing::info!(prefix = %prefix.display(), "Restoring parameters");
+            s.restore(&mut sess, &prefix)?;
+            if let Some(dir) = prefix.parent() {
+                s.recover_last_checkpoints(dir)?;
+            }
+            restored = true;
+        }
+        if !restored {
+            let init = sc.get_init_op();
+            if init.is_none() && sc.init_fn.is_none() && sc.get_local_init_op().is_none() {
+                return Err(Error::new(
+                    Code::FailedPrecondition,
+                    "Model is not initialized and no init_op or init_fn or local_init_op was given",
+                ));
+            }
+            if let Some(op) = init {
+                sess.run(&sc.init_feeds, &[], &[op])?;
+            }
+            if let Some(f) = &sc.init_fn {
+                f(sc, &mut sess)?;
+            }
+        }
+        let g = sess.graph_arc();
+        if let Some(op) = sc.get_local_init_op() {
+            if let Some(msg) = not_ready(&sess, &g.global_variables()) {
+                return Err(Error::new(
+                    Code::FailedPrecondition,
+                    format!("Init operations did not make model ready for local_init: {msg}"),
+                ));
+            }
+            tracing::info!("Running local_init_op.");
+            sess.run(&[], &[], &[op])?;
+        }
+        if let Some(msg) = not_ready(&sess, &all_vars(&g)) {
+            return Err(Error::new(
+                Code::FailedPrecondition,
+                format!("Init operations did not make model ready: {msg}"),
+            ));
+        }
+        Ok(sess)
+    }
+}
+
+/// A worker's creator: never initializes or restores; waits until the model is ready
+/// (the chief initialized it) at most `max_wait_secs`, checking every
+/// `recovery_wait_secs`, then fails with DeadlineExceeded (TF's
+/// `WorkerSessionCreator`). In one process there is no chief to wait for, so a worker
+/// there times out, as in TF with `master=""`.
+pub struct WorkerSessionCreator {
+    /// The scaffold (finalized).
+    pub scaffold: Arc<Scaffold>,
+    /// The engine's session config.
+    pub config: SessionConfig,
+    /// The longest wait.
+    pub max_wait_secs: f64,
+    /// Time between checks (TF's 30 s).
+    pub recovery_wait_secs: f64,
+}
+
+impl SessionCreator for WorkerSessionCreator {
+    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Session> {
+        let start = Instant::now();
+        loop {
+            let mut sess = Session::new(Arc::clone(graph), self.config.clone())?;
+            let g = sess.graph_arc();
+            let globals_ready = not_ready(&sess, &g.global_variables());
+            if globals_ready.is_none() {
+                if let Some(op) = self.scaffold.get_local_init_op() {
+                    sess.run(&[], &[], &[op])?;
+                }
+                if not_ready(&sess, &all_vars(&g)).is_none() {
+                    return Ok(sess);
+                }
+            }
+            let waited = start.elapsed().as_secs_f64();
+            if self.max_wait_secs - waited - self.recovery_wait_secs < 0.0 {
+                return Err(Error::new(
+                    Code::DeadlineExceeded,
+                    format!(
+                        "Session was not ready after waiting {} secs: waited for the chief to initialize the model ({})",
+                        waited.round(),
+                        globals_ready.unwrap_or_default()
+                    ),
+                ));
+            }
+            tracing::info!(
+                reason = globals_ready.as_deref().unwrap_or(""),
+                "Waiting for model to be ready."
+            );
+            drop(sess);
+            std::thread::sleep(Duration::from_secs_f64(self.recovery_wait_secs.max(0.0)));
+        }
+    }
+}

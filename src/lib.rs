@@ -5,14 +5,18 @@
 //! Mesa's software Vulkan on machines without a GPU).
 //!
 //! This facade re-exports the layers: [`engine`] (graph, autodiff, optimizers, the
-//! wgpu [`Session`]), [`checkpoint`] (TensorFlow checkpoint and event formats) and
-//! [`hooks`] (the session-run hooks). The most used items are at the root.
+//! wgpu [`Session`]), [`checkpoint`] (TensorFlow checkpoints, event files, graph export)
+//! and [`hooks`] (the monitored training session and its hooks). The most used items
+//! are at the root.
 
 pub mod datasets;
 
 pub use wgtrain_checkpoint as checkpoint;
 pub use wgtrain_engine as engine;
 pub use wgtrain_engine::{layers, metrics};
+pub use wgtrain_hooks::{
+    MonitoredSession, MonitoredTrainingSession, Scaffold, SessionRunHook, StopAtStepHook,
+};
 pub use wgtrain_hooks as hooks;
 
 pub use wgtrain_engine::{

@@ -140,10 +140,16 @@ pub fn schedule(
             reads.push(t.0);
         }
     }
+    // Feeds the run does not need are accepted (as TF) and left out of the plan.
+    let fed = fed
+        .keys()
+        .copied()
+        .filter(|k| shapes.contains_key(k))
+        .collect();
     Ok(Schedule {
         order,
         shapes,
-        fed: fed.keys().copied().collect(),
+        fed,
         reads_uninit_checked: reads,
         assigns: assigned,
     })

@@ -45,6 +45,7 @@ fn recoverable(e: &Error) -> bool {
 /// A session wrapped with hooks, a coordinator and recovery (TF's `MonitoredSession`).
 pub struct MonitoredSession {
     graph: Arc<Graph>,
+    scaffold: Arc<Scaffold>,
     creator: Box<dyn SessionCreator>,
     hooks: Vec<Box<dyn SessionRunHook>>,
     sess: Option<Session>,
@@ -61,7 +62,7 @@ impl MonitoredSession {
     /// session through `creator` and calls every hook's `after_create_session`.
     pub fn new(
         mut graph: Graph,
-        scaffold: &Scaffold,
+        scaffold: Arc<Scaffold>,
         creator: Box<dyn SessionCreator>,
         mut hooks: Vec<Box<dyn SessionRunHook>>,
         recovery: RecoveryPolicy,
@@ -74,6 +75,7 @@ impl MonitoredSession {
         tracing::info!("Graph was finalized.");
         let mut ms = MonitoredSession {
             graph: Arc::new(graph),
+            scaffold,
             creator,
             hooks,
             sess: None,
@@ -317,8 +319,16 @@ impl MonitoredSession {
             }
         }
         let joined = self.coord.join(self.stop_grace, true);
+        // Queued checkpoint writes finish before close returns, clean or not.
+        let flushed = match self.scaffold.get_saver() {
+            Some(s) => s
+                .lock()
+                .map_err(|_| Error::internal("saver lock poisoned"))
+                .and_then(|mut s| s.flush()),
+            None => Ok(()),
+        };
         self.sess = None;
-        first.and(joined)
+        first.and(joined).and(flushed)
     }
 
     /// [`close_with`](Self::close_with) after a clean loop.
@@ -656,7 +666,7 @@ impl MonitoredTrainingSession {
         };
         MonitoredSession::new(
             self.graph,
-            &scaffold,
+            scaffold,
             creator,
             hooks,
             self.recovery,

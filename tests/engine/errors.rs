@@ -289,3 +289,22 @@ fn a_tensor_larger_than_a_storage_binding_is_resource_exhausted() {
     assert_eq!(e.code, Code::ResourceExhausted, "{e}");
     assert!(e.message.contains("huge"), "{e}");
 }
+
+#[test]
+fn feeding_a_tensor_the_run_does_not_need_is_accepted() {
+    let mut g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[-1]).unwrap();
+    let c = g.scalar(3.0).unwrap();
+    let _ = x;
+    let Some(mut s) = crate::common::gpu(g) else {
+        return;
+    };
+    let out = s
+        .run(
+            &[(x, HostTensor::from_f32(&[2], vec![1.0, 2.0]).unwrap())],
+            &[c],
+            &[],
+        )
+        .unwrap();
+    assert_eq!(out[0].as_f32().unwrap(), vec![3.0]);
+}

@@ -1,0 +1,1260 @@
+//! TF test cases ported from `basic_session_run_hooks_test.py`,
+//! `monitored_session_test.py` and `session_manager_test.py`, each named after the case
+//! it ports (class prefix in the module name).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use std::sync::{Arc, Mutex};
+use wgtrain_checkpoint::events::{event_files, read_file};
+use wgtrain_checkpoint::proto::{SummaryValueKind, What};
+use wgtrain_engine::{Code, DType, Error, Graph, HostTensor, Initializer, Result, Session};
+use wgtrain_hooks::*;
+
+fn manual() -> (ManualClock, Arc<dyn Clock>) {
+    let c = ManualClock::at(1000.0);
+    (c.clone(), Arc::new(c))
+}
+
+mod second_or_step_timer_test {
+    use super::*;
+
+    #[test]
+    fn test_raise_in_both_secs_and_steps() {
+        let (_, c) = manual();
+        let e = SecondOrStepTimer::new(Some(1.0), Some(1), c).unwrap_err();
+        assert_eq!(e.code, Code::InvalidArgument);
+    }
+
+    #[test]
+    fn test_raise_in_none_secs_and_steps() {
+        let (_, c) = manual();
+        assert!(SecondOrStepTimer::new(None, None, c).is_err());
+    }
+
+    #[test]
+    fn test_every_secs() {
+        let (clock, c) = manual();
+        let mut t = SecondOrStepTimer::new(Some(1.0), None, c).unwrap();
+        assert!(t.should_trigger_for_step(1));
+        t.update_last_triggered_step(1);
+        assert!(!t.should_trigger_for_step(1));
+        assert!(!t.should_trigger_for_step(2));
+        clock.advance(1.0);
+        assert!(!t.should_trigger_for_step(1));
+        assert!(t.should_trigger_for_step(2));
+    }
+
+    #[test]
+    fn test_every_steps() {
+        let (_, c) = manual();
+        let mut t = SecondOrStepTimer::new(None, Some(3), c).unwrap();
+        assert!(t.should_trigger_for_step(1));
+        t.update_last_triggered_step(1);
+        assert!(!t.should_trigger_for_step(1));
+        assert!(!t.should_trigger_for_step(2));
+        assert!(!t.should_trigger_for_step(3));
+        assert!(t.should_trigger_for_step(4));
+    }
+
+    #[test]
+    fn test_update_last_triggered_step() {
+        let (clock, c) = manual();
+        let mut t = SecondOrStepTimer::new(None, Some(1), c).unwrap();
+        assert_eq!(t.update_last_triggered_step(1), (None, None));
+        clock.advance(0.5);
+        let (secs, steps) = t.update_last_triggered_step(5);
+        assert!(secs.unwrap() > 0.0);
+        assert_eq!(steps, Some(4));
+        clock.advance(0.5);
+        let (secs, steps) = t.update_last_triggered_step(7);
+        assert!(secs.unwrap() > 0.0);
+        assert_eq!(steps, Some(2));
+        assert_eq!(t.last_triggered_step(), Some(7));
+    }
+}
+
+/// A session over `m` with `hooks`, no default hooks.
+fn session(m: &Model, hooks: Vec<Box<dyn SessionRunHook>>) -> MonitoredSession {
+    MonitoredTrainingSession::new(m.g.clone())
+        .hooks(hooks)
+        .create()
+        .unwrap()
+}
+
+fn step(sess: &mut MonitoredSession, m: &Model) {
+    sess.run(&feed(m), &[], &[m.train]).unwrap();
+}
+
+mod stop_at_step_test {
+    use super::*;
+
+    #[test]
+    fn test_stop_based_on_last_step() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![StopAtStepHook::last_step(10).boxed()]);
+        for _ in 0..9 {
+            step(&mut sess, &m);
+            assert!(!sess.should_stop());
+        }
+        step(&mut sess, &m);
+        assert!(sess.should_stop());
+        assert_eq!(global_step(&mut sess), 10);
+    }
+
+    #[test]
+    fn test_stop_based_on_num_step() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut g = m.g.clone();
+        // Start at global step 5.
+        let gs = g.global_step().unwrap();
+        let five = g.constant(HostTensor::scalar_i64(5), "five").unwrap();
+        let set = g.assign(gs, five).unwrap();
+        let init = g.global_variables_initializer().unwrap();
+        let scaffold = Scaffold::new().init_op(g.group(&[init, set.op()], "init_at_5").unwrap());
+        let mut sess = MonitoredTrainingSession::new(g)
+            .scaffold(scaffold)
+            .hooks([StopAtStepHook::num_steps(10).boxed()])
+            .create()
+            .unwrap();
+        assert_eq!(global_step(&mut sess), 5);
+        assert_eq!(train_until_stop(&mut sess, &m), 10);
+        assert_eq!(global_step(&mut sess), 15);
+    }
+
+    #[test]
+    fn test_stop_based_with_multiple_steps() {
+        // The global step jumps past last_step in one run: stop.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut g = m.g.clone();
+        let gs = g.global_step().unwrap();
+        let ten = g.constant(HostTensor::scalar_i64(10), "ten").unwrap();
+        let jump = g.assign_add(gs, ten).unwrap();
+        let mut sess = MonitoredTrainingSession::new(g)
+            .hooks([StopAtStepHook::last_step(7).boxed()])
+            .create()
+            .unwrap();
+        sess.run(&[], &[], &[jump.op()]).unwrap();
+        assert!(sess.should_stop());
+    }
+}
+
+mod logging_tensor_hook_test {
+    use super::*;
+
+    #[test]
+    fn test_illegal_args() {
+        let t = wgtrain_engine::Graph::new()
+            .placeholder("x", DType::F32, &[])
+            .unwrap();
+        let c: Arc<dyn Clock> = Arc::new(SystemClock);
+        let named = vec![("x".to_string(), t)];
+        assert!(LoggingTensorHook::new(named.clone(), Some(0), None, false, c.clone()).is_err());
+        assert!(LoggingTensorHook::new(named.clone(), Some(-10), None, false, c.clone()).is_err());
+        assert!(
+            LoggingTensorHook::new(named.clone(), Some(5), Some(5.0), false, c.clone()).is_err()
+        );
+        assert!(LoggingTensorHook::new(named, None, None, false, c).is_err());
+    }
+
+    #[test]
+    fn test_print_at_end_only() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let hook = LoggingTensorHook::new(
+            vec![("w".into(), m.w)],
+            None,
+            None,
+            true,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let lines = Arc::clone(&hook.lines);
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        for _ in 0..10 {
+            step(&mut sess, &m);
+        }
+        assert!(lines.lock().unwrap().is_empty());
+        sess.close().unwrap();
+        assert_eq!(lines.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn test_print_every_n_steps() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let hook = LoggingTensorHook::new(
+            vec![("w".into(), m.w)],
+            Some(10),
+            None,
+            false,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let lines = Arc::clone(&hook.lines);
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        for _ in 0..35 {
+            step(&mut sess, &m);
+        }
+        sess.close().unwrap();
+        // Iterations 1, 11, 21, 31 in TF's one-based count.
+        assert_eq!(lines.lock().unwrap().len(), 4);
+    }
+
+    #[test]
+    fn test_print_every_n_secs() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let (clock, c) = manual();
+        let hook =
+            LoggingTensorHook::new(vec![("w".into(), m.w)], None, Some(1.0), false, c).unwrap();
+        let lines = Arc::clone(&hook.lines);
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        step(&mut sess, &m);
+        assert_eq!(lines.lock().unwrap().len(), 1);
+        step(&mut sess, &m);
+        assert_eq!(lines.lock().unwrap().len(), 1);
+        clock.advance(1.0);
+        step(&mut sess, &m);
+        assert_eq!(lines.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn test_print_formatter() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let hook = LoggingTensorHook::new(
+            vec![("w".into(), m.w)],
+            Some(1),
+            None,
+            false,
+            Arc::new(SystemClock),
+        )
+        .unwrap()
+        .formatter(Box::new(|v| format!("qqq={}", v[0].1.to_f64()[0])));
+        let lines = Arc::clone(&hook.lines);
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        step(&mut sess, &m);
+        // The value fetched with the train op: after the step.
+        assert!(lines.lock().unwrap()[0].starts_with("qqq=0.9"));
+    }
+}
+
+/// Counts listener calls.
+#[derive(Clone, Default)]
+struct Counts {
+    c: Arc<Mutex<[i64; 4]>>,
+    stop_after_save: bool,
+}
+
+impl CheckpointSaverListener for Counts {
+    fn begin(&mut self) -> Result<()> {
+        self.c.lock().unwrap()[0] += 1;
+        Ok(())
+    }
+    fn before_save(&mut self, _: &mut Session, _: i64) -> Result<()> {
+        self.c.lock().unwrap()[1] += 1;
+        Ok(())
+    }
+    fn after_save(&mut self, _: &mut Session, _: i64) -> Result<bool> {
+        self.c.lock().unwrap()[2] += 1;
+        Ok(self.stop_after_save)
+    }
+    fn end(&mut self, _: &mut Session, _: i64) -> Result<()> {
+        self.c.lock().unwrap()[3] += 1;
+        Ok(())
+    }
+}
+
+fn ckpt_hook(
+    dir: &std::path::Path,
+    secs: Option<f64>,
+    steps: Option<i64>,
+    clock: Arc<dyn Clock>,
+    scaffold: Arc<Scaffold>,
+) -> CheckpointSaverHook {
+    let timer = SecondOrStepTimer::new(secs, steps, clock).unwrap();
+    CheckpointSaverHook::with_timer(dir.to_path_buf(), timer, scaffold)
+}
+
+/// A monitored session whose only hook is a checkpoint hook (built on the session's
+/// own scaffold so it shares the saver).
+fn with_ckpt_hook(
+    m: &Model,
+    make: impl FnOnce(Arc<Scaffold>) -> CheckpointSaverHook,
+) -> (MonitoredSession, Arc<Mutex<Vec<i64>>>) {
+    let scaffold = Arc::new(Scaffold::new());
+    let hook = make(Arc::clone(&scaffold));
+    let saved = Arc::clone(&hook.saved);
+    let creator = Box::new(ChiefSessionCreator {
+        scaffold: Arc::clone(&scaffold),
+        checkpoint_dir: None,
+        checkpoint_filename_with_path: None,
+        config: Default::default(),
+    });
+    let sess = MonitoredSession::new(
+        m.g.clone(),
+        Arc::clone(&scaffold),
+        creator,
+        vec![Box::new(hook)],
+        RecoveryPolicy::default(),
+        std::time::Duration::from_secs(1),
+    )
+    .unwrap();
+    (sess, saved)
+}
+
+mod checkpoint_saver_hook_test {
+    use super::*;
+
+    #[test]
+    fn test_raise_in_both_secs_and_steps() {
+        assert!(
+            CheckpointSaverHook::new("/tmp/x", Some(10.0), Some(10), Arc::new(Scaffold::new()))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn test_raise_in_none_secs_and_steps() {
+        assert!(CheckpointSaverHook::new("/tmp/x", None, None, Arc::new(Scaffold::new())).is_err());
+    }
+
+    #[test]
+    fn test_save_checkpoint_before_first_train_step() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("first");
+        let (mut sess, saved) = with_ckpt_hook(&m, |s| {
+            ckpt_hook(&dir, None, Some(2), Arc::new(SystemClock), s)
+        });
+        assert_eq!(*saved.lock().unwrap(), vec![0]);
+        step(&mut sess, &m);
+        assert_eq!(*saved.lock().unwrap(), vec![0]);
+        step(&mut sess, &m);
+        assert_eq!(*saved.lock().unwrap(), vec![0, 2]);
+    }
+
+    #[test]
+    fn test_save_steps_saves_periodically() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("periodic");
+        let (mut sess, saved) = with_ckpt_hook(&m, |s| {
+            ckpt_hook(&dir, None, Some(2), Arc::new(SystemClock), s)
+        });
+        for _ in 0..5 {
+            step(&mut sess, &m);
+        }
+        assert_eq!(*saved.lock().unwrap(), vec![0, 2, 4]);
+    }
+
+    #[test]
+    fn test_save_secs_saves_periodically() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("secs");
+        let (clock, c) = manual();
+        let (mut sess, saved) = with_ckpt_hook(&m, |s| ckpt_hook(&dir, Some(2.0), None, c, s));
+        for k in 1..=6 {
+            clock.advance(if k == 3 || k == 6 { 2.5 } else { 0.5 });
+            step(&mut sess, &m);
+        }
+        assert_eq!(*saved.lock().unwrap(), vec![0, 3, 6]);
+    }
+
+    #[test]
+    fn test_save_saves_at_end() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("end");
+        let (mut sess, saved) = with_ckpt_hook(&m, |s| {
+            ckpt_hook(&dir, Some(600.0), None, Arc::new(SystemClock), s)
+        });
+        step(&mut sess, &m);
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        assert_eq!(*saved.lock().unwrap(), vec![0, 2]);
+    }
+
+    #[test]
+    fn test_save_secs_calls_listeners_at_begin_and_end() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("listeners");
+        let counts = Counts::default();
+        let (mut sess, _) = with_ckpt_hook(&m, |s| {
+            ckpt_hook(&dir, Some(600.0), None, Arc::new(SystemClock), s)
+                .listener(Box::new(counts.clone()))
+        });
+        step(&mut sess, &m);
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        // begin 1, before_save 2 (creation, end), after_save 2, end 1.
+        assert_eq!(*counts.c.lock().unwrap(), [1, 2, 2, 1]);
+    }
+
+    #[test]
+    fn test_listener_with_monitored_session() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("listener-ms");
+        let counts = Counts::default();
+        let (mut sess, saved) = with_ckpt_hook(&m, |s| {
+            ckpt_hook(&dir, None, Some(1), Arc::new(SystemClock), s)
+                .listener(Box::new(counts.clone()))
+        });
+        step(&mut sess, &m);
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        // Saves at 0, 1, 2; the end does not save 2 again.
+        assert_eq!(*saved.lock().unwrap(), vec![0, 1, 2]);
+        assert_eq!(*counts.c.lock().unwrap(), [1, 3, 3, 1]);
+    }
+
+    #[test]
+    fn test_listener_stops_training_in_after_save() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("listener-stop");
+        let (mut sess, _) = with_ckpt_hook(&m, |s| {
+            ckpt_hook(&dir, None, Some(1), Arc::new(SystemClock), s).listener(Box::new(Counts {
+                stop_after_save: true,
+                ..Default::default()
+            }))
+        });
+        step(&mut sess, &m);
+        assert!(sess.should_stop());
+    }
+
+    #[test]
+    fn test_save_graph_def() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("graphdef");
+        let (mut sess, _) = with_ckpt_hook(&m, |s| {
+            ckpt_hook(&dir, None, Some(1), Arc::new(SystemClock), s)
+        });
+        assert!(dir.join("graph.pbtxt").exists());
+        sess.close().unwrap();
+        assert!(dir.join("model.ckpt-0.meta").exists());
+    }
+
+    #[test]
+    fn test_save_graph_def_false() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("graphdef-false");
+        let (mut sess, _) = with_ckpt_hook(&m, |s| {
+            ckpt_hook(&dir, None, Some(1), Arc::new(SystemClock), s).save_graph_def(false)
+        });
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        assert!(!dir.join("graph.pbtxt").exists());
+        let metas = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".meta")
+            })
+            .count();
+        assert_eq!(metas, 0);
+    }
+}
+
+mod summary_saver_hook_test {
+    use super::*;
+
+    fn summary_values(dir: &std::path::Path, tag: &str) -> Vec<(i64, f32)> {
+        let mut out = Vec::new();
+        for f in event_files(dir).unwrap() {
+            for r in read_file(&f).unwrap().0 {
+                if let Some(What::Summary(s)) = &r.event.what {
+                    for v in &s.value {
+                        if let (true, Some(SummaryValueKind::SimpleValue(x))) =
+                            (v.tag == tag, &v.value)
+                        {
+                            out.push((r.event.step, *x));
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn test_save_steps() {
+        // save_steps=8 over 30 steps: summaries at 1, 9, 17, 25.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("sum-steps");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .summary_dir(&dir)
+            .save_summaries_steps(8)
+            .log_step_count_steps(0)
+            .create()
+            .unwrap();
+        for _ in 0..30 {
+            step(&mut sess, &m);
+        }
+        sess.close().unwrap();
+        let steps: Vec<i64> = summary_values(&dir, "loss").iter().map(|v| v.0).collect();
+        assert_eq!(steps, vec![1, 9, 17, 25]);
+    }
+
+    #[test]
+    fn test_save_secs_saving_once_every_step() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("sum-secs1");
+        let (clock, c) = manual();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .summary_dir(&dir)
+            .save_summaries_secs(0.5)
+            .log_step_count_steps(0)
+            .clock(c)
+            .create()
+            .unwrap();
+        for _ in 0..4 {
+            step(&mut sess, &m);
+            clock.advance(0.5);
+        }
+        sess.close().unwrap();
+        let steps: Vec<i64> = summary_values(&dir, "loss").iter().map(|v| v.0).collect();
+        assert_eq!(steps, vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn test_save_secs_saving_once_every_three_steps() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("sum-secs3");
+        let (clock, c) = manual();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .summary_dir(&dir)
+            .save_summaries_secs(9.0)
+            .log_step_count_steps(0)
+            .clock(c)
+            .create()
+            .unwrap();
+        for _ in 0..8 {
+            step(&mut sess, &m);
+            clock.advance(3.1);
+        }
+        sess.close().unwrap();
+        let steps: Vec<i64> = summary_values(&dir, "loss").iter().map(|v| v.0).collect();
+        assert_eq!(steps, vec![1, 4, 7]);
+    }
+}
+
+mod step_counter_hook_test {
+    use super::*;
+
+    #[test]
+    fn test_step_counter_every_n_secs() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let (clock, c) = manual();
+        let timer = SecondOrStepTimer::new(Some(0.1), None, c).unwrap();
+        let hook = StepCounterHook::with_timer(timer, None);
+        let rates = Arc::clone(&hook.rates);
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        step(&mut sess, &m);
+        clock.advance(0.2);
+        step(&mut sess, &m);
+        clock.advance(0.2);
+        step(&mut sess, &m);
+        let steps: Vec<i64> = rates.lock().unwrap().iter().map(|r| r.0).collect();
+        assert_eq!(steps, vec![2, 3]);
+    }
+}
+
+mod global_step_waiter_hook_test {
+    use super::*;
+
+    #[test]
+    fn test_not_wait_for_step_zero() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![Box::new(GlobalStepWaiterHook::new(0))]);
+        let t = std::time::Instant::now();
+        step(&mut sess, &m);
+        assert!(t.elapsed().as_secs_f64() < 1.0);
+    }
+}
+
+mod final_ops_hook_test {
+    use super::*;
+
+    #[test]
+    fn test_final_ops_is_scalar_tensor() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut g = m.g.clone();
+        let c = g.scalar(42.0).unwrap();
+        let hook = FinalOpsHook::new(vec![c], vec![]);
+        let values = Arc::clone(&hook.values);
+        let mut sess = MonitoredTrainingSession::new(g)
+            .hooks([Box::new(hook) as Box<dyn SessionRunHook>])
+            .create()
+            .unwrap();
+        step(&mut sess, &m);
+        assert!(values.lock().unwrap().is_none());
+        sess.close().unwrap();
+        let v = values.lock().unwrap().clone().unwrap();
+        assert_eq!(v[0].as_f32().unwrap(), vec![42.0]);
+    }
+}
+
+mod feed_fn_hook_test {
+    use super::*;
+
+    #[test]
+    fn test_feeding_placeholder() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let x = m.x;
+        let hook = FeedFnHook::new(Box::new(move || {
+            vec![(x, HostTensor::from_f32(&[1], vec![2.0]).unwrap())]
+        }));
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        let out = sess.run(&[], &[m.loss], &[]).unwrap();
+        assert_eq!(out[0].as_f32().unwrap(), vec![4.0]);
+    }
+}
+
+mod profiler_hook_test {
+    use super::*;
+
+    #[test]
+    fn test_raise_in_both_secs_and_steps() {
+        assert!(ProfilerHook::new("/tmp/p", Some(1.0), Some(1), Arc::new(SystemClock)).is_err());
+    }
+
+    #[test]
+    fn test_raise_in_none_secs_and_steps() {
+        assert!(ProfilerHook::new("/tmp/p", None, None, Arc::new(SystemClock)).is_err());
+    }
+}
+
+mod hooked_session_test {
+    use super::*;
+
+    /// Fetches `t` and remembers what it got.
+    struct Fetcher(wgtrain_engine::Tensor, Arc<Mutex<Vec<f32>>>);
+    impl SessionRunHook for Fetcher {
+        fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+            Ok(Some(SessionRunArgs::fetches(&[self.0])))
+        }
+        fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+            self.1
+                .lock()
+                .unwrap()
+                .push(v.results[0].as_f32().unwrap()[0]);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn test_fetches_hook_requests() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut g = m.g.clone();
+        let a = g.scalar(3.0).unwrap();
+        let b = g.scalar(4.0).unwrap();
+        let (ga, gb) = (Arc::new(Mutex::new(vec![])), Arc::new(Mutex::new(vec![])));
+        let mut sess = MonitoredTrainingSession::new(g)
+            .hooks([
+                Box::new(Fetcher(a, Arc::clone(&ga))) as Box<dyn SessionRunHook>,
+                Box::new(Fetcher(b, Arc::clone(&gb))),
+            ])
+            .create()
+            .unwrap();
+        let out = sess.run(&feed(&m), &[m.w], &[]).unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].as_f32().unwrap(), vec![1.0]);
+        assert_eq!(*ga.lock().unwrap(), vec![3.0]);
+        assert_eq!(*gb.lock().unwrap(), vec![4.0]);
+    }
+
+    #[test]
+    fn test_calls_hooks_begin_end_and_original_args() {
+        struct Check(Arc<Mutex<usize>>);
+        impl SessionRunHook for Check {
+            fn before_run(
+                &mut self,
+                ctx: &mut SessionRunContext,
+            ) -> Result<Option<SessionRunArgs>> {
+                assert_eq!(ctx.original_args.fetches.len(), 1);
+                *self.0.lock().unwrap() += 1;
+                Ok(None)
+            }
+            fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+                assert!(v.results.is_empty());
+                *self.0.lock().unwrap() += 10;
+                Ok(())
+            }
+        }
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let n = Arc::new(Mutex::new(0));
+        let mut sess = session(&m, vec![Box::new(Check(Arc::clone(&n)))]);
+        sess.run(&feed(&m), &[m.loss], &[]).unwrap();
+        assert_eq!(*n.lock().unwrap(), 11);
+    }
+}
+
+mod monitored_session_test {
+    use super::*;
+
+    #[test]
+    fn test_defaults() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone()).create().unwrap();
+        let v = sess.run(&[], &[m.w], &[]).unwrap();
+        assert_eq!(v[0].as_f32().unwrap(), vec![1.0]);
+    }
+
+    /// Fails `before_run` with `code` `n` times.
+    struct FailTimes(usize, Code);
+    impl SessionRunHook for FailTimes {
+        fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+            if self.0 > 0 {
+                self.0 -= 1;
+                return Err(Error::new(self.1, "injected"));
+            }
+            Ok(None)
+        }
+    }
+
+    #[test]
+    fn test_retry_on_aborted_error() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![Box::new(FailTimes(1, Code::Aborted))]);
+        step(&mut sess, &m);
+        step(&mut sess, &m);
+        // The failed call was retried on a fresh, re-initialized session (no
+        // checkpoint): the global step restarted from 0.
+        assert_eq!(sess.recoveries(), 1);
+        assert_eq!(global_step(&mut sess), 2);
+    }
+
+    #[test]
+    fn test_retry_on_unavailable_error() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![Box::new(FailTimes(1, Code::Unavailable))]);
+        step(&mut sess, &m);
+        assert_eq!(sess.recoveries(), 1);
+        assert_eq!(global_step(&mut sess), 1);
+    }
+
+    #[test]
+    fn test_recover_and_retry_on_aborted_error() {
+        // Checkpoints every step: recovery resumes at the last step, the retried step
+        // moves it on.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("recover");
+        let fail = Arc::new(Mutex::new(false));
+        struct FailWhen(Arc<Mutex<bool>>);
+        impl SessionRunHook for FailWhen {
+            fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+                let mut f = self.0.lock().unwrap();
+                if *f {
+                    *f = false;
+                    return Err(Error::aborted("injected"));
+                }
+                Ok(None)
+            }
+        }
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .save_checkpoint_steps(1)
+            .hooks([Box::new(FailWhen(Arc::clone(&fail))) as Box<dyn SessionRunHook>])
+            .create()
+            .unwrap();
+        step(&mut sess, &m);
+        step(&mut sess, &m);
+        assert_eq!(global_step(&mut sess), 2);
+        *fail.lock().unwrap() = true;
+        step(&mut sess, &m);
+        assert_eq!(global_step(&mut sess), 3);
+    }
+
+    #[test]
+    fn test_regular_exception_pass_through_run() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![Box::new(FailTimes(1, Code::Internal))]);
+        let e = sess.run(&feed(&m), &[], &[m.train]).unwrap_err();
+        assert_eq!(e.code, Code::Internal);
+        assert_eq!(sess.recoveries(), 0);
+    }
+
+    #[test]
+    fn test_should_stop_on_coord_stop() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        assert!(!sess.should_stop());
+        sess.coordinator().request_stop(None);
+        assert!(sess.should_stop());
+    }
+
+    #[test]
+    fn test_regular_exception_reported_to_coord_pass_through_return() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        sess.coordinator()
+            .request_stop(Some(Error::internal("from a thread")));
+        assert!(sess.should_stop());
+        let e = sess.run(&feed(&m), &[], &[m.train]).unwrap_err();
+        assert!(e.message.contains("from a thread"), "{e}");
+        let e = sess.close().unwrap_err();
+        assert!(e.message.contains("from a thread"), "{e}");
+    }
+
+    #[test]
+    fn test_step_fn_example() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        let v = sess
+            .run_step_fn(|ctx| ctx.run_with_hooks(&[], &[m.w], &[]))
+            .unwrap();
+        assert_eq!(v[0].as_f32().unwrap(), vec![1.0]);
+    }
+
+    #[test]
+    fn test_step_request_stop_with_returning_a_type() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        let v = sess
+            .run_step_fn(|ctx| {
+                ctx.request_stop();
+                Ok("something")
+            })
+            .unwrap();
+        assert_eq!(v, "something");
+        assert!(sess.should_stop());
+    }
+
+    #[test]
+    fn test_recovers_from_an_exception_in_step_fn_after_hooks() {
+        // The whole step_fn runs again after a recoverable error: its side effects
+        // happen twice.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        let mut calls = 0;
+        let r = sess.run_step_fn(|ctx| {
+            calls += 1;
+            ctx.run_with_hooks(&feed(&m), &[], &[m.train])?;
+            if calls == 1 {
+                return Err(Error::aborted("injected"));
+            }
+            Ok(calls)
+        });
+        assert_eq!(r.unwrap(), 2);
+    }
+
+    #[test]
+    fn test_with_statement_and_close() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        sess.close().unwrap();
+        let e = sess.close().unwrap_err();
+        assert!(e.message.contains("Session is already closed"), "{e}");
+    }
+
+    #[test]
+    fn test_graph_finalized() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let sess = session(&m, vec![]);
+        assert!(sess.graph().is_finalized());
+    }
+}
+
+mod scaffold_test {
+    use super::*;
+
+    #[test]
+    fn test_nothing_created_before_finalize() {
+        let s = Scaffold::new();
+        assert!(!s.is_finalized());
+        assert!(s.get_init_op().is_none());
+        assert!(s.get_local_init_op().is_none());
+        assert!(s.get_saver().is_none());
+    }
+
+    #[test]
+    fn test_defaults_empty_graph() {
+        let mut g = Graph::new();
+        g.variable("my_var", DType::F32, &[], Initializer::Zeros)
+            .unwrap();
+        g.variable_with(
+            "my_local_var",
+            DType::F32,
+            &[],
+            Initializer::Zeros,
+            wgtrain_engine::VariableOptions {
+                trainable: false,
+                local: true,
+                seed: None,
+            },
+        )
+        .unwrap();
+        let s = Scaffold::new();
+        s.finalize(&mut g).unwrap();
+        assert!(s.get_init_op().is_some());
+        assert!(s.get_local_init_op().is_some());
+        assert!(s.get_saver().is_some());
+    }
+
+    #[test]
+    fn test_defaults_no_variables() {
+        let mut g = Graph::new();
+        let s = Scaffold::new();
+        s.finalize(&mut g).unwrap();
+        assert!(s.get_saver().is_some());
+        assert!(s.get_local_init_op().is_none());
+    }
+
+    #[test]
+    fn test_graph_is_finalized() {
+        let mut g = Graph::new();
+        Scaffold::new().finalize(&mut g).unwrap();
+        let e = g.scalar(1.0).unwrap_err();
+        assert_eq!(e.code, Code::FailedPrecondition);
+    }
+
+    #[test]
+    fn test_uses_passed_values() {
+        let mut g = Graph::new();
+        let v = g
+            .variable("v", DType::F32, &[], Initializer::Zeros)
+            .unwrap();
+        let init = g.initializer(v).unwrap();
+        let local = g.no_op("local").unwrap();
+        let s = Scaffold::new().init_op(init).local_init_op(local);
+        s.finalize(&mut g).unwrap();
+        assert_eq!(s.get_init_op(), Some(init));
+        assert_eq!(s.get_local_init_op(), Some(local));
+    }
+}
+
+mod monitored_training_session_test {
+    use super::*;
+
+    #[test]
+    fn test_saving_restoring_checkpoint() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("mts-save");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .create()
+            .unwrap();
+        step(&mut sess, &m);
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .create()
+            .unwrap();
+        assert_eq!(global_step(&mut sess), 2);
+    }
+
+    #[test]
+    fn test_save_checkpoint_steps() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("mts-steps");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .save_checkpoint_steps(100)
+            .create()
+            .unwrap();
+        for _ in 0..100 {
+            step(&mut sess, &m);
+        }
+        // Drop without a clean close: the step-100 save happened in the loop.
+        sess.close_with(false).unwrap();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .create()
+            .unwrap();
+        assert_eq!(global_step(&mut sess), 100);
+    }
+
+    #[test]
+    fn test_summaries_steps() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("mts-summ");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .save_summaries_steps(100)
+            .create()
+            .unwrap();
+        for _ in 0..101 {
+            step(&mut sess, &m);
+        }
+        sess.close().unwrap();
+        assert!(!summary_steps(&dir, "loss").is_empty());
+        assert!(!summary_steps(&dir, "global_step/sec").is_empty());
+    }
+
+    #[test]
+    fn test_custom_saving() {
+        // Checkpoints disabled: a restart finds nothing, the step is back at 0; the
+        // chief-only hook gets begin once.
+        struct Begins(Arc<Mutex<usize>>);
+        impl SessionRunHook for Begins {
+            fn begin(&mut self, _: &mut Graph) -> Result<()> {
+                *self.0.lock().unwrap() += 1;
+                Ok(())
+            }
+        }
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("mts-custom");
+        let n = Arc::new(Mutex::new(0));
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .save_checkpoint_secs(0.0)
+            .chief_only_hooks([Box::new(Begins(Arc::clone(&n))) as Box<dyn SessionRunHook>])
+            .create()
+            .unwrap();
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        assert_eq!(*n.lock().unwrap(), 1);
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .create()
+            .unwrap();
+        assert_eq!(global_step(&mut sess), 0);
+    }
+
+    #[test]
+    fn test_save_graph_def() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("mts-graph");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .save_checkpoint_steps(1)
+            .create()
+            .unwrap();
+        let metas = |d: &std::path::Path| {
+            std::fs::read_dir(d)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".meta")
+                })
+                .count()
+        };
+        assert!(dir.join("graph.pbtxt").exists());
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        assert_eq!(metas(&dir), 2);
+    }
+
+    #[test]
+    fn test_save_graph_def_false() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("mts-graph-false");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .save_checkpoint_steps(1)
+            .save_graph_def(false)
+            .create()
+            .unwrap();
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        assert!(!dir.join("graph.pbtxt").exists());
+        assert!(!dir.join("model.ckpt-1.meta").exists());
+    }
+}
+
+mod session_manager_test {
+    use super::*;
+
+    #[test]
+    fn test_wait_for_session_returns_none_after_timeout() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let scaffold = Arc::new(Scaffold::new());
+        let mut g = m.g.clone();
+        scaffold.finalize(&mut g).unwrap();
+        let mut w = WorkerSessionCreator {
+            scaffold,
+            config: Default::default(),
+            max_wait_secs: 0.2,
+            recovery_wait_secs: 0.05,
+        };
+        let e = w.create_session(&Arc::new(g)).err().unwrap();
+        assert_eq!(e.code, Code::DeadlineExceeded);
+    }
+
+    #[test]
+    fn test_prepare_session_fails_without_init() {
+        // No init op, no init fn, no local init op, no checkpoint: an error.
+        if !have_gpu() {
+            return;
+        }
+        let mut g = Graph::new();
+        g.variable("v", DType::F32, &[], Initializer::Zeros)
+            .unwrap();
+        let scaffold = Arc::new(Scaffold::new().init_op(g.no_op("nothing").unwrap()));
+        scaffold.finalize(&mut g).unwrap();
+        let mut c = ChiefSessionCreator {
+            scaffold,
+            checkpoint_dir: None,
+            checkpoint_filename_with_path: None,
+            config: Default::default(),
+        };
+        let e = c.create_session(&Arc::new(g)).err().unwrap();
+        assert!(e.message.contains("did not make model ready"), "{e}");
+    }
+
+    #[test]
+    fn test_prepare_session_succeeds_with_init_fn() {
+        if !have_gpu() {
+            return;
+        }
+        let mut g = Graph::new();
+        let v = g
+            .variable("v", DType::F32, &[], Initializer::Zeros)
+            .unwrap();
+        let f: scaffold_fn::InitFn = Arc::new(move |_, s: &mut Session| {
+            s.write_variables(&[(v, HostTensor::scalar_f32(7.0))])
+        });
+        let scaffold = Arc::new(Scaffold::new().init_fn(f));
+        scaffold.finalize(&mut g).unwrap();
+        let mut c = ChiefSessionCreator {
+            scaffold,
+            checkpoint_dir: None,
+            checkpoint_filename_with_path: None,
+            config: Default::default(),
+        };
+        let mut s = c.create_session(&Arc::new(g)).unwrap();
+        assert_eq!(
+            s.read_variables(&[v]).unwrap()[0].as_f32().unwrap(),
+            vec![7.0]
+        );
+    }
+
+    mod scaffold_fn {
+        pub use wgtrain_hooks::scaffold::InitFn;
+    }
+}

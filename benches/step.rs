@@ -18,8 +18,8 @@
 use std::time::Instant;
 use wgtrain::engine::rng::Stream;
 use wgtrain::{
-    Adam, Conv, DType, Graph, HostTensor, Initializer, Operation, Padding, Pool, Session,
-    SessionConfig, Tensor,
+    Adam, Conv, DType, Graph, HostTensor, Initializer, MonitoredTrainingSession, Operation,
+    Padding, Pool, Session, SessionConfig, Tensor,
 };
 
 struct Workload {
@@ -65,7 +65,8 @@ struct Built {
     train: Operation,
 }
 
-fn build(w: &Workload) -> wgtrain::Result<Built> {
+/// The workload's graph: (graph, x, y, loss, train op), without an init op.
+fn graph_of(w: &Workload) -> wgtrain::Result<(Graph, Tensor, Tensor, Tensor, Operation)> {
     let mut g = Graph::new();
     g.set_seed(1);
     let x = g.placeholder("x", DType::F32, &[-1, w.layers[0] as i64])?;
@@ -117,6 +118,11 @@ fn build(w: &Workload) -> wgtrain::Result<Built> {
     let loss = g.sparse_softmax_cross_entropy_mean(h, y)?;
     let step = g.global_step()?;
     let train = Adam::new(1e-3).minimize(&mut g, loss, step)?;
+    Ok((g, x, y, loss, train))
+}
+
+fn build(w: &Workload) -> wgtrain::Result<Built> {
+    let (mut g, x, y, loss, train) = graph_of(w)?;
     let init = g.global_variables_initializer()?;
     let mut sess = Session::new(g, SessionConfig::default())?;
     sess.run(&[], &[], &[init])?;
@@ -144,6 +150,58 @@ fn batches(w: &Workload, count: usize) -> wgtrain::Result<Vec<(HostTensor, HostT
             ))
         })
         .collect()
+}
+
+/// W1/W2 through MonitoredTrainingSession (default hooks, checkpoints every 100
+/// steps into a temporary directory): (steps/s with the loss read back every 100
+/// steps, median of 3; median step ms; median checkpoint step ms).
+fn monitored(w: &Workload, data: &[(HostTensor, HostTensor)]) -> wgtrain::Result<(f64, f64, f64)> {
+    let (g, x, y, loss, train) = graph_of(w)?;
+    let dir = std::env::temp_dir().join(format!(
+        "wgtrain-bench-mts-{}-{}",
+        w.name,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut sess = MonitoredTrainingSession::new(g)
+        .checkpoint_dir(&dir)
+        .save_checkpoint_steps(100)
+        .create()?;
+    let mut step_ms = Vec::new();
+    let mut ckpt_ms = Vec::new();
+    let mut rates = Vec::new();
+    let mut i = 0usize;
+    for run in 0..4 {
+        let t = Instant::now();
+        for _ in 0..w.steps {
+            let (bx, by) = &data[i % data.len()];
+            i += 1;
+            let feeds = [(x, bx.clone()), (y, by.clone())];
+            let s0 = Instant::now();
+            if i % 100 == 0 {
+                sess.run(&feeds, &[loss], &[train])?;
+            } else {
+                sess.run(&feeds, &[], &[train])?;
+            }
+            let ms = s0.elapsed().as_secs_f64() * 1e3;
+            // The global step after run i is i: a checkpoint every 100.
+            if i % 100 == 0 {
+                ckpt_ms.push(ms)
+            } else {
+                step_ms.push(ms)
+            }
+        }
+        if run > 0 {
+            rates.push(w.steps as f64 / t.elapsed().as_secs_f64());
+        }
+    }
+    sess.close()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    rates.sort_by(|a, b| a.total_cmp(b));
+    step_ms.sort_by(|a, b| a.total_cmp(b));
+    ckpt_ms.sort_by(|a, b| a.total_cmp(b));
+    let ckpt = ckpt_ms.get(ckpt_ms.len() / 2).copied().unwrap_or(0.0);
+    Ok((rates[1], step_ms[step_ms.len() / 2], ckpt))
 }
 
 /// Steps per second over `steps` steps, reading the loss back every `every` steps.
@@ -182,6 +240,7 @@ fn main() -> wgtrain::Result<()> {
     let kernels = args.iter().any(|a| a == "--kernels");
     let mut rows = Vec::new();
     let mut kernel_rows = Vec::new();
+    let mut mts_rows: Vec<(&str, f64, f64, f64, f64)> = Vec::new();
     for w in WORKLOADS {
         if only.as_deref().is_some_and(|o| o != w.name) {
             continue;
@@ -219,6 +278,11 @@ fn main() -> wgtrain::Result<()> {
                     .map(|k| (w.name, k)),
             );
         }
+        if w.convs.is_empty() {
+            let raw = rows.last().map(|r| r.3).unwrap_or(0.0);
+            let (sps, median, worst) = monitored(w, &data)?;
+            mts_rows.push((w.name, sps, raw, median, worst));
+        }
     }
     if json {
         for (name, batch, every, sps, disp, subs, adapter) in &rows {
@@ -238,6 +302,26 @@ fn main() -> wgtrain::Result<()> {
         }
         if let Some(r) = rows.first() {
             println!("\nadapter: {}", r.6);
+        }
+    }
+    if json {
+        for (name, sps, raw, median, worst) in &mts_rows {
+            println!(
+                "{{\"bench\":\"step_monitored\",\"workload\":\"{name}\",\"steps_per_sec\":{sps:.1},\"raw_steps_per_sec\":{raw:.1},\"overhead\":{:.4},\"median_step_ms\":{median:.3},\"checkpoint_step_ms\":{worst:.3}}}",
+                raw / sps - 1.0
+            );
+        }
+    } else if !mts_rows.is_empty() {
+        println!(
+            "\n| workload | MonitoredTrainingSession steps/s | raw Session steps/s | overhead | median step (ms) | checkpoint step (ms) | checkpoint / median |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for (name, sps, raw, median, worst) in &mts_rows {
+            println!(
+                "| {name} | {sps:.1} | {raw:.1} | {:.1}% | {median:.3} | {worst:.3} | {:.2}x |",
+                100.0 * (raw / sps - 1.0),
+                worst / median
+            );
         }
     }
     if !kernel_rows.is_empty() {

@@ -14,10 +14,10 @@ pub mod datasets;
 pub use wgtrain_checkpoint as checkpoint;
 pub use wgtrain_engine as engine;
 pub use wgtrain_engine::{layers, metrics};
+pub use wgtrain_hooks as hooks;
 pub use wgtrain_hooks::{
     MonitoredSession, MonitoredTrainingSession, Scaffold, SessionRunHook, StopAtStepHook,
 };
-pub use wgtrain_hooks as hooks;
 
 pub use wgtrain_engine::{
     Adam, AdamW, Code, Conv, DType, Error, Graph, HostTensor, Initializer, KernelTime,

@@ -178,14 +178,14 @@ fn monitored(w: &Workload, data: &[(HostTensor, HostTensor)]) -> wgtrain::Result
             i += 1;
             let feeds = [(x, bx.clone()), (y, by.clone())];
             let s0 = Instant::now();
-            if i % 100 == 0 {
+            if i.is_multiple_of(100) {
                 sess.run(&feeds, &[loss], &[train])?;
             } else {
                 sess.run(&feeds, &[], &[train])?;
             }
             let ms = s0.elapsed().as_secs_f64() * 1e3;
             // The global step after run i is i: a checkpoint every 100.
-            if i % 100 == 0 {
+            if i.is_multiple_of(100) {
                 ckpt_ms.push(ms)
             } else {
                 step_ms.push(ms)

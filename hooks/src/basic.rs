@@ -1,10 +1,11 @@
 //! The built-in hooks, with TF's arguments and schedules.
 //!
-//! The global step: a hook fetches it in the same run as the train op and gets the
-//! value after the step's increment (the engine returns a variable fetched with an op
-//! that updates it after the update). TF's hooks read it before the increment, usually,
-//! and add one; that read races with the train op, which makes TF's summary steps
-//! nondeterministic. Here the schedules are TF's usual ones, deterministically.
+//! The global step: a hook reads its value after the run, exactly, from the session's
+//! host copy (kept in step with the train op's constant increment, so no step waits for
+//! a device round trip; a read when the copy is unknown). TF's hooks fetch it with the
+//! train op, usually before the increment, and add one; that fetch races with the
+//! train op, which makes TF's summary steps nondeterministic. Here the schedules are
+//! TF's usual ones, deterministically.
 
 use crate::coordinator::Coordinator;
 use crate::hook::{
@@ -33,13 +34,13 @@ fn read_step(sess: &mut Session, gs: Tensor) -> Result<i64> {
         .map(|v| v as i64)
 }
 
-fn step_of(values: &SessionRunValues) -> Result<i64> {
-    values
-        .results
-        .first()
-        .ok_or_else(|| Error::internal("the global step was not fetched"))?
-        .scalar_value()
-        .map(|v| v as i64)
+/// The global step after the last run: the session's exact host copy when it has one
+/// (no device round trip), else a read.
+fn step_now(sess: &mut Session, gs: Tensor) -> Result<i64> {
+    match sess.known_scalar(gs) {
+        Some(v) => Ok(v),
+        None => read_step(sess, gs),
+    }
 }
 
 /// Requests a stop at a global step (TF's `StopAtStepHook`): after `num_steps` more
@@ -88,13 +89,9 @@ impl SessionRunHook for StopAtStepHook {
         Ok(())
     }
 
-    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
-        Ok(self.gs.map(|g| SessionRunArgs::fetches(&[g])))
-    }
-
-    fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
-        if let Some(last) = self.last_step
-            && step_of(v)? >= last
+    fn after_run(&mut self, ctx: &mut SessionRunContext, _: &SessionRunValues) -> Result<()> {
+        if let (Some(last), Some(gs)) = (self.last_step, self.gs)
+            && step_now(ctx.session, gs)? >= last
         {
             ctx.request_stop();
         }
@@ -251,12 +248,9 @@ impl SessionRunHook for CheckpointSaverHook {
         Ok(())
     }
 
-    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
-        Ok(self.gs.map(|g| SessionRunArgs::fetches(&[g])))
-    }
-
-    fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
-        let step = step_of(v)?;
+    fn after_run(&mut self, ctx: &mut SessionRunContext, _: &SessionRunValues) -> Result<()> {
+        let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
+        let step = step_now(ctx.session, gs)?;
         if self.timer.should_trigger_for_step(step) {
             self.timer.update_last_triggered_step(step);
             if self.save(ctx.session, step)? {
@@ -329,19 +323,20 @@ impl SessionRunHook for SummarySaverHook {
     }
 
     fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
-        let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
         self.requested = self
             .next_step
             .is_none_or(|s| self.timer.should_trigger_for_step(s));
-        let mut fetches = vec![gs];
-        if self.requested {
-            fetches.extend(self.scaffold.get_summary_op().fetches());
+        if !self.requested {
+            return Ok(None);
         }
-        Ok(Some(SessionRunArgs::fetches(&fetches)))
+        Ok(Some(SessionRunArgs::fetches(
+            &self.scaffold.get_summary_op().fetches(),
+        )))
     }
 
-    fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
-        let step = step_of(v)?;
+    fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+        let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
+        let step = step_now(ctx.session, gs)?;
         let Some(w) = &self.writer else {
             return Ok(());
         };
@@ -352,7 +347,7 @@ impl SessionRunHook for SummarySaverHook {
             self.timer.update_last_triggered_step(step);
             let merged = self.scaffold.get_summary_op();
             if !merged.is_empty() {
-                let values = v.results[1..].to_vec();
+                let values = v.results.clone();
                 w.add_pending(step, merged, Snapshot::ready(values))?;
                 if let Ok(mut l) = self.written.lock() {
                     l.push(step);
@@ -412,12 +407,9 @@ impl SessionRunHook for StepCounterHook {
         Ok(())
     }
 
-    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
-        Ok(self.gs.map(|g| SessionRunArgs::fetches(&[g])))
-    }
-
-    fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
-        let step = step_of(v)?;
+    fn after_run(&mut self, ctx: &mut SessionRunContext, _: &SessionRunValues) -> Result<()> {
+        let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
+        let step = step_now(ctx.session, gs)?;
         if self.timer.should_trigger_for_step(step) {
             let (secs, steps) = self.timer.update_last_triggered_step(step);
             if let (Some(secs), Some(steps)) = (secs, steps)
@@ -772,19 +764,18 @@ impl SessionRunHook for ProfilerHook {
     }
 
     fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
-        let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
         self.requested = self
             .next_step
             .is_none_or(|s| self.timer.should_trigger_for_step(s));
         Ok(Some(SessionRunArgs {
-            fetches: vec![gs],
             trace: self.requested,
             ..Default::default()
         }))
     }
 
-    fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
-        let step = step_of(v)?;
+    fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+        let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
+        let step = step_now(ctx.session, gs)?;
         if self.requested
             && let Some(meta) = &v.run_metadata
         {

@@ -296,3 +296,54 @@ fn scope_names_are_not_tensors_and_sessions_move_between_threads() {
         std::thread::spawn(move || drop(s)).join().unwrap();
     }
 }
+
+#[test]
+fn the_host_knows_the_global_step_after_constant_increments() {
+    let mut g = wgtrain::Graph::new();
+    let step = g.global_step().unwrap();
+    let one = g
+        .constant(wgtrain::HostTensor::scalar_i64(1), "one")
+        .unwrap();
+    let tick = g.assign_add(step, one).unwrap();
+    let other = g
+        .variable_with(
+            "v",
+            wgtrain::DType::I64,
+            &[],
+            wgtrain::Initializer::Zeros,
+            wgtrain::engine::VariableOptions {
+                trainable: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let copy = g.assign(step, other).unwrap();
+    let init = g.global_variables_initializer().unwrap();
+    let Some(mut s) = crate::common::gpu(g) else {
+        return;
+    };
+    s.run(&[], &[], &[init]).unwrap();
+    // Initialized on the device: unknown until read.
+    assert_eq!(s.known_scalar(step), None);
+    s.read_variables(&[step]).unwrap();
+    assert_eq!(s.known_scalar(step), Some(0));
+    for _ in 0..3 {
+        s.run(&[], &[], &[tick.op()]).unwrap();
+    }
+    assert_eq!(s.known_scalar(step), Some(3));
+    assert_eq!(
+        s.read_variables(&[step]).unwrap()[0].as_i64().unwrap(),
+        vec![3]
+    );
+    // An assignment from a device value: forgotten.
+    s.run(&[], &[], &[copy.op()]).unwrap();
+    assert_eq!(s.known_scalar(step), None);
+    // Written from the host, or fetched: known again.
+    s.write_variables(&[(step, wgtrain::HostTensor::scalar_i64(40))])
+        .unwrap();
+    assert_eq!(s.known_scalar(step), Some(40));
+    s.run(&[], &[], &[copy.op()]).unwrap();
+    let out = s.run(&[], &[step], &[tick.op()]).unwrap();
+    assert_eq!(out[0].as_i64().unwrap(), vec![1]);
+    assert_eq!(s.known_scalar(step), Some(1));
+}

@@ -71,6 +71,9 @@ pub(crate) struct Plan {
     /// Gathers of device-computed indices (name, rows), numbered from 1 in the status
     /// words read back after the fetches (the last slot of the fetch layout).
     pub gather_checks: Vec<(String, usize)>,
+    /// Int64 scalar variables the run changes: by a constant increment (`Some`), or
+    /// otherwise (`None`, the host copy is forgotten).
+    pub scalar_updates: Vec<(usize, Option<i64>)>,
     /// The recorded device work.
     pub steps: Vec<Step>,
     /// Kernel dispatches among the steps.
@@ -348,7 +351,33 @@ impl Session {
                 check_indices(v, rows, &n.name)?;
             }
         }
+        let mut scalar_updates: Vec<(usize, Option<i64>)> = Vec::new();
+        for &i in &sched.order {
+            let n = &nodes[i];
+            if !n.op.mutates_variable() || fusion.dead.contains(&i) {
+                continue;
+            }
+            let v = n.inputs[0].0;
+            let vn = &nodes[v];
+            if vn.dtype != DType::I64 || !vn.shape.is_empty() {
+                continue;
+            }
+            let inc = match (&n.op, &nodes[n.inputs[1].0].op) {
+                (Op::Assign(crate::ops::AssignOp::Add), Op::Const(c)) if c.len() == 1 => {
+                    Some(c.get_f64(0) as i64)
+                }
+                (Op::Assign(crate::ops::AssignOp::Sub), Op::Const(c)) if c.len() == 1 => {
+                    Some(-(c.get_f64(0) as i64))
+                }
+                _ => None,
+            };
+            match scalar_updates.iter_mut().find(|(u, _)| *u == v) {
+                Some((_, acc)) => *acc = acc.zip(inc).map(|(a, b)| a + b),
+                None => scalar_updates.push((v, inc)),
+            }
+        }
         Ok(Plan {
+            scalar_updates,
             gather_checks,
             index_checks,
             reads,

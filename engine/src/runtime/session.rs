@@ -169,6 +169,10 @@ pub struct Session {
     stats: RunStats,
     jobs: Option<Sender<ReadbackJob>>,
     worker: Option<JoinHandle<()>>,
+    /// Host copies of int64 scalar variables (the global step) known exactly: set when
+    /// read or written, moved by the constant increments of each run, forgotten when a
+    /// run changes them otherwise.
+    scalars: HashMap<usize, i64>,
 }
 
 impl Drop for Session {
@@ -215,6 +219,7 @@ impl Session {
             stats: RunStats::default(),
             jobs: Some(tx),
             worker: Some(worker),
+            scalars: HashMap::new(),
         };
         sess.plan_arenas()?;
         Ok(sess)
@@ -704,6 +709,14 @@ impl Session {
                     s.initialized = true;
                 }
             }
+            for (v, inc) in &plan.scalar_updates {
+                match (inc, self.scalars.get_mut(v)) {
+                    (Some(i), Some(x)) => *x = x.wrapping_add(*i),
+                    _ => {
+                        self.scalars.remove(v);
+                    }
+                }
+            }
             gpu.check_health()?;
             self.stats.dispatches = dispatches;
             self.stats.submissions = 1;
@@ -772,6 +785,25 @@ impl Session {
                 s.initialized = true;
             }
         }
+        for (v, inc) in &plan.scalar_updates {
+            match (inc, self.scalars.get_mut(v)) {
+                (Some(i), Some(x)) => *x = x.wrapping_add(*i),
+                _ => {
+                    self.scalars.remove(v);
+                }
+            }
+        }
+        // Fetched int64 scalar variables: their values after the run, exactly.
+        for (t, value) in fetches.iter().zip(&outputs) {
+            let n = self.graph.node(*t);
+            if matches!(n.op, Op::Variable { .. })
+                && n.dtype == DType::I64
+                && n.shape.is_empty()
+                && let Ok(v) = value.as_i64()
+            {
+                self.scalars.insert(t.0, v[0]);
+            }
+        }
         gpu.check_health()?;
         self.stats.dispatches = dispatches;
         self.stats.submissions = 1;
@@ -781,7 +813,29 @@ impl Session {
 
     /// Copies variables to the host (blocking).
     pub fn read_variables(&mut self, vars: &[Tensor]) -> Result<Vec<HostTensor>> {
-        self.snapshot_variables(vars)?.wait()
+        let values = self.snapshot_variables(vars)?.wait()?;
+        for (v, t) in vars.iter().zip(&values) {
+            self.note_scalar(v.0, t);
+        }
+        Ok(values)
+    }
+
+    /// The value of int64 scalar variable `var` (the global step) after the last run,
+    /// when the host knows it exactly (it was read or written, and runs since changed
+    /// it only by constant increments); `None` otherwise. Costs nothing: hooks use it
+    /// instead of fetching the step every run.
+    pub fn known_scalar(&self, var: Tensor) -> Option<i64> {
+        self.scalars.get(&var.0).copied()
+    }
+
+    fn note_scalar(&mut self, id: usize, t: &HostTensor) {
+        if t.dtype() == DType::I64
+            && t.shape().is_empty()
+            && self.graph.is_variable(Tensor(id))
+            && let Ok(v) = t.as_i64()
+        {
+            self.scalars.insert(id, v[0]);
+        }
     }
 
     /// Records a device copy of `vars` now and delivers their bytes later on a channel,
@@ -824,6 +878,8 @@ impl Session {
             if let Some(s) = self.vars.get_mut(&v.0) {
                 s.initialized = true;
             }
+            self.scalars.remove(&v.0);
+            self.note_scalar(v.0, t);
         }
         self.gpu.queue.submit(std::iter::empty());
         Ok(())

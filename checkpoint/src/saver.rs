@@ -368,7 +368,27 @@ impl Saver {
         global_step: Option<i64>,
     ) -> Result<PathBuf> {
         self.take_error()?;
-        let prefix = prefix.as_ref();
+        let (path, dir, state_name) = self.paths(prefix.as_ref(), global_step)?;
+        let vars: Vec<Tensor> = self.vars.iter().map(|(_, v)| *v).collect();
+        let snapshot = sess.snapshot_variables(&vars)?;
+        self.save_snapshot(snapshot, &path, dir, state_name)
+    }
+
+    /// Saves `snapshot` (of [`var_list`](Self::var_list)'s variables, in order, taken
+    /// with a step's own submission by `Session::run_and_snapshot`) as
+    /// `<prefix>-<global_step>`: the step pays no extra submission.
+    pub fn save_from_snapshot(
+        &mut self,
+        snapshot: Snapshot,
+        prefix: impl AsRef<Path>,
+        global_step: Option<i64>,
+    ) -> Result<PathBuf> {
+        self.take_error()?;
+        let (path, dir, state_name) = self.paths(prefix.as_ref(), global_step)?;
+        self.save_snapshot(snapshot, &path, dir, state_name)
+    }
+
+    fn paths(&self, prefix: &Path, global_step: Option<i64>) -> Result<(PathBuf, PathBuf, String)> {
         let path = match global_step {
             Some(s) => {
                 let mut p = prefix.as_os_str().to_owned();
@@ -396,8 +416,17 @@ impl Saver {
                 .display()
                 .to_string()
         };
-        let vars: Vec<Tensor> = self.vars.iter().map(|(_, v)| *v).collect();
-        let snapshot = sess.snapshot_variables(&vars)?;
+        Ok((path, dir, state_name))
+    }
+
+    fn save_snapshot(
+        &mut self,
+        snapshot: Snapshot,
+        path: &Path,
+        dir: PathBuf,
+        state_name: String,
+    ) -> Result<PathBuf> {
+        let path = path.to_path_buf();
         let job = Job {
             names: self.vars.iter().map(|(n, _)| n.clone()).collect(),
             values: snapshot,

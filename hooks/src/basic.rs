@@ -133,6 +133,8 @@ pub struct CheckpointSaverHook {
     gs: Option<Tensor>,
     writer: Option<Arc<EventWriter>>,
     graph: Option<Arc<Graph>>,
+    /// The step a snapshot was taken with the run for, when the save was foreseen.
+    predicted: Option<i64>,
     /// Every step saved, in order (for tests and logs).
     pub saved: Arc<Mutex<Vec<i64>>>,
 }
@@ -150,6 +152,7 @@ impl CheckpointSaverHook {
             gs: None,
             writer: None,
             graph: None,
+            predicted: None,
             saved: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -178,6 +181,15 @@ impl CheckpointSaverHook {
     }
 
     fn save(&mut self, sess: &mut Session, step: i64) -> Result<bool> {
+        self.save_with(sess, step, None)
+    }
+
+    fn save_with(
+        &mut self,
+        sess: &mut Session,
+        step: i64,
+        snapshot: Option<Snapshot>,
+    ) -> Result<bool> {
         tracing::info!(
             step,
             "Saving checkpoints for {step} into {}",
@@ -193,7 +205,11 @@ impl CheckpointSaverHook {
             let mut s = saver
                 .lock()
                 .map_err(|_| Error::internal("saver lock poisoned"))?;
-            s.save(sess, self.dir.join(&self.basename), Some(step))?
+            let prefix = self.dir.join(&self.basename);
+            match snapshot {
+                Some(snap) => s.save_from_snapshot(snap, prefix, Some(step))?,
+                None => s.save(sess, prefix, Some(step))?,
+            }
         };
         if let Ok(mut v) = self.saved.lock() {
             v.push(step);
@@ -248,12 +264,44 @@ impl SessionRunHook for CheckpointSaverHook {
         Ok(())
     }
 
-    fn after_run(&mut self, ctx: &mut SessionRunContext, _: &SessionRunValues) -> Result<()> {
+    fn before_run(&mut self, ctx: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        // A save foreseen for this run (a train op moves the step by one) takes its
+        // snapshot with the run's own submission.
+        self.predicted = None;
+        let (Some(gs), Some(saver)) = (self.gs, self.scaffold.get_saver()) else {
+            return Ok(None);
+        };
+        let Some(now) = ctx.session.known_scalar(gs) else {
+            return Ok(None);
+        };
+        if !self.timer.should_trigger_for_step(now + 1) {
+            return Ok(None);
+        }
+        let vars: Vec<Tensor> = saver
+            .lock()
+            .map_err(|_| Error::internal("saver lock poisoned"))?
+            .var_list()
+            .iter()
+            .map(|(_, v)| *v)
+            .collect();
+        self.predicted = Some(now + 1);
+        Ok(Some(SessionRunArgs {
+            snapshot: vars,
+            ..Default::default()
+        }))
+    }
+
+    fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
         let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
         let step = step_now(ctx.session, gs)?;
         if self.timer.should_trigger_for_step(step) {
             self.timer.update_last_triggered_step(step);
-            if self.save(ctx.session, step)? {
+            let snap = if self.predicted == Some(step) {
+                v.snapshot.as_ref().map(|s| s.clone_handle())
+            } else {
+                None
+            };
+            if self.save_with(ctx.session, step, snap)? {
                 ctx.request_stop();
             }
         }

@@ -18,6 +18,9 @@ pub struct SessionRunArgs {
     pub feeds: Vec<(Tensor, HostTensor)>,
     /// Trace the run (the profiler hook asks for it).
     pub trace: bool,
+    /// Variables to copy from the device with the run's own submission (the checkpoint
+    /// hook's save); at most one hook asks per run.
+    pub snapshot: Vec<Tensor>,
 }
 
 impl SessionRunArgs {
@@ -31,12 +34,14 @@ impl SessionRunArgs {
 }
 
 /// A hook's share of a run's results.
-#[derive(Clone, Debug, Default)]
+#[derive(Default)]
 pub struct SessionRunValues {
     /// The values of the tensors the hook asked for, in its order.
     pub results: Vec<HostTensor>,
     /// Kernel times when the run was traced.
     pub run_metadata: Option<RunMetadata>,
+    /// The values of the variables the hook asked to snapshot, on their way.
+    pub snapshot: Option<wgtrain_engine::Snapshot>,
 }
 
 /// The run a hook is called around: the caller's arguments, the session (runs on it

@@ -164,7 +164,7 @@ impl MonitoredSession {
             fetches: fetches.to_vec(),
             targets: targets.to_vec(),
             feeds: feeds.to_vec(),
-            trace: false,
+            ..Default::default()
         };
         self.run_args(&args)
     }
@@ -219,12 +219,21 @@ impl MonitoredSession {
         let mut feeds = args.feeds.clone();
         let mut trace = args.trace;
         let mut ranges = Vec::with_capacity(extra.len());
+        let mut snapshot_for: Option<(usize, Vec<Tensor>)> = None;
         for (k, e) in extra.iter().enumerate() {
             let start = fetches.len();
             if let Some(e) = e {
                 fetches.extend_from_slice(&e.fetches);
                 targets.extend_from_slice(&e.targets);
                 trace |= e.trace;
+                if !e.snapshot.is_empty() {
+                    if snapshot_for.is_some() {
+                        return Err(Error::invalid_argument(
+                            "two hooks asked for a variable snapshot in one run",
+                        ));
+                    }
+                    snapshot_for = Some((k, e.snapshot.clone()));
+                }
                 for (t, v) in &e.feeds {
                     if args.feeds.iter().any(|(u, _)| u == t) {
                         return Err(Error::invalid_argument(format!(
@@ -244,20 +253,31 @@ impl MonitoredSession {
             }
             ranges.push(start..fetches.len());
         }
+        let mut snapshot = None;
         let (mut outputs, meta) = if trace {
             let (o, m) = sess.run_traced(&feeds, &fetches, &targets)?;
             (o, Some(m))
+        } else if let Some((_, vars)) = &snapshot_for {
+            let (o, snap) = sess.run_and_snapshot(&feeds, &fetches, &targets, vars)?;
+            snapshot = Some(snap);
+            (o, None)
         } else {
             (sess.run(&feeds, &fetches, &targets)?, None)
         };
+        let snapshot_hook = snapshot_for.map(|(k, _)| k);
         let hook_values: Vec<Vec<HostTensor>> =
             ranges.iter().map(|r| outputs[r.clone()].to_vec()).collect();
         outputs.truncate(args.fetches.len());
-        for (h, results) in self.hooks.iter_mut().zip(hook_values) {
+        for (k, (h, results)) in self.hooks.iter_mut().zip(hook_values).enumerate() {
             let mut ctx = SessionRunContext::new(args, sess, &mut stop);
             let values = SessionRunValues {
                 results,
                 run_metadata: meta.clone(),
+                snapshot: if snapshot_hook == Some(k) {
+                    snapshot.take()
+                } else {
+                    None
+                },
             };
             h.after_run(&mut ctx, &values)?;
         }
@@ -379,7 +399,7 @@ impl StepContext<'_> {
             fetches: fetches.to_vec(),
             targets: targets.to_vec(),
             feeds: feeds.to_vec(),
-            trace: false,
+            ..Default::default()
         };
         self.ms.hooked_run(&args)
     }

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use wgtrain_checkpoint::events::{event_files, read_file};
+use wgtrain_checkpoint::latest_checkpoint;
 use wgtrain_checkpoint::proto::{SummaryValueKind, What};
 use wgtrain_checkpoint::state::read_state;
-use wgtrain_checkpoint::{BundleReader, latest_checkpoint};
 use wgtrain_engine::runtime::testing::gpu_required;
 use wgtrain_engine::{Code, DType, Graph, HostTensor, Initializer, Operation, Sgd, Tensor};
 use wgtrain_hooks::*;

@@ -869,7 +869,7 @@ mod monitored_session_test {
             return;
         }
         let m = model();
-        let mut sess = session(&m, vec![]);
+        let sess = session(&m, vec![]);
         assert!(!sess.should_stop());
         sess.coordinator().request_stop(None);
         assert!(sess.should_stop());

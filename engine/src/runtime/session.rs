@@ -86,6 +86,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Another handle on the same delivery (whichever waits first gets the values).
+    pub fn clone_handle(&self) -> Snapshot {
+        Snapshot {
+            rx: self.rx.clone(),
+        }
+    }
+
     /// A snapshot of values already on the host.
     pub fn ready(values: Vec<HostTensor>) -> Snapshot {
         let (tx, rx) = crossbeam_channel::bounded(1);

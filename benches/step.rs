@@ -153,10 +153,15 @@ fn batches(w: &Workload, count: usize) -> wgtrain::Result<Vec<(HostTensor, HostT
 }
 
 /// W1/W2 through MonitoredTrainingSession (default hooks, checkpoints every 100
-/// steps into a temporary directory): (steps/s with the loss read back every 100
-/// steps, median of 3; median step ms; median checkpoint step ms). Step times are
+/// steps into a temporary directory), alternating with the raw session `raw`:
+/// (monitored steps/s and raw steps/s with the loss read back every 100 steps, medians
+/// of 5; median step ms; median checkpoint step ms). Step times are
 /// those of `run` on the calling thread (the device runs behind it).
-fn monitored(w: &Workload, data: &[(HostTensor, HostTensor)]) -> wgtrain::Result<(f64, f64, f64)> {
+fn monitored(
+    w: &Workload,
+    data: &[(HostTensor, HostTensor)],
+    raw: &mut Built,
+) -> wgtrain::Result<(f64, f64, f64, f64)> {
     let (g, x, y, loss, train) = graph_of(w)?;
     let dir = std::env::temp_dir().join(format!(
         "wgtrain-bench-mts-{}-{}",
@@ -171,8 +176,13 @@ fn monitored(w: &Workload, data: &[(HostTensor, HostTensor)]) -> wgtrain::Result
     let mut step_ms = Vec::new();
     let mut ckpt_ms = Vec::new();
     let mut rates = Vec::new();
+    let mut raw_rates = Vec::new();
     let mut i = 0usize;
-    for run in 0..4 {
+    // Raw and monitored runs alternate, so both see the same machine.
+    for run in 0..6 {
+        if run > 0 {
+            raw_rates.push(measure(raw, data, w.steps, 100)?);
+        }
         let t = Instant::now();
         for _ in 0..w.steps {
             let (bx, by) = &data[i % data.len()];
@@ -201,10 +211,12 @@ fn monitored(w: &Workload, data: &[(HostTensor, HostTensor)]) -> wgtrain::Result
     sess.close()?;
     let _ = std::fs::remove_dir_all(&dir);
     rates.sort_by(|a, b| a.total_cmp(b));
+    raw_rates.sort_by(|a, b| a.total_cmp(b));
     step_ms.sort_by(|a, b| a.total_cmp(b));
     ckpt_ms.sort_by(|a, b| a.total_cmp(b));
     let ckpt = ckpt_ms.get(ckpt_ms.len() / 2).copied().unwrap_or(0.0);
-    Ok((rates[1], step_ms[step_ms.len() / 2], ckpt))
+    let mid = |v: &[f64]| v[v.len() / 2];
+    Ok((mid(&rates), mid(&raw_rates), mid(&step_ms), ckpt))
 }
 
 /// Steps per second over `steps` steps, reading the loss back every `every` steps.
@@ -282,8 +294,7 @@ fn main() -> wgtrain::Result<()> {
             );
         }
         if w.convs.is_empty() {
-            let raw = rows.last().map(|r| r.3).unwrap_or(0.0);
-            let (sps, median, worst) = monitored(w, &data)?;
+            let (sps, raw, median, worst) = monitored(w, &data, &mut b)?;
             mts_rows.push((w.name, sps, raw, median, worst));
         }
     }

@@ -149,11 +149,18 @@ impl MonitoredSession {
     /// Whether the loop should stop: a hook or the coordinator asked, or the session is
     /// closed. Never fails: an error is reported by the next `run`.
     pub fn should_stop(&self) -> bool {
-        self.closed || self.sess.is_none() || self.stop || self.coord.should_stop()
+        // A recoverable error reported to the coordinator (a lost device seen by a
+        // background thread) does not stop: the next run re-creates the session.
+        let recoverable_stop = self.coord.error().is_some_and(|e| recoverable(&e));
+        self.closed
+            || self.sess.is_none()
+            || self.stop
+            || (self.coord.should_stop() && !recoverable_stop)
     }
 
     /// Runs one step with the hooks (as [`Session::run`]): recoverable errors re-create
-    /// the session (restoring the latest checkpoint) and retry the same call.
+    /// the session (restoring the latest checkpoint) and retry the same call. OutOfRange
+    /// (the input ran out) is returned and stops the loop; `close()` after it is clean.
     pub fn run(
         &mut self,
         feeds: &[(Tensor, HostTensor)],
@@ -183,6 +190,11 @@ impl MonitoredSession {
                 self.create_with_recovery()?;
             }
             match self.hooked_run(args) {
+                // The input ran out: the loop ends cleanly (TF's OutOfRangeError).
+                Err(e) if e.code == Code::OutOfRange => {
+                    self.stop = true;
+                    return Err(e);
+                }
                 Err(e) if recoverable(&e) && attempt < self.recovery.max_attempts => {
                     tracing::warn!(error = %e, attempt, "recoverable error; re-creating the session");
                     self.sess = None;

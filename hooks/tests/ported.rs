@@ -1258,3 +1258,419 @@ mod session_manager_test {
         pub use wgtrain_hooks::scaffold::InitFn;
     }
 }
+
+mod more_monitored_session_test {
+    use super::*;
+
+    /// Fails `before_run` once with `code`.
+    struct FailOnce(Option<Code>);
+    impl SessionRunHook for FailOnce {
+        fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+            match self.0.take() {
+                Some(c) => Err(Error::new(c, "injected")),
+                None => Ok(None),
+            }
+        }
+    }
+
+    #[test]
+    fn test_exit_cleanly_on_out_of_range_exception() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        struct End(Arc<Mutex<Vec<String>>>);
+        impl SessionRunHook for End {
+            fn end(&mut self, _: &mut Session) -> Result<()> {
+                self.0.lock().unwrap().push("end".into());
+                Ok(())
+            }
+        }
+        let mut sess = session(
+            &m,
+            vec![
+                Box::new(FailOnce(Some(Code::OutOfRange))),
+                Box::new(End(Arc::clone(&log))),
+            ],
+        );
+        let e = sess.run(&feed(&m), &[], &[m.train]).unwrap_err();
+        assert_eq!(e.code, Code::OutOfRange);
+        assert!(sess.should_stop());
+        sess.close().unwrap();
+        assert_eq!(*log.lock().unwrap(), vec!["end"]);
+    }
+
+    #[test]
+    fn test_stop_cleanly_when_no_exception_in_with_body() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        assert!(sess.should_stop());
+        assert!(sess.is_closed());
+        assert!(sess.raw_session().is_none());
+    }
+
+    #[test]
+    fn test_retry_initialization_on_aborted_error() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let failed = Arc::new(Mutex::new(false));
+        let f = Arc::clone(&failed);
+        let init_fn: wgtrain_hooks::scaffold::InitFn = Arc::new(move |_, _| {
+            let mut done = f.lock().unwrap();
+            if !*done {
+                *done = true;
+                return Err(Error::aborted("injected"));
+            }
+            Ok(())
+        });
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .scaffold(Scaffold::new().init_fn(init_fn))
+            .recovery(RecoveryPolicy {
+                max_attempts: 3,
+                backoff: std::time::Duration::from_millis(1),
+                max_backoff: std::time::Duration::from_millis(2),
+            })
+            .create()
+            .unwrap();
+        assert!(*failed.lock().unwrap());
+        step(&mut sess, &m);
+    }
+
+    #[test]
+    fn test_step_fn_exception_from_before_run() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![Box::new(FailOnce(Some(Code::Aborted)))]);
+        let mut calls = 0;
+        sess.run_step_fn(|ctx| {
+            calls += 1;
+            ctx.run_with_hooks(&feed(&m), &[], &[m.train]).map(|_| ())
+        })
+        .unwrap();
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn test_step_fn_with_hooks_and_request_stop() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let t = Box::new(super::Counted(Arc::clone(&log)));
+        let mut sess = session(&m, vec![t]);
+        sess.run_step_fn(|ctx| {
+            ctx.request_stop();
+            Ok(())
+        })
+        .unwrap();
+        assert!(log.lock().unwrap().is_empty());
+        assert!(sess.should_stop());
+    }
+
+    #[test]
+    fn test_recovery_with_checkpoint_filename_with_path() {
+        // A session created from a given checkpoint prefix restores it.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("recovery-path");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .save_checkpoint_steps(1)
+            .create()
+            .unwrap();
+        step(&mut sess, &m);
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        let scaffold = Arc::new(Scaffold::new());
+        let creator = Box::new(ChiefSessionCreator {
+            scaffold: Arc::clone(&scaffold),
+            checkpoint_dir: None,
+            checkpoint_filename_with_path: Some(dir.join("model.ckpt-2")),
+            config: Default::default(),
+        });
+        let mut sess = MonitoredSession::new(
+            m.g.clone(),
+            scaffold,
+            creator,
+            vec![],
+            RecoveryPolicy::default(),
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(global_step(&mut sess), 2);
+    }
+}
+
+/// Counts before_run/after_run calls.
+struct Counted(Arc<Mutex<Vec<String>>>);
+impl SessionRunHook for Counted {
+    fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        self.0.lock().unwrap().push("before".into());
+        Ok(None)
+    }
+    fn after_run(&mut self, _: &mut SessionRunContext, _: &SessionRunValues) -> Result<()> {
+        self.0.lock().unwrap().push("after".into());
+        Ok(())
+    }
+}
+
+mod coordinated_session_test {
+    use super::*;
+
+    #[test]
+    fn test_dont_request_stop_on_exception_in_main_thread() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        // A bad feed: the error comes back, the coordinator is not stopped.
+        let bad = vec![(m.x, HostTensor::from_i32(&[1], vec![1]).unwrap())];
+        assert!(sess.run(&bad, &[], &[m.train]).is_err());
+        assert!(!sess.should_stop());
+        assert!(!sess.coordinator().should_stop());
+        step(&mut sess, &m);
+    }
+
+    #[test]
+    fn test_stop_threads_on_close() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        let coord = sess.coordinator().clone();
+        let c2 = coord.clone();
+        let stopped = Arc::new(Mutex::new(false));
+        let s2 = Arc::clone(&stopped);
+        let h = std::thread::spawn(move || {
+            while !c2.should_stop() {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            *s2.lock().unwrap() = true;
+        });
+        coord.register_thread("prefetch", h);
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        assert!(*stopped.lock().unwrap());
+    }
+
+    #[test]
+    fn test_recovery_from_coordinator_exception() {
+        // A preemption reported to the coordinator: should_stop stays false and the
+        // next run re-creates the session.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        sess.coordinator()
+            .request_stop(Some(Error::aborted("peer lost")));
+        assert!(!sess.should_stop());
+        step(&mut sess, &m);
+        assert_eq!(sess.recoveries(), 1);
+        assert!(!sess.should_stop());
+    }
+
+    #[test]
+    fn test_recovery_from_non_preemption_in_coordinator() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        sess.coordinator()
+            .request_stop(Some(Error::new(Code::Unknown, "bad thread")));
+        assert!(sess.should_stop());
+        let e = sess.close().unwrap_err();
+        assert_eq!(e.code, Code::Unknown);
+    }
+}
+
+mod hooked_session_feeds_test {
+    use super::*;
+
+    /// a + b, with a and b placeholders.
+    fn sum_graph() -> (
+        Graph,
+        wgtrain_engine::Tensor,
+        wgtrain_engine::Tensor,
+        wgtrain_engine::Tensor,
+    ) {
+        let mut g = Graph::new();
+        let a = g.placeholder("a", DType::F32, &[]).unwrap();
+        let b = g.placeholder("b", DType::F32, &[]).unwrap();
+        let c = g.add(a, b).unwrap();
+        g.global_step().unwrap();
+        (g, a, b, c)
+    }
+
+    struct Feeds(Vec<(wgtrain_engine::Tensor, f32)>);
+    impl SessionRunHook for Feeds {
+        fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+            Ok(Some(SessionRunArgs {
+                feeds: self
+                    .0
+                    .iter()
+                    .map(|(t, v)| (*t, HostTensor::scalar_f32(*v)))
+                    .collect(),
+                ..Default::default()
+            }))
+        }
+    }
+
+    #[test]
+    fn test_only_hooks_have_feeds() {
+        if !have_gpu() {
+            return;
+        }
+        let (g, a, b, c) = sum_graph();
+        let mut sess = MonitoredTrainingSession::new(g)
+            .hooks([
+                Box::new(Feeds(vec![(a, 5.0)])) as Box<dyn SessionRunHook>,
+                Box::new(Feeds(vec![(b, 10.0)])),
+            ])
+            .create()
+            .unwrap();
+        assert_eq!(
+            sess.run(&[], &[c], &[]).unwrap()[0].as_f32().unwrap(),
+            vec![15.0]
+        );
+    }
+
+    #[test]
+    fn test_both_hooks_and_user_have_feeds() {
+        if !have_gpu() {
+            return;
+        }
+        let (g, a, b, c) = sum_graph();
+        let mut sess = MonitoredTrainingSession::new(g)
+            .hooks([Box::new(Feeds(vec![(a, 5.0)])) as Box<dyn SessionRunHook>])
+            .create()
+            .unwrap();
+        let user = vec![(b, HostTensor::scalar_f32(30.0))];
+        assert_eq!(
+            sess.run(&user, &[c], &[]).unwrap()[0].as_f32().unwrap(),
+            vec![35.0]
+        );
+        // The caller's feeds are untouched.
+        assert_eq!(user.len(), 1);
+    }
+}
+
+mod more_summary_saver_hook_test {
+    use super::*;
+
+    #[test]
+    fn test_multiple_summaries() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut g = m.g.clone();
+        g.scalar_summary("w_value", m.w).unwrap();
+        let dir = scratch("multi-summ");
+        let mut sess = MonitoredTrainingSession::new(g)
+            .summary_dir(&dir)
+            .save_summaries_steps(8)
+            .log_step_count_steps(0)
+            .create()
+            .unwrap();
+        for _ in 0..10 {
+            step(&mut sess, &m);
+        }
+        sess.close().unwrap();
+        assert_eq!(summary_steps(&dir, "loss"), vec![1, 9]);
+        assert_eq!(summary_steps(&dir, "w_value"), vec![1, 9]);
+    }
+}
+
+mod more_monitored_training_session_test {
+    use super::*;
+
+    #[test]
+    fn test_save_checkpoint_secs() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("mts-secs");
+        let (clock, c) = manual();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .save_checkpoint_secs(0.1)
+            .clock(c)
+            .create()
+            .unwrap();
+        for _ in 0..11 {
+            clock.advance(0.2);
+            step(&mut sess, &m);
+        }
+        sess.close_with(false).unwrap();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .create()
+            .unwrap();
+        assert_eq!(global_step(&mut sess), 11);
+    }
+
+    #[test]
+    fn test_summaries_secs() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("mts-summ-secs");
+        let (clock, c) = manual();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .save_summaries_secs(0.1)
+            .clock(c)
+            .create()
+            .unwrap();
+        for _ in 0..3 {
+            clock.advance(0.2);
+            step(&mut sess, &m);
+        }
+        sess.close().unwrap();
+        assert_eq!(summary_steps(&dir, "loss"), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn test_defaults_hook_order_chief_and_worker() {
+        // tf-observed [default_hooks]: chief_only, StepCounter, SummarySaver,
+        // CheckpointSaver, user hooks; a worker has the user hooks only (it then waits
+        // for a chief, which never comes here).
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("order");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .chief_only_hooks([
+                Box::new(super::Counted(Arc::clone(&log))) as Box<dyn SessionRunHook>
+            ])
+            .hooks([Box::new(super::Counted(Arc::clone(&log))) as Box<dyn SessionRunHook>])
+            .create()
+            .unwrap();
+        step(&mut sess, &m);
+        assert_eq!(log.lock().unwrap().len(), 4);
+        sess.close().unwrap();
+        assert!(dir.join("graph.pbtxt").exists());
+    }
+}

@@ -580,7 +580,8 @@ impl LoggingTensorHook {
         self
     }
 
-    fn log(&self, values: Vec<HostTensor>) {
+    /// Logs `values`, with the seconds since the last log as TF does (not on the first).
+    fn log(&self, values: Vec<HostTensor>, elapsed: Option<f64>) {
         let named: Vec<(String, HostTensor)> = self
             .tensors
             .iter()
@@ -589,11 +590,17 @@ impl LoggingTensorHook {
             .collect();
         let line = match &self.formatter {
             Some(f) => f(&named),
-            None => named
-                .iter()
-                .map(|(n, v)| format!("{n} = {}", summarize(v)))
-                .collect::<Vec<_>>()
-                .join(", "),
+            None => {
+                let text = named
+                    .iter()
+                    .map(|(n, v)| format!("{n} = {}", summarize(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                match elapsed {
+                    Some(secs) => format!("{text} ({secs:.3} sec)"),
+                    None => text,
+                }
+            }
         };
         tracing::info!("{line}");
         if let Ok(mut l) = self.lines.lock() {
@@ -636,10 +643,11 @@ impl SessionRunHook for LoggingTensorHook {
 
     fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
         if self.triggered {
-            if let Some(t) = &mut self.timer {
-                t.update_last_triggered_step(self.iter);
-            }
-            self.log(v.results.clone());
+            let elapsed = self
+                .timer
+                .as_mut()
+                .and_then(|t| t.update_last_triggered_step(self.iter).0);
+            self.log(v.results.clone(), elapsed);
         }
         self.iter += 1;
         Ok(())
@@ -649,7 +657,7 @@ impl SessionRunHook for LoggingTensorHook {
         if self.at_end {
             let fetches: Vec<Tensor> = self.tensors.iter().map(|(_, t)| *t).collect();
             let values = sess.run(&[], &fetches, &[])?;
-            self.log(values);
+            self.log(values, None);
         }
         Ok(())
     }
@@ -812,9 +820,10 @@ impl SessionRunHook for ProfilerHook {
     }
 
     fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+        // As TF: never the first run; then every N steps or seconds from it.
         self.requested = self
             .next_step
-            .is_none_or(|s| self.timer.should_trigger_for_step(s));
+            .is_some_and(|s| self.timer.should_trigger_for_step(s));
         Ok(Some(SessionRunArgs {
             trace: self.requested,
             ..Default::default()
@@ -824,6 +833,10 @@ impl SessionRunHook for ProfilerHook {
     fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
         let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
         let step = step_now(ctx.session, gs)?;
+        if self.next_step.is_none() {
+            // The timer starts at the step before the first run (TF's stale read).
+            self.timer.update_last_triggered_step(step - 1);
+        }
         if self.requested
             && let Some(meta) = &v.run_metadata
         {

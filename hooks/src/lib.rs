@@ -25,7 +25,8 @@ pub use hook::{
     SessionRunValues, SystemClock,
 };
 pub use monitored::{
-    Every, MonitoredSession, MonitoredTrainingSession, RecoveryPolicy, StepContext,
+    Every, MonitoredSession, MonitoredTrainingSession, RecoveryPolicy, SingularMonitoredSession,
+    StepContext,
 };
 pub use scaffold::{ChiefSessionCreator, Scaffold, SessionCreator, WorkerSessionCreator};
 pub use wgtrain_engine::{Operation, Session, Tensor};

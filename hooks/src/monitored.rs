@@ -714,3 +714,39 @@ fn timer_of(every: Every, clock: &SharedClock) -> Result<Option<SecondOrStepTime
         Every::Secs(s) => Some(SecondOrStepTimer::new(Some(s), None, Arc::clone(clock))?),
     })
 }
+
+/// TF's `SingularMonitoredSession`: always the chief, hooks as given, and no recovery
+/// (an Aborted or Unavailable error comes back to the caller); the raw session is
+/// reachable through [`MonitoredSession::raw_session`].
+pub struct SingularMonitoredSession;
+
+impl SingularMonitoredSession {
+    /// Creates the session over `graph`, restoring the latest checkpoint of
+    /// `checkpoint_dir` if given, else initializing.
+    pub fn create(
+        graph: Graph,
+        hooks: Vec<Box<dyn SessionRunHook>>,
+        scaffold: Scaffold,
+        checkpoint_dir: Option<PathBuf>,
+        config: SessionConfig,
+    ) -> Result<MonitoredSession> {
+        let scaffold = Arc::new(scaffold);
+        let creator = Box::new(ChiefSessionCreator {
+            scaffold: Arc::clone(&scaffold),
+            checkpoint_dir,
+            checkpoint_filename_with_path: None,
+            config,
+        });
+        MonitoredSession::new(
+            graph,
+            scaffold,
+            creator,
+            hooks,
+            RecoveryPolicy {
+                max_attempts: 0,
+                ..Default::default()
+            },
+            Duration::from_secs(120),
+        )
+    }
+}

@@ -1674,3 +1674,291 @@ mod more_monitored_training_session_test {
         assert!(dir.join("graph.pbtxt").exists());
     }
 }
+
+fn singular(m: &Model, hooks: Vec<Box<dyn SessionRunHook>>) -> MonitoredSession {
+    SingularMonitoredSession::create(
+        m.g.clone(),
+        hooks,
+        Scaffold::new(),
+        None,
+        Default::default(),
+    )
+    .unwrap()
+}
+
+mod singular_monitored_session_test {
+    use super::*;
+
+    struct FailOnce(Option<Code>);
+    impl SessionRunHook for FailOnce {
+        fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+            match self.0.take() {
+                Some(c) => Err(Error::new(c, "injected")),
+                None => Ok(None),
+            }
+        }
+    }
+
+    #[test]
+    fn test_handles_initialization() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = singular(&m, vec![]);
+        assert_eq!(
+            sess.run(&[], &[m.w], &[]).unwrap()[0].as_f32().unwrap(),
+            vec![1.0]
+        );
+    }
+
+    #[test]
+    fn test_do_not_handle_aborted_error() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = singular(&m, vec![Box::new(FailOnce(Some(Code::Aborted)))]);
+        let e = sess.run(&feed(&m), &[], &[m.train]).unwrap_err();
+        assert_eq!(e.code, Code::Aborted);
+        assert_eq!(sess.recoveries(), 0);
+    }
+
+    #[test]
+    fn test_exit_cleanly_on_out_of_range_exception() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = singular(&m, vec![Box::new(FailOnce(Some(Code::OutOfRange)))]);
+        assert!(sess.run(&feed(&m), &[], &[m.train]).is_err());
+        assert!(sess.should_stop());
+        sess.close().unwrap();
+    }
+
+    #[test]
+    fn test_regular_exception_reported_to_coord_pass_through_run() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = singular(&m, vec![]);
+        sess.coordinator()
+            .request_stop(Some(Error::internal("a thread failed")));
+        let e = sess.run(&feed(&m), &[], &[m.train]).unwrap_err();
+        assert!(e.message.contains("a thread failed"));
+        assert!(sess.close().is_err());
+    }
+
+    #[test]
+    fn test_stop_cleanly_when_no_exception_in_with_body() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = singular(&m, vec![]);
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        assert!(sess.should_stop());
+        assert!(sess.raw_session().is_none());
+    }
+
+    #[test]
+    fn test_raw_session() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = singular(&m, vec![]);
+        let raw = sess.raw_session().unwrap();
+        assert_eq!(
+            raw.read_variables(&[m.w]).unwrap()[0].as_f32().unwrap(),
+            vec![1.0]
+        );
+    }
+
+    #[test]
+    fn test_step_fn_doesnt_recover_when_it_wasnt_asked_to() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = singular(&m, vec![]);
+        let mut calls = 0;
+        let e = sess
+            .run_step_fn(|_| -> Result<()> {
+                calls += 1;
+                Err(Error::aborted("injected"))
+            })
+            .unwrap_err();
+        assert_eq!(e.code, Code::Aborted);
+        assert_eq!(calls, 1);
+    }
+}
+
+mod run_options_test {
+    use super::*;
+
+    /// Asks for a trace and records whether metadata came back.
+    struct Tracer(bool, Arc<Mutex<Vec<bool>>>);
+    impl SessionRunHook for Tracer {
+        fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+            Ok(Some(SessionRunArgs {
+                trace: self.0,
+                ..Default::default()
+            }))
+        }
+        fn after_run(&mut self, _: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
+            self.1.lock().unwrap().push(v.run_metadata.is_some());
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn test_merge_run_options_from_hooks() {
+        // One hook asks for a trace: the run is traced and every hook sees the metadata.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut sess = session(
+            &m,
+            vec![
+                Box::new(Tracer(false, Arc::clone(&seen))),
+                Box::new(Tracer(true, Arc::clone(&seen))),
+            ],
+        );
+        step(&mut sess, &m);
+        assert_eq!(*seen.lock().unwrap(), vec![true, true]);
+    }
+
+    #[test]
+    fn test_merge_caller_and_hook_run_options() {
+        // The caller asks for a trace; hooks see it too.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut sess = session(&m, vec![Box::new(Tracer(false, Arc::clone(&seen)))]);
+        let args = SessionRunArgs {
+            feeds: feed(&m),
+            targets: vec![m.train],
+            trace: true,
+            ..Default::default()
+        };
+        sess.run_args(&args).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![true]);
+    }
+}
+
+mod more_stop_and_profiler_test {
+    use super::*;
+
+    #[test]
+    fn test_last_step_after_restore() {
+        // MonitoredSessionTest.test_last_step: stop at 3, restore, then stop at 5.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("last-step");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .hooks([StopAtStepHook::last_step(3).boxed()])
+            .create()
+            .unwrap();
+        assert_eq!(train_until_stop(&mut sess, &m), 3);
+        sess.close().unwrap();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .hooks([StopAtStepHook::last_step(5).boxed()])
+            .create()
+            .unwrap();
+        assert_eq!(train_until_stop(&mut sess, &m), 2);
+        assert_eq!(global_step(&mut sess), 5);
+    }
+
+    #[test]
+    fn test_num_steps_counts_from_the_restored_step() {
+        // MonitoredSessionTest.test_num_steps: 3 steps, restore, 4 more: 7.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("num-steps");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .hooks([StopAtStepHook::num_steps(3).boxed()])
+            .create()
+            .unwrap();
+        train_until_stop(&mut sess, &m);
+        sess.close().unwrap();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .hooks([StopAtStepHook::num_steps(4).boxed()])
+            .create()
+            .unwrap();
+        assert_eq!(train_until_stop(&mut sess, &m), 4);
+        assert_eq!(global_step(&mut sess), 7);
+    }
+
+    #[test]
+    fn test_save_steps_does_not_save_in_first_step() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("prof-first");
+        let hook = ProfilerHook::new(&dir, None, Some(2), Arc::new(SystemClock)).unwrap();
+        let written = Arc::clone(&hook.written);
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        step(&mut sess, &m);
+        assert!(written.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn test_save_steps_saves_periodically() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("prof-periodic");
+        let hook = ProfilerHook::new(&dir, None, Some(2), Arc::new(SystemClock)).unwrap();
+        let written = Arc::clone(&hook.written);
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        for _ in 0..5 {
+            step(&mut sess, &m);
+        }
+        let w = written.lock().unwrap().clone();
+        assert_eq!(
+            w,
+            vec![dir.join("timeline-2.json"), dir.join("timeline-4.json")]
+        );
+    }
+
+    #[test]
+    fn test_print_first_step() {
+        // LoggingTensorHook: the first line has no "(x sec)", later ones do.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let hook = LoggingTensorHook::new(
+            vec![("w".into(), m.w)],
+            Some(1),
+            None,
+            false,
+            Arc::new(SystemClock),
+        )
+        .unwrap();
+        let lines = Arc::clone(&hook.lines);
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        step(&mut sess, &m);
+        step(&mut sess, &m);
+        let l = lines.lock().unwrap().clone();
+        assert!(!l[0].contains("sec)"), "{l:?}");
+        assert!(l[1].ends_with("sec)"), "{l:?}");
+    }
+}

@@ -1962,3 +1962,216 @@ mod more_stop_and_profiler_test {
         assert!(l[1].ends_with("sec)"), "{l:?}");
     }
 }
+
+mod more_session_manager_test {
+    use super::*;
+
+    fn chief(scaffold: Arc<Scaffold>, dir: Option<std::path::PathBuf>) -> ChiefSessionCreator {
+        ChiefSessionCreator {
+            scaffold,
+            checkpoint_dir: dir,
+            checkpoint_filename_with_path: None,
+            config: Default::default(),
+        }
+    }
+
+    #[test]
+    fn test_prepare_session_succeeds_with_init_feed_dict() {
+        if !have_gpu() {
+            return;
+        }
+        let mut g = Graph::new();
+        let p = g.placeholder("p", DType::F32, &[]).unwrap();
+        let v = g
+            .variable("v", DType::F32, &[], Initializer::Zeros)
+            .unwrap();
+        let init = g.assign(v, p).unwrap();
+        let mut sc = Scaffold::new().init_op(init.op());
+        sc.init_feeds = vec![(p, HostTensor::scalar_f32(3.0))];
+        let sc = Arc::new(sc);
+        sc.finalize(&mut g).unwrap();
+        let mut s = chief(sc, None).create_session(&Arc::new(g)).unwrap();
+        assert_eq!(
+            s.read_variables(&[v]).unwrap()[0].as_f32().unwrap(),
+            vec![3.0]
+        );
+    }
+
+    #[test]
+    fn test_recover_session_no_chkpt_still_runs_local_init_op() {
+        if !have_gpu() {
+            return;
+        }
+        let mut g = Graph::new();
+        g.variable("v", DType::F32, &[], Initializer::Zeros)
+            .unwrap();
+        let local = g
+            .variable_with(
+                "local",
+                DType::F32,
+                &[],
+                Initializer::Constant(5.0),
+                wgtrain_engine::VariableOptions {
+                    trainable: false,
+                    local: true,
+                    seed: None,
+                },
+            )
+            .unwrap();
+        let sc = Arc::new(Scaffold::new());
+        sc.finalize(&mut g).unwrap();
+        let dir = scratch("sm-local");
+        let mut s = chief(sc, Some(dir)).create_session(&Arc::new(g)).unwrap();
+        assert_eq!(
+            s.read_variables(&[local]).unwrap()[0].as_f32().unwrap(),
+            vec![5.0]
+        );
+    }
+
+    #[test]
+    fn test_prepare_session_did_not_init_local_variable() {
+        if !have_gpu() {
+            return;
+        }
+        let mut g = Graph::new();
+        g.variable("v", DType::F32, &[], Initializer::Zeros)
+            .unwrap();
+        g.variable_with(
+            "my_local",
+            DType::F32,
+            &[],
+            Initializer::Zeros,
+            wgtrain_engine::VariableOptions {
+                trainable: false,
+                local: true,
+                seed: None,
+            },
+        )
+        .unwrap();
+        let nothing = g.no_op("nothing").unwrap();
+        let sc = Arc::new(Scaffold::new().local_init_op(nothing));
+        sc.finalize(&mut g).unwrap();
+        let e = chief(sc, None).create_session(&Arc::new(g)).err().unwrap();
+        assert!(e.message.contains("did not make model ready"), "{e}");
+        assert!(e.message.contains("my_local"), "{e}");
+    }
+
+    #[test]
+    fn test_recover_session() {
+        // Without a checkpoint: initialized; with one: its values.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("sm-recover");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .create()
+            .unwrap();
+        let w0 = sess.raw_session().unwrap().read_variables(&[m.w]).unwrap();
+        assert_eq!(w0[0].as_f32().unwrap(), vec![1.0]);
+        step(&mut sess, &m);
+        let w1 = sess.raw_session().unwrap().read_variables(&[m.w]).unwrap();
+        sess.close().unwrap();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .create()
+            .unwrap();
+        let w = sess.raw_session().unwrap().read_variables(&[m.w]).unwrap();
+        assert_eq!(w, w1);
+    }
+}
+
+mod more_hooks_test {
+    use super::*;
+
+    #[test]
+    fn test_step_counter_every_n_steps_records_at_11_and_21() {
+        // StepCounterHookTest.test_step_counter_every_n_steps: every 10 over 30 steps.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let (clock, c) = manual();
+        let hook = StepCounterHook::new(10, None, c).unwrap();
+        let rates = Arc::clone(&hook.rates);
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        for _ in 0..30 {
+            clock.advance(0.01);
+            step(&mut sess, &m);
+        }
+        let steps: Vec<i64> = rates.lock().unwrap().iter().map(|r| r.0).collect();
+        assert_eq!(steps, vec![11, 21]);
+    }
+
+    #[test]
+    fn test_summary_writer_defs() {
+        // CheckpointSaverHookTest.test_summary_writer_defs: the graph and the meta
+        // graph (with its SaverDef) go to the event file.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("writer-defs");
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .create()
+            .unwrap();
+        sess.close().unwrap();
+        let mut kinds = Vec::new();
+        for f in event_files(&dir).unwrap() {
+            for r in read_file(&f).unwrap().0 {
+                match &r.event.what {
+                    Some(What::GraphDef(_)) => kinds.push("graph"),
+                    Some(What::MetaGraphDef(b)) => {
+                        use prost::Message;
+                        let meta =
+                            wgtrain_checkpoint::proto::MetaGraphDef::decode(b.as_slice()).unwrap();
+                        assert_eq!(meta.saver_def.unwrap().version, 2);
+                        kinds.push("meta")
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(kinds, vec!["graph", "meta"]);
+    }
+
+    #[test]
+    fn test_listener_with_default_saver() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let dir = scratch("listener-default");
+        let counts = Counts::default();
+        let scaffold = Arc::new(Scaffold::new());
+        let timer = SecondOrStepTimer::new(None, Some(1), Arc::new(SystemClock)).unwrap();
+        let hook = CheckpointSaverHook::with_timer(dir.clone(), timer, Arc::clone(&scaffold))
+            .listener(Box::new(counts.clone()));
+        let creator = Box::new(ChiefSessionCreator {
+            scaffold: Arc::clone(&scaffold),
+            checkpoint_dir: Some(dir.clone()),
+            checkpoint_filename_with_path: None,
+            config: Default::default(),
+        });
+        let mut sess = MonitoredSession::new(
+            m.g.clone(),
+            scaffold,
+            creator,
+            vec![Box::new(hook)],
+            RecoveryPolicy::default(),
+            std::time::Duration::from_secs(1),
+        )
+        .unwrap();
+        step(&mut sess, &m);
+        step(&mut sess, &m);
+        sess.close().unwrap();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .checkpoint_dir(&dir)
+            .create()
+            .unwrap();
+        assert_eq!(global_step(&mut sess), 2);
+        assert_eq!(counts.c.lock().unwrap()[2], 3);
+    }
+}

@@ -187,6 +187,8 @@ pub struct Saver {
     shared: Arc<Shared>,
     jobs: Option<Sender<Job>>,
     worker: Option<JoinHandle<()>>,
+    /// Directories already created.
+    made: std::collections::HashSet<PathBuf>,
 }
 
 impl Saver {
@@ -240,6 +242,7 @@ impl Saver {
             opts,
             jobs: None,
             worker: None,
+            made: std::collections::HashSet::new(),
         })
     }
 
@@ -388,7 +391,11 @@ impl Saver {
         self.save_snapshot(snapshot, &path, dir, state_name)
     }
 
-    fn paths(&self, prefix: &Path, global_step: Option<i64>) -> Result<(PathBuf, PathBuf, String)> {
+    fn paths(
+        &mut self,
+        prefix: &Path,
+        global_step: Option<i64>,
+    ) -> Result<(PathBuf, PathBuf, String)> {
         let path = match global_step {
             Some(s) => {
                 let mut p = prefix.as_os_str().to_owned();
@@ -402,8 +409,11 @@ impl Saver {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", dir.display())))?;
+        if !self.made.contains(&dir) {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", dir.display())))?;
+            self.made.insert(dir.clone());
+        }
         let file_name = path
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())

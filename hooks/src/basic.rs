@@ -423,6 +423,9 @@ pub struct StepCounterHook {
     writer: Option<Arc<EventWriter>>,
     /// (step, steps per second) of every rate written.
     pub rates: Arc<Mutex<Vec<(i64, f64)>>>,
+    /// Runs after which the global step had not moved (each logs a warning, as TF).
+    pub not_increased: Arc<Mutex<usize>>,
+    last_step: Option<i64>,
 }
 
 impl StepCounterHook {
@@ -434,6 +437,8 @@ impl StepCounterHook {
             gs: None,
             writer: None,
             rates: Arc::new(Mutex::new(Vec::new())),
+            not_increased: Arc::new(Mutex::new(0)),
+            last_step: None,
         }
     }
 
@@ -458,6 +463,16 @@ impl SessionRunHook for StepCounterHook {
     fn after_run(&mut self, ctx: &mut SessionRunContext, _: &SessionRunValues) -> Result<()> {
         let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
         let step = step_now(ctx.session, gs)?;
+        if self.last_step == Some(step) {
+            tracing::warn!(
+                step,
+                "It seems that global step has not been increased. Current value: {step}"
+            );
+            if let Ok(mut n) = self.not_increased.lock() {
+                *n += 1;
+            }
+        }
+        self.last_step = Some(step);
         if self.timer.should_trigger_for_step(step) {
             let (secs, steps) = self.timer.update_last_triggered_step(step);
             if let (Some(secs), Some(steps)) = (secs, steps)

@@ -92,6 +92,24 @@ impl Scaffold {
         self
     }
 
+    /// A new scaffold with the fields given to `other` (not its finalized defaults):
+    /// TF's `copy_from_scaffold`. Fields set on the result afterwards win.
+    pub fn copy_from(other: &Scaffold) -> Scaffold {
+        Scaffold {
+            init_feeds: other.init_feeds.clone(),
+            init_fn: other.init_fn.clone(),
+            saver_options: other.saver_options.clone(),
+            given: Given {
+                init_op: other.given.init_op,
+                local_init_op: other.given.local_init_op,
+                summary_op: other.given.summary_op.clone(),
+                saver: other.given.saver.clone(),
+                no_saver: other.given.no_saver,
+            },
+            ..Scaffold::default()
+        }
+    }
+
     /// Fills the empty fields from `graph` and finalizes it (no node can be added after).
     pub fn finalize(&self, graph: &mut Graph) -> Result<()> {
         if self.init_op.get().is_none() {

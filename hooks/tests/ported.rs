@@ -2175,3 +2175,58 @@ mod more_hooks_test {
         assert_eq!(counts.c.lock().unwrap()[2], 3);
     }
 }
+
+mod copy_from_scaffold_test {
+    use super::*;
+
+    #[test]
+    fn test_new_scaffold_from_default_scaffold() {
+        let mut g = Graph::new();
+        g.variable("v", DType::F32, &[], Initializer::Zeros)
+            .unwrap();
+        let local = g.no_op("local").unwrap();
+        let base = Scaffold::new();
+        let copy = Scaffold::copy_from(&base).local_init_op(local);
+        copy.finalize(&mut g).unwrap();
+        assert_eq!(copy.get_local_init_op(), Some(local));
+        assert!(copy.get_init_op().is_some());
+    }
+
+    #[test]
+    fn test_new_scaffold_from_existing_scaffold() {
+        let mut g = Graph::new();
+        g.variable("v", DType::F32, &[], Initializer::Zeros)
+            .unwrap();
+        let a = g.no_op("a").unwrap();
+        let b = g.no_op("b").unwrap();
+        let c = g.no_op("c").unwrap();
+        let base = Scaffold::new().init_op(a).local_init_op(b);
+        // Explicit values on the copy win; the rest come from the original.
+        let copy = Scaffold::copy_from(&base).local_init_op(c);
+        copy.finalize(&mut g).unwrap();
+        assert_eq!(copy.get_init_op(), Some(a));
+        assert_eq!(copy.get_local_init_op(), Some(c));
+    }
+}
+
+mod step_counter_warning_test {
+    use super::*;
+
+    #[test]
+    fn test_log_warning_if_global_step_not_increased() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let hook = StepCounterHook::new(1, None, Arc::new(SystemClock)).unwrap();
+        let warnings = Arc::clone(&hook.not_increased);
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        step(&mut sess, &m);
+        // Runs without the train op: the step does not move.
+        sess.run(&feed(&m), &[m.loss], &[]).unwrap();
+        sess.run(&feed(&m), &[m.loss], &[]).unwrap();
+        assert_eq!(*warnings.lock().unwrap(), 2);
+        step(&mut sess, &m);
+        assert_eq!(*warnings.lock().unwrap(), 2);
+    }
+}

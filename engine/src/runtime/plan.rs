@@ -74,6 +74,8 @@ pub(crate) struct Plan {
     /// Int64 scalar variables the run changes: by a constant increment (`Some`), or
     /// otherwise (`None`, the host copy is forgotten).
     pub scalar_updates: Vec<(usize, Option<i64>)>,
+    /// Snapshot staging buffers read back and ready for reuse.
+    pub snapshot_pool: Arc<std::sync::Mutex<Vec<wgpu::Buffer>>>,
     /// The recorded device work.
     pub steps: Vec<Step>,
     /// Kernel dispatches among the steps.
@@ -377,6 +379,7 @@ impl Session {
             }
         }
         Ok(Plan {
+            snapshot_pool: Arc::new(std::sync::Mutex::new(Vec::new())),
             scalar_updates,
             gather_checks,
             index_checks,

@@ -123,6 +123,8 @@ struct ReadbackJob {
     index: wgpu::SubmissionIndex,
     layout: Arc<ReadLayout>,
     reply: Sender<Result<Vec<HostTensor>>>,
+    /// Where the staging buffer goes back once read (a plan's pool), if anywhere.
+    recycle: Option<Arc<std::sync::Mutex<Vec<wgpu::Buffer>>>>,
 }
 
 fn map_and_read(
@@ -211,6 +213,12 @@ impl Session {
             .spawn(move || {
                 for job in rx {
                     let r = map_and_read(&device, &job.staging, job.index, &job.layout);
+                    if let (Ok(_), Some(pool)) = (&r, &job.recycle)
+                        && let Ok(mut p) = pool.lock()
+                        && p.len() < 4
+                    {
+                        p.push(job.staging.clone());
+                    }
                     let _ = job.reply.send(r);
                 }
             })
@@ -647,11 +655,16 @@ impl Session {
         let snap_staging = if snapshot.is_empty() {
             None
         } else {
-            let buf = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("snapshot staging"),
-                size: plan.snapshot_size.max(8),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
+            // A staging buffer from the plan's pool (returned by the readback thread
+            // once read), else a new one.
+            let reused = plan.snapshot_pool.lock().ok().and_then(|mut p| p.pop());
+            let buf = reused.unwrap_or_else(|| {
+                gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("snapshot staging"),
+                    size: plan.snapshot_size.max(8),
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
             });
             for s in &plan.snapshot_slots {
                 let len = (s.shape.iter().product::<usize>() * s.dtype.device_size()) as u64;
@@ -693,6 +706,7 @@ impl Session {
                     index: index.clone(),
                     layout,
                     reply: tx,
+                    recycle: Some(Arc::clone(&plan.snapshot_pool)),
                 })
                 .map_err(|_| Error::aborted("the readback thread stopped"))?;
                 Some(Snapshot { rx })
@@ -709,6 +723,7 @@ impl Session {
                 index: index.clone(),
                 layout: Arc::new(plan.fetch_layout.clone()),
                 reply: tx,
+                recycle: None,
             })
             .map_err(|_| Error::aborted("the readback thread stopped"))?;
             for v in &plan.assigns {

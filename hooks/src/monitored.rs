@@ -266,15 +266,26 @@ impl MonitoredSession {
             ranges.push(start..fetches.len());
         }
         let mut snapshot = None;
-        let (mut outputs, meta) = if trace {
-            let (o, m) = sess.run_traced(&feeds, &fetches, &targets)?;
-            (o, Some(m))
+        let ran = if trace {
+            sess.run_traced(&feeds, &fetches, &targets)
+                .map(|(o, m)| (o, Some(m)))
         } else if let Some((_, vars)) = &snapshot_for {
-            let (o, snap) = sess.run_and_snapshot(&feeds, &fetches, &targets, vars)?;
-            snapshot = Some(snap);
-            (o, None)
+            sess.run_and_snapshot(&feeds, &fetches, &targets, vars)
+                .map(|(o, snap)| {
+                    snapshot = Some(snap);
+                    (o, None)
+                })
         } else {
-            (sess.run(&feeds, &fetches, &targets)?, None)
+            sess.run(&feeds, &fetches, &targets).map(|o| (o, None))
+        };
+        let (mut outputs, meta) = match ran {
+            Ok(r) => r,
+            // A run that failed while a background thread reported a preemption: the
+            // preemption is the root cause (TF's coordinated session raises it).
+            Err(e) => match self.coord.error() {
+                Some(root) if recoverable(&root) && !recoverable(&e) => return Err(root),
+                _ => return Err(e),
+            },
         };
         let snapshot_hook = snapshot_for.map(|(k, _)| k);
         let hook_values: Vec<Vec<HostTensor>> =

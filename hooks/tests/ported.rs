@@ -2230,3 +2230,88 @@ mod step_counter_warning_test {
         assert_eq!(*warnings.lock().unwrap(), 2);
     }
 }
+
+mod more_recoverable_session_test {
+    use super::*;
+
+    /// On its first run: reports a preemption to the coordinator and feeds a bad value,
+    /// so the run fails with InvalidArgument (a session stuck on a lost peer).
+    struct Stuck {
+        coord: Option<Coordinator>,
+        x: wgtrain_engine::Tensor,
+        done: bool,
+    }
+    impl SessionRunHook for Stuck {
+        fn after_create_session(&mut self, _: &mut Session, coord: &Coordinator) -> Result<()> {
+            self.coord = Some(coord.clone());
+            Ok(())
+        }
+        fn before_run(&mut self, _: &mut SessionRunContext) -> Result<Option<SessionRunArgs>> {
+            if self.done {
+                return Ok(None);
+            }
+            self.done = true;
+            if let Some(c) = &self.coord {
+                c.request_stop(Some(Error::aborted("peer lost")));
+            }
+            Ok(Some(SessionRunArgs {
+                feeds: vec![(self.x, HostTensor::from_i32(&[1], vec![1]).unwrap())],
+                ..Default::default()
+            }))
+        }
+    }
+
+    #[test]
+    fn test_recovery_from_session_getting_stuck() {
+        // The run fails with another error while the coordinator holds a preemption:
+        // the preemption is the root cause, and the session is re-created.
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let hook = Stuck {
+            coord: None,
+            x: m.x,
+            done: false,
+        };
+        let mut sess = session(&m, vec![Box::new(hook)]);
+        sess.run(&[], &[m.w], &[]).unwrap();
+        assert_eq!(sess.recoveries(), 1);
+    }
+
+    #[test]
+    fn test_step_fn_recovery_from_coordinator_exception_when_run_hooks() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        sess.coordinator()
+            .request_stop(Some(Error::unavailable("peer lost")));
+        let mut calls = 0;
+        sess.run_step_fn(|ctx| {
+            calls += 1;
+            ctx.run_with_hooks(&feed(&m), &[], &[m.train]).map(|_| ())
+        })
+        .unwrap();
+        assert_eq!(calls, 2);
+        assert_eq!(sess.recoveries(), 1);
+    }
+
+    #[test]
+    fn test_recovery_from_non_preemption_in_coordinator_when_run_hooks() {
+        if !have_gpu() {
+            return;
+        }
+        let m = model();
+        let mut sess = session(&m, vec![]);
+        sess.coordinator()
+            .request_stop(Some(Error::new(Code::Unknown, "bad thread")));
+        assert!(sess.should_stop());
+        let e = sess
+            .run_step_fn(|ctx| ctx.run_with_hooks(&feed(&m), &[], &[m.train]).map(|_| ()))
+            .unwrap_err();
+        assert_eq!(e.code, Code::Unknown);
+        assert_eq!(sess.close().unwrap_err().code, Code::Unknown);
+    }
+}

@@ -18,6 +18,7 @@ pub mod saver;
 pub mod state;
 pub mod table;
 pub mod tensor;
+mod text;
 
 /// The error type of the engine, shared by every layer.
 pub mod error {

@@ -4,6 +4,7 @@
 
 use crate::bundle::{Fault, NoFault, index_path, sync_dir, write_atomic};
 use crate::error::{Code, Error, Result};
+use crate::text::{quote_bytes, unquote_bytes};
 use std::path::{Path, PathBuf};
 
 /// The state file's name.
@@ -23,70 +24,14 @@ pub struct CheckpointState {
 }
 
 fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for b in s.bytes() {
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            b'\'' => out.push_str("\\'"),
-            0x20..=0x7e => out.push(b as char),
-            _ => out.push_str(&format!("\\{b:03o}")),
-        }
-    }
-    out.push('"');
-    out
+    quote_bytes(s.as_bytes())
 }
 
-/// Parses one quoted string (C escapes, octal and hex bytes) at the start of `s`.
+/// The string of a quoted value.
 fn unquote(s: &str) -> Option<String> {
-    let s = s.trim();
-    let q = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let body = s.get(1..)?;
-    let b = body.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        if c == q as u8 {
-            return String::from_utf8(out).ok();
-        }
-        if c == b'\\' {
-            i += 1;
-            let e = *b.get(i)?;
-            match e {
-                b'n' => out.push(b'\n'),
-                b'r' => out.push(b'\r'),
-                b't' => out.push(b'\t'),
-                b'0'..=b'7' => {
-                    let mut v = 0u32;
-                    let mut k = 0;
-                    while k < 3 && i < b.len() && (b'0'..=b'7').contains(&b[i]) {
-                        v = v * 8 + u32::from(b[i] - b'0');
-                        i += 1;
-                        k += 1;
-                    }
-                    out.push(v as u8);
-                    continue;
-                }
-                b'x' => {
-                    let hex = body.get(i + 1..i + 3)?;
-                    out.push(u8::from_str_radix(hex, 16).ok()?);
-                    i += 3;
-                    continue;
-                }
-                other => out.push(other),
-            }
-            i += 1;
-            continue;
-        }
-        out.push(c);
-        i += 1;
-    }
-    None
+    unquote_bytes(s.trim())
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
 }
 
 impl CheckpointState {

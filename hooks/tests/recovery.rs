@@ -1,120 +1,16 @@
 //! Recovery from device loss (cases TF lacks). A lost device is shared by every session
 //! of this process, so these tests live in their own binary and run one at a time.
 
-#![allow(clippy::unwrap_used, dead_code, unused_imports)]
+#![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use wgtrain_checkpoint::events::{event_files, read_file};
-use wgtrain_checkpoint::proto::{SummaryValueKind, What};
-use wgtrain_checkpoint::state::read_state;
+mod common;
+
+use common::*;
+
+use std::sync::Mutex;
 use wgtrain_checkpoint::{BundleReader, latest_checkpoint};
-use wgtrain_engine::runtime::testing::gpu_required;
-use wgtrain_engine::{Code, DType, Graph, HostTensor, Initializer, Operation, Sgd, Tensor};
+use wgtrain_engine::Code;
 use wgtrain_hooks::*;
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "wgtrain-mts-{name}-{}-{:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Whether a GPU session can be made (skip visibly otherwise).
-fn have_gpu() -> bool {
-    let ok = wgtrain_engine::Session::new(Graph::new(), Default::default()).is_ok();
-    if !ok {
-        assert!(!gpu_required(), "no GPU adapter and WGTRAIN_REQUIRE_GPU=1");
-        eprintln!("SKIPPED (no GPU adapter)");
-    }
-    ok
-}
-
-struct Model {
-    g: Graph,
-    x: Tensor,
-    loss: Tensor,
-    train: Operation,
-    w: Tensor,
-}
-
-/// A one-variable regression trained by SGD with a global step, a loss summary.
-fn model() -> Model {
-    let mut g = Graph::new();
-    let x = g.placeholder("x", DType::F32, &[-1]).unwrap();
-    let w = g
-        .variable("w", DType::F32, &[], Initializer::Constant(1.0))
-        .unwrap();
-    let wx = g.mul(x, w).unwrap();
-    let sq = g.square(wx).unwrap();
-    let loss = g.reduce_mean(sq, &[], false).unwrap();
-    g.scalar_summary("loss", loss).unwrap();
-    let step = g.global_step().unwrap();
-    let train = Sgd::new(0.01).minimize(&mut g, loss, step).unwrap();
-    Model {
-        g,
-        x,
-        loss,
-        train,
-        w,
-    }
-}
-
-fn feed(m: &Model) -> Vec<(Tensor, HostTensor)> {
-    vec![(m.x, HostTensor::from_f32(&[2], vec![1.0, 2.0]).unwrap())]
-}
-
-fn train_until_stop(sess: &mut MonitoredSession, m: &Model) -> usize {
-    let mut n = 0;
-    while !sess.should_stop() {
-        sess.run(&feed(m), &[], &[m.train]).unwrap();
-        n += 1;
-        assert!(n < 10_000);
-    }
-    n
-}
-
-fn checkpoint_steps(dir: &Path) -> Vec<i64> {
-    let mut steps: Vec<i64> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            n.strip_prefix("model.ckpt-")?
-                .strip_suffix(".index")?
-                .parse()
-                .ok()
-        })
-        .collect();
-    steps.sort();
-    steps
-}
-
-/// (step, tag) of every summary value in the directory's event files.
-fn summary_steps(dir: &Path, tag: &str) -> Vec<i64> {
-    let mut out = Vec::new();
-    for f in event_files(dir).unwrap() {
-        let (records, err) = read_file(&f).unwrap();
-        assert!(err.is_none(), "{err:?}");
-        for r in records {
-            if let Some(What::Summary(s)) = &r.event.what
-                && s.value.iter().any(|v| v.tag == tag)
-            {
-                out.push(r.event.step);
-            }
-        }
-    }
-    out
-}
-
-fn global_step(sess: &mut MonitoredSession) -> i64 {
-    let s = sess.raw_session().unwrap();
-    let gs = s.graph().get_global_step().unwrap();
-    s.read_variables(&[gs]).unwrap()[0].as_i64().unwrap()[0]
-}
 
 /// Device loss tests must not overlap.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());

@@ -3,32 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::{scratch, testdata};
 use prost::Message;
 use serde_json::Value;
-use std::path::PathBuf;
 use wgtrain_checkpoint::events::{
     self, EventWriter, WriterOptions, default_buckets, read_file, read_records,
 };
 use wgtrain_checkpoint::proto::{Event, GraphDef, SummaryValueKind, What};
 use wgtrain_engine::Code;
-
-fn testdata() -> PathBuf {
-    std::env::var_os("WGTRAIN_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/tf")
-        })
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "wgtrain-events-{name}-{}-{:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap()
@@ -197,7 +180,7 @@ fn the_hooks_event_file_reads_with_its_checkpoint_logs() {
 
 #[test]
 fn every_kind_round_trips_through_the_writer() {
-    let d = scratch("rt");
+    let d = scratch("events", "rt");
     let w = EventWriter::new(&d, WriterOptions::default()).unwrap();
     let name = w.path().file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.starts_with("events.out.tfevents."), "{name}");
@@ -289,7 +272,7 @@ fn a_flipped_byte_or_a_truncated_tail_is_data_loss_with_the_offset() {
 
 #[test]
 fn one_writer_per_directory_and_float_images_as_tf() {
-    let d = scratch("cache");
+    let d = scratch("events", "cache");
     let a = events::writer_for(&d).unwrap();
     let b = events::writer_for(&d).unwrap();
     assert!(std::sync::Arc::ptr_eq(&a, &b));
@@ -320,7 +303,7 @@ fn graph_summaries_are_fetched_asynchronously_and_written_by_the_writer() {
     let Some(mut s) = wgtrain_engine::runtime::testing::gpu_session(g) else {
         return;
     };
-    let d = scratch("graph-summaries");
+    let d = scratch("events", "graph-summaries");
     let w = EventWriter::new(&d, WriterOptions::default()).unwrap();
     let xs: Vec<f32> = (0..18).map(|i| i as f32 / 17.0).collect();
     let feed = HostTensor::from_f32(&[2, 3, 3, 1], xs.clone()).unwrap();

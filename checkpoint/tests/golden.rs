@@ -3,24 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::testdata;
 use serde_json::Value;
 use std::path::PathBuf;
 use wgtrain_checkpoint::bundle::{self, BundleReader, serialize};
 use wgtrain_checkpoint::{Data, Tensor, TfDType, latest_checkpoint};
-
-/// The shared test data: `<repo>/../shared/testdata/tf`, or `WGTRAIN_TESTDATA`.
-fn testdata() -> PathBuf {
-    if let Some(p) = std::env::var_os("WGTRAIN_TESTDATA") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/tf");
-    assert!(
-        p.join("ckpt_manifest.json").exists(),
-        "TF goldens not found at {} (set WGTRAIN_TESTDATA)",
-        p.display()
-    );
-    p
-}
 
 fn manifest() -> Value {
     let text = std::fs::read_to_string(testdata().join("ckpt_manifest.json")).unwrap();

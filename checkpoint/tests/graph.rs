@@ -3,22 +3,15 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+use common::testdata;
 use prost::Message;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
 use wgtrain_checkpoint::graph_export::{graph_def, meta_graph_def, parse_pbtxt, to_pbtxt};
 use wgtrain_checkpoint::proto::{AttrKind, MetaGraphDef};
 use wgtrain_engine::layers::{self, Activation};
 use wgtrain_engine::{Adam, DType, Graph, Padding};
-
-fn testdata() -> PathBuf {
-    std::env::var_os("WGTRAIN_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/tf")
-        })
-}
 
 #[test]
 fn tfs_graph_pbtxt_and_meta_parse_as_the_manifest_says() {

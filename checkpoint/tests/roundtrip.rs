@@ -4,23 +4,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::scratch;
+use std::path::Path;
 use wgtrain_checkpoint::bundle::{self, BundleReader, Fault, write_bundle, write_bundle_with};
 use wgtrain_checkpoint::error::{Code, Error, Result};
 use wgtrain_checkpoint::state::{CheckpointState, write_state, write_state_with};
 use wgtrain_checkpoint::{HostTensor, Tensor, TfDType, latest_checkpoint};
 
 /// A fresh empty directory under the system's temporary directory.
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "wgtrain-ckpt-{name}-{}-{:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn tensors() -> Vec<(String, Tensor)> {
     let mut v = Vec::new();
     let mut add = |name: &str, t: Tensor| v.push((name.to_string(), t));
@@ -74,7 +66,7 @@ fn tensors() -> Vec<(String, Tensor)> {
 
 #[test]
 fn every_dtype_and_odd_shape_round_trips() {
-    let d = scratch("rt");
+    let d = scratch("ckpt", "rt");
     let prefix = d.join("model.ckpt-1");
     let ts = tensors();
     write_bundle(&prefix, &ts).unwrap();
@@ -116,7 +108,7 @@ fn truncate(path: &Path, by: usize) {
 
 #[test]
 fn damage_is_data_loss_naming_the_file_and_tensor() {
-    let d = scratch("damage");
+    let d = scratch("ckpt", "damage");
     let ts = tensors();
     let fresh = |name: &str| {
         let p = d.join(name);
@@ -210,12 +202,12 @@ fn a_crash_between_any_two_file_operations_leaves_a_valid_latest_checkpoint() {
         n: usize::MAX,
         seen: 0,
     };
-    let d = scratch("count");
+    let d = scratch("ckpt", "count");
     save(&d, 1, &ts, &mut count).unwrap();
     let ops = count.seen;
     assert!(ops >= 9, "{ops} operations");
     for n in 1..=ops {
-        let d = scratch(&format!("crash{n}"));
+        let d = scratch("ckpt", &format!("crash{n}"));
         save(&d, 1, &ts, &mut wgtrain_checkpoint::bundle::NoFault).unwrap();
         let e = save(&d, 2, &changed, &mut CrashAt { n, seen: 0 }).unwrap_err();
         assert_eq!(e.code, Code::Aborted);
@@ -252,7 +244,7 @@ fn state_files_round_trip_with_escapes_and_timestamps() {
     let e = CheckpointState::parse("model_checkpoint_path: \"unterminated\n").unwrap_err();
     assert_eq!(e.code, Code::InvalidArgument);
     // The state names a prefix whose index is missing: none.
-    let d = scratch("state");
+    let d = scratch("ckpt", "state");
     write_state(
         &d,
         &CheckpointState {

@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::{scratch, testdata};
+use std::path::Path;
 use wgtrain_checkpoint::saver::{Retention, restore_map};
 use wgtrain_checkpoint::state::read_state;
 use wgtrain_checkpoint::{
@@ -13,24 +15,6 @@ use wgtrain_engine::runtime::testing::gpu_session;
 use wgtrain_engine::{
     Code, DType, Graph, HostTensor, Initializer, Session, Tensor, VariableOptions,
 };
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "wgtrain-saver-{name}-{}-{:?}",
-        std::process::id(),
-        std::time::SystemTime::now()
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn testdata() -> PathBuf {
-    std::env::var_os("WGTRAIN_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/tf")
-        })
-}
 
 struct Model {
     sess: Session,
@@ -108,7 +92,7 @@ fn exists(prefix: &Path) -> bool {
 #[test]
 fn save_and_restore_round_trip_with_retention() {
     let Some(mut m) = model() else { return };
-    let dir = scratch("rt");
+    let dir = scratch("saver", "rt");
     let g = m.sess.graph_arc();
     let mut saver = Saver::new(
         &g,
@@ -153,7 +137,7 @@ fn save_and_restore_round_trip_with_retention() {
 #[test]
 fn restore_is_all_or_nothing_with_clear_errors() {
     let Some(mut m) = model() else { return };
-    let dir = scratch("errors");
+    let dir = scratch("saver", "errors");
     let g = m.sess.graph_arc();
     // A checkpoint of only some variables under other names.
     let mut partial = Saver::with_names(
@@ -252,7 +236,7 @@ fn warm_start_from_checkpoints_tensorflow_wrote() {
 #[test]
 fn retention_is_rebuilt_after_a_restart() {
     let Some(mut m) = model() else { return };
-    let dir = scratch("restart");
+    let dir = scratch("saver", "restart");
     let g = m.sess.graph_arc();
     let opts = SaverOptions {
         max_to_keep: 3,
@@ -285,7 +269,7 @@ fn retention_is_rebuilt_after_a_restart() {
 #[test]
 fn synchronous_saves_and_write_errors_surface() {
     let Some(mut m) = model() else { return };
-    let dir = scratch("sync");
+    let dir = scratch("saver", "sync");
     let g = m.sess.graph_arc();
     let mut sync = Saver::new(
         &g,
@@ -345,7 +329,7 @@ fn retention_follows_tf_rules() {
 #[test]
 fn a_meta_exporter_writes_beside_each_checkpoint_and_goes_with_it() {
     let Some(mut m) = model() else { return };
-    let dir = scratch("meta");
+    let dir = scratch("saver", "meta");
     let g = m.sess.graph_arc();
     let exporter: wgtrain_checkpoint::saver::MetaExporter = std::sync::Arc::new(|p: &Path| {
         std::fs::write(p, b"meta graph").map_err(|e| {

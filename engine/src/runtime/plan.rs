@@ -84,7 +84,7 @@ pub(crate) struct Plan {
     /// The staging buffer fetched tensors are copied into.
     pub fetch_staging: Option<wgpu::Buffer>,
     /// `fetch_slots` as the readback reads them.
-    pub fetch_layout: ReadLayout,
+    pub fetch_layout: Arc<ReadLayout>,
     pub snapshot_slots: Vec<Slot>,
     /// `snapshot_slots` as the readback thread reads them.
     pub snapshot_layout: Arc<ReadLayout>,
@@ -389,7 +389,7 @@ impl Session {
             feed_buffer,
             dispatches: rec.dispatches,
             steps: rec.prologue.into_iter().chain(rec.steps).collect(),
-            fetch_layout: read_layout(&fetch_slots),
+            fetch_layout: Arc::new(read_layout(&fetch_slots)),
             fetch_slots,
             fetch_staging,
             snapshot_layout: Arc::new(read_layout(&snapshot_slots)),

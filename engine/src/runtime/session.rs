@@ -127,6 +127,28 @@ struct ReadbackJob {
     recycle: Option<Arc<std::sync::Mutex<Vec<wgpu::Buffer>>>>,
 }
 
+/// Records on the host what a submitted run did: the variables it assigned now hold a
+/// value, and the int64 scalars it changed are advanced (or forgotten).
+fn record_effects(
+    plan: &Plan,
+    vars: &mut HashMap<usize, VarSlot>,
+    scalars: &mut HashMap<usize, i64>,
+) {
+    for v in &plan.assigns {
+        if let Some(s) = vars.get_mut(v) {
+            s.initialized = true;
+        }
+    }
+    for (v, inc) in &plan.scalar_updates {
+        match (inc, scalars.get_mut(v)) {
+            (Some(i), Some(x)) => *x = x.wrapping_add(*i),
+            _ => {
+                scalars.remove(v);
+            }
+        }
+    }
+}
+
 fn map_and_read(
     device: &wgpu::Device,
     staging: &wgpu::Buffer,
@@ -721,24 +743,12 @@ impl Session {
             jobs.send(ReadbackJob {
                 staging: buf,
                 index: index.clone(),
-                layout: Arc::new(plan.fetch_layout.clone()),
+                layout: plan.fetch_layout.clone(),
                 reply: tx,
                 recycle: None,
             })
             .map_err(|_| Error::aborted("the readback thread stopped"))?;
-            for v in &plan.assigns {
-                if let Some(s) = self.vars.get_mut(v) {
-                    s.initialized = true;
-                }
-            }
-            for (v, inc) in &plan.scalar_updates {
-                match (inc, self.scalars.get_mut(v)) {
-                    (Some(i), Some(x)) => *x = x.wrapping_add(*i),
-                    _ => {
-                        self.scalars.remove(v);
-                    }
-                }
-            }
+            record_effects(plan, &mut self.vars, &mut self.scalars);
             gpu.check_health()?;
             self.stats.dispatches = dispatches;
             self.stats.submissions = 1;
@@ -802,19 +812,7 @@ impl Session {
                 _ => untimed,
             };
         }
-        for v in &plan.assigns {
-            if let Some(s) = self.vars.get_mut(v) {
-                s.initialized = true;
-            }
-        }
-        for (v, inc) in &plan.scalar_updates {
-            match (inc, self.scalars.get_mut(v)) {
-                (Some(i), Some(x)) => *x = x.wrapping_add(*i),
-                _ => {
-                    self.scalars.remove(v);
-                }
-            }
-        }
+        record_effects(plan, &mut self.vars, &mut self.scalars);
         // Fetched int64 scalar variables: their values after the run, exactly.
         for (t, value) in fetches.iter().zip(&outputs) {
             let n = self.graph.node(*t);

@@ -228,7 +228,8 @@ impl MonitoredSession {
         // Merge: the caller's fetches first, then each hook's.
         let mut fetches = args.fetches.clone();
         let mut targets = args.targets.clone();
-        let mut feeds = args.feeds.clone();
+        // The caller's feeds are copied only when a hook adds its own.
+        let mut feeds = std::borrow::Cow::Borrowed(args.feeds.as_slice());
         let mut trace = args.trace;
         let mut ranges = Vec::with_capacity(extra.len());
         let mut snapshot_for: Option<(usize, Vec<Tensor>)> = None;
@@ -260,7 +261,7 @@ impl MonitoredSession {
                             self.graph.name(*t)
                         )));
                     }
-                    feeds.push((*t, v.clone()));
+                    feeds.to_mut().push((*t, v.clone()));
                 }
             }
             ranges.push(start..fetches.len());
@@ -444,6 +445,22 @@ pub enum Every {
     Secs(f64),
 }
 
+impl Every {
+    /// Every `n` global steps; 0 or less is never.
+    fn steps(n: i64) -> Self {
+        if n > 0 { Every::Steps(n) } else { Every::Never }
+    }
+
+    /// Every `secs` seconds; 0 or less is never.
+    fn secs(secs: f64) -> Self {
+        if secs > 0.0 {
+            Every::Secs(secs)
+        } else {
+            Every::Never
+        }
+    }
+}
+
 /// Builds a [`MonitoredSession`] with TF's `MonitoredTrainingSession` arguments and
 /// defaults: summaries every 100 steps, checkpoints every 600 s, the step counter every
 /// 100 steps; `summary_dir` falls back to `checkpoint_dir`. The chief's hooks are, in
@@ -553,41 +570,25 @@ impl MonitoredTrainingSession {
 
     /// Saves a checkpoint every `secs` seconds (0 disables).
     pub fn save_checkpoint_secs(mut self, secs: f64) -> Self {
-        self.save_checkpoints = if secs > 0.0 {
-            Every::Secs(secs)
-        } else {
-            Every::Never
-        };
+        self.save_checkpoints = Every::secs(secs);
         self
     }
 
     /// Saves a checkpoint every `steps` global steps (0 disables).
     pub fn save_checkpoint_steps(mut self, steps: i64) -> Self {
-        self.save_checkpoints = if steps > 0 {
-            Every::Steps(steps)
-        } else {
-            Every::Never
-        };
+        self.save_checkpoints = Every::steps(steps);
         self
     }
 
     /// Writes summaries every `steps` global steps (0 disables).
     pub fn save_summaries_steps(mut self, steps: i64) -> Self {
-        self.save_summaries = if steps > 0 {
-            Every::Steps(steps)
-        } else {
-            Every::Never
-        };
+        self.save_summaries = Every::steps(steps);
         self
     }
 
     /// Writes summaries every `secs` seconds (0 disables).
     pub fn save_summaries_secs(mut self, secs: f64) -> Self {
-        self.save_summaries = if secs > 0.0 {
-            Every::Secs(secs)
-        } else {
-            Every::Never
-        };
+        self.save_summaries = Every::secs(secs);
         self
     }
 

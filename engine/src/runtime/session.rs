@@ -579,17 +579,13 @@ impl Session {
         let mut i = 0;
         while i < plan.steps.len() {
             match &plan.steps[i] {
-                Step::Dispatch { .. } if trace.is_some() => {
-                    let Step::Dispatch {
-                        pipeline,
-                        bind_group,
-                        groups,
-                        node,
-                        entry,
-                    } = &plan.steps[i]
-                    else {
-                        unreachable!("matched above")
-                    };
+                Step::Dispatch {
+                    pipeline,
+                    bind_group,
+                    groups,
+                    node,
+                    entry,
+                } if trace.is_some() => {
                     if tracer.is_none() {
                         untimed.push(KernelTime {
                             node: node.to_string(),

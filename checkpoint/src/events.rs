@@ -9,8 +9,9 @@
 use crate::crc::masked_crc32c;
 use crate::error::{Code, Error, Result};
 use crate::proto::{
-    Event, HistogramProto, Image, PluginData, SessionLog, Summary, SummaryMetadata, SummaryValue,
-    SummaryValueKind, TensorProto, TensorShapeProto, What,
+    DeviceStepStats, Event, HistogramProto, Image, NodeExecStats, PluginData, RunMetadataProto,
+    SessionLog, StepStats, Summary, SummaryMetadata, SummaryValue, SummaryValueKind,
+    TaggedRunMetadata, TensorProto, TensorShapeProto, What,
 };
 use crossbeam_channel::{Receiver, Sender};
 use prost::Message;
@@ -385,6 +386,52 @@ pub fn session_log(step: i64, status: i32, checkpoint_path: &str) -> Event {
             status,
             checkpoint_path: checkpoint_path.to_string(),
             msg: String::new(),
+        }),
+    )
+}
+
+/// TF's `RunMetadata` proto of a traced run: one `NodeExecStats` per kernel on the
+/// device `/device:GPU:0`, times in microseconds and nanoseconds from the run's first
+/// kernel, the kernel's entry point as its timeline label.
+pub fn run_metadata_proto(meta: &wgtrain_engine::RunMetadata) -> RunMetadataProto {
+    let node_stats = meta
+        .kernels
+        .iter()
+        .map(|k| {
+            let start = k.start_ns.round() as i64;
+            let dur = k.duration_ns.round() as i64;
+            NodeExecStats {
+                node_name: k.node.clone(),
+                all_start_micros: start / 1000,
+                op_start_rel_micros: 0,
+                op_end_rel_micros: dur / 1000,
+                all_end_rel_micros: dur / 1000,
+                timeline_label: format!("{} = {}", k.node, k.kernel),
+                all_start_nanos: start,
+                op_start_rel_nanos: 0,
+                op_end_rel_nanos: dur,
+                all_end_rel_nanos: dur,
+            }
+        })
+        .collect();
+    RunMetadataProto {
+        step_stats: Some(StepStats {
+            dev_stats: vec![DeviceStepStats {
+                device: "/device:GPU:0".into(),
+                node_stats,
+            }],
+        }),
+    }
+}
+
+/// A tagged run metadata event (TF's `FileWriter.add_run_metadata`): TensorBoard's
+/// graph plugin shows it as the session run `tag`.
+pub fn run_metadata(step: i64, tag: &str, meta: &wgtrain_engine::RunMetadata) -> Event {
+    event(
+        step,
+        What::TaggedRunMetadata(TaggedRunMetadata {
+            tag: tag.to_string(),
+            run_metadata: run_metadata_proto(meta).encode_to_vec(),
         }),
     )
 }

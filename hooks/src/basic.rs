@@ -17,6 +17,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use wgtrain_checkpoint::events::{self, EventWriter};
 use wgtrain_checkpoint::graph_export;
+use wgtrain_checkpoint::{Saver, SaverOptions};
+use wgtrain_engine::summary::MergedSummary;
 use wgtrain_engine::{Code, Error, Graph, HostTensor, Result, Session, Snapshot, Tensor};
 
 fn global_step_of(g: &Graph, hook: &str) -> Result<Tensor> {
@@ -52,6 +54,21 @@ pub struct StopAtStepHook {
 }
 
 impl StopAtStepHook {
+    /// TF's constructor: exactly one of `num_steps` and `last_step`, else
+    /// InvalidArgument.
+    pub fn new(num_steps: Option<i64>, last_step: Option<i64>) -> Result<StopAtStepHook> {
+        match (num_steps, last_step) {
+            (Some(n), None) => Ok(Self::num_steps(n)),
+            (None, Some(l)) => Ok(Self::last_step(l)),
+            (Some(_), Some(_)) => Err(Error::invalid_argument(
+                "Only one of num_steps or last_step can be specified.",
+            )),
+            (None, None) => Err(Error::invalid_argument(
+                "One of num_steps or last_step must be specified.",
+            )),
+        }
+    }
+
     /// Stops `num_steps` steps after the session is created.
     pub fn num_steps(n: i64) -> StopAtStepHook {
         StopAtStepHook {
@@ -127,7 +144,9 @@ pub struct CheckpointSaverHook {
     dir: PathBuf,
     basename: String,
     timer: SecondOrStepTimer,
-    scaffold: Arc<Scaffold>,
+    scaffold: Option<Arc<Scaffold>>,
+    /// A saver given to the hook, or the default one it made at `begin`.
+    own_saver: Option<Arc<Mutex<Saver>>>,
     listeners: Vec<Box<dyn CheckpointSaverListener>>,
     save_graph_def: bool,
     gs: Option<Tensor>,
@@ -146,7 +165,8 @@ impl CheckpointSaverHook {
             dir,
             basename: "model.ckpt".into(),
             timer,
-            scaffold,
+            scaffold: Some(scaffold),
+            own_saver: None,
             listeners: Vec::new(),
             save_graph_def: true,
             gs: None,
@@ -157,15 +177,36 @@ impl CheckpointSaverHook {
         }
     }
 
-    /// A hook saving every `save_steps` steps or `save_secs` seconds (exactly one).
+    /// TF's constructor: saves every `save_steps` steps or `save_secs` seconds (exactly
+    /// one) with `saver`, or the `scaffold`'s saver (at most one of the two), or else a
+    /// default saver over the global variables made at `begin` (TF takes the one in
+    /// the SAVERS collection).
     pub fn new(
         dir: impl Into<PathBuf>,
         save_secs: Option<f64>,
         save_steps: Option<i64>,
-        scaffold: Arc<Scaffold>,
+        saver: Option<Saver>,
+        scaffold: Option<Arc<Scaffold>>,
     ) -> Result<Self> {
+        if saver.is_some() && scaffold.is_some() {
+            return Err(Error::invalid_argument(
+                "You cannot provide both saver and scaffold.",
+            ));
+        }
         let timer = SecondOrStepTimer::new(save_secs, save_steps, Arc::new(SystemClock))?;
-        Ok(Self::with_timer(dir.into(), timer, scaffold))
+        Ok(CheckpointSaverHook {
+            scaffold,
+            own_saver: saver.map(|s| Arc::new(Mutex::new(s))),
+            ..Self::with_timer(dir.into(), timer, Arc::new(Scaffold::new()))
+        })
+    }
+
+    /// The saver: the hook's own, else the scaffold's.
+    fn saver(&self) -> Option<Arc<Mutex<Saver>>> {
+        match &self.own_saver {
+            Some(s) => Some(Arc::clone(s)),
+            None => self.scaffold.as_ref().and_then(|s| s.get_saver()),
+        }
     }
 
     /// Adds a listener.
@@ -198,7 +239,7 @@ impl CheckpointSaverHook {
         for l in &mut self.listeners {
             l.before_save(sess, step)?;
         }
-        let Some(saver) = self.scaffold.get_saver() else {
+        let Some(saver) = self.saver() else {
             return Ok(false);
         };
         let path = {
@@ -228,6 +269,12 @@ impl CheckpointSaverHook {
 impl SessionRunHook for CheckpointSaverHook {
     fn begin(&mut self, g: &mut Graph) -> Result<()> {
         self.gs = Some(global_step_of(g, "CheckpointSaverHook")?);
+        if self.scaffold.is_none() && self.own_saver.is_none() {
+            self.own_saver = Some(Arc::new(Mutex::new(Saver::new(
+                g,
+                SaverOptions::default(),
+            )?)));
+        }
         self.writer = Some(events::writer_for(&self.dir)?);
         for l in &mut self.listeners {
             l.begin()?;
@@ -246,7 +293,7 @@ impl SessionRunHook for CheckpointSaverHook {
                     w.add(e)?;
                 }
             }
-            if let Some(saver) = self.scaffold.get_saver() {
+            if let Some(saver) = self.saver() {
                 let mut s = saver
                     .lock()
                     .map_err(|_| Error::internal("saver lock poisoned"))?;
@@ -268,7 +315,7 @@ impl SessionRunHook for CheckpointSaverHook {
         // A save foreseen for this run (a train op moves the step by one) takes its
         // snapshot with the run's own submission.
         self.predicted = None;
-        let (Some(gs), Some(saver)) = (self.gs, self.scaffold.get_saver()) else {
+        let (Some(gs), Some(saver)) = (self.gs, self.saver()) else {
             return Ok(None);
         };
         let Some(now) = ctx.session.known_scalar(gs) else {
@@ -317,7 +364,7 @@ impl SessionRunHook for CheckpointSaverHook {
         for l in &mut self.listeners {
             l.end(sess, step)?;
         }
-        if let Some(saver) = self.scaffold.get_saver() {
+        if let Some(saver) = self.saver() {
             saver
                 .lock()
                 .map_err(|_| Error::internal("saver lock poisoned"))?
@@ -337,7 +384,7 @@ impl SessionRunHook for CheckpointSaverHook {
 pub struct SummarySaverHook {
     dir: PathBuf,
     timer: SecondOrStepTimer,
-    scaffold: Arc<Scaffold>,
+    summary: SummarySource,
     gs: Option<Tensor>,
     writer: Option<Arc<EventWriter>>,
     next_step: Option<i64>,
@@ -346,18 +393,61 @@ pub struct SummarySaverHook {
     pub written: Arc<Mutex<Vec<i64>>>,
 }
 
+/// Where a summary hook's summary op comes from.
+enum SummarySource {
+    Scaffold(Arc<Scaffold>),
+    Op(MergedSummary),
+}
+
 impl SummarySaverHook {
-    /// A hook writing into `dir` on `timer`'s schedule.
+    /// A hook writing the scaffold's summary op into `dir` on `timer`'s schedule.
     pub fn with_timer(timer: SecondOrStepTimer, dir: PathBuf, scaffold: Arc<Scaffold>) -> Self {
+        Self::writing(timer, dir, SummarySource::Scaffold(scaffold))
+    }
+
+    /// TF's constructor: writes every `save_steps` steps or `save_secs` seconds (exactly
+    /// one) into `output_dir`, the `scaffold`'s summary op or `summary_op` (exactly
+    /// one), else InvalidArgument.
+    pub fn new(
+        save_steps: Option<i64>,
+        save_secs: Option<f64>,
+        output_dir: impl Into<PathBuf>,
+        scaffold: Option<Arc<Scaffold>>,
+        summary_op: Option<MergedSummary>,
+        clock: SharedClock,
+    ) -> Result<Self> {
+        let summary = match (scaffold, summary_op) {
+            (Some(s), None) => SummarySource::Scaffold(s),
+            (None, Some(op)) => SummarySource::Op(op),
+            _ => {
+                return Err(Error::invalid_argument(
+                    "Exactly one of scaffold or summary_op must be provided.",
+                ));
+            }
+        };
+        let timer = SecondOrStepTimer::new(save_secs, save_steps, clock)?;
+        Ok(Self::writing(timer, output_dir.into(), summary))
+    }
+
+    fn writing(timer: SecondOrStepTimer, dir: PathBuf, summary: SummarySource) -> Self {
         SummarySaverHook {
             dir,
             timer,
-            scaffold,
+            summary,
             gs: None,
             writer: None,
             next_step: None,
             requested: false,
             written: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+}
+
+impl SummarySaverHook {
+    fn summary_op(&self) -> MergedSummary {
+        match &self.summary {
+            SummarySource::Scaffold(s) => s.get_summary_op(),
+            SummarySource::Op(op) => op.clone(),
         }
     }
 }
@@ -377,9 +467,7 @@ impl SessionRunHook for SummarySaverHook {
         if !self.requested {
             return Ok(None);
         }
-        Ok(Some(SessionRunArgs::fetches(
-            &self.scaffold.get_summary_op().fetches(),
-        )))
+        Ok(Some(SessionRunArgs::fetches(&self.summary_op().fetches())))
     }
 
     fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
@@ -393,7 +481,7 @@ impl SessionRunHook for SummarySaverHook {
         }
         if self.requested {
             self.timer.update_last_triggered_step(step);
-            let merged = self.scaffold.get_summary_op();
+            let merged = self.summary_op();
             if !merged.is_empty() {
                 let values = v.results.clone();
                 w.add_pending(step, merged, Snapshot::ready(values))?;
@@ -420,6 +508,7 @@ pub struct StepCounterHook {
     timer: SecondOrStepTimer,
     dir: Option<PathBuf>,
     gs: Option<Tensor>,
+    tag: String,
     writer: Option<Arc<EventWriter>>,
     /// (step, steps per second) of every rate written.
     pub rates: Arc<Mutex<Vec<(i64, f64)>>>,
@@ -435,6 +524,7 @@ impl StepCounterHook {
             timer,
             dir,
             gs: None,
+            tag: String::new(),
             writer: None,
             rates: Arc::new(Mutex::new(Vec::new())),
             not_increased: Arc::new(Mutex::new(0)),
@@ -453,7 +543,10 @@ impl StepCounterHook {
 
 impl SessionRunHook for StepCounterHook {
     fn begin(&mut self, g: &mut Graph) -> Result<()> {
-        self.gs = Some(global_step_of(g, "StepCounterHook")?);
+        let gs = global_step_of(g, "StepCounterHook")?;
+        // TF's tag: the global step's name and "/sec" ("global_step/sec").
+        self.tag = format!("{}/sec", g.name(gs));
+        self.gs = Some(gs);
         if let Some(d) = &self.dir {
             self.writer = Some(events::writer_for(d)?);
         }
@@ -479,12 +572,12 @@ impl SessionRunHook for StepCounterHook {
                 && secs > 0.0
             {
                 let rate = steps as f64 / secs;
-                tracing::info!(step, "global_step/sec: {rate:.4}");
+                tracing::info!(step, "{}: {rate:.4}", self.tag);
                 if let Ok(mut r) = self.rates.lock() {
                     r.push((step, rate));
                 }
                 if let Some(w) = &self.writer {
-                    w.add_summary(step, vec![events::scalar("global_step/sec", rate as f32)])?;
+                    w.add_summary(step, vec![events::scalar(&self.tag, rate as f32)])?;
                 }
             }
         }
@@ -685,7 +778,11 @@ pub struct GlobalStepWaiterHook {
     poll_secs: f64,
     gs: Option<Tensor>,
     done: bool,
+    sleep: Sleep,
 }
+
+/// The pause between a waiting hook's checks: given the session and the seconds.
+pub type Sleep = Box<dyn FnMut(&mut Session, f64) -> Result<()> + Send>;
 
 impl GlobalStepWaiterHook {
     /// Waits until the global step is at least `wait_until_step` (<= 0: never waits).
@@ -695,7 +792,18 @@ impl GlobalStepWaiterHook {
             poll_secs: 0.5,
             gs: None,
             done: false,
+            sleep: Box::new(|_, secs| {
+                std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+                Ok(())
+            }),
         }
+    }
+
+    /// Pauses between checks with `sleep` instead of the thread sleeping (TF's test
+    /// mocks `time.sleep` the same way).
+    pub fn with_sleep(mut self, sleep: Sleep) -> Self {
+        self.sleep = sleep;
+        self
     }
 }
 
@@ -715,7 +823,7 @@ impl SessionRunHook for GlobalStepWaiterHook {
                 break;
             }
             tracing::info!(step, until = self.wait_until, "waiting for the global step");
-            std::thread::sleep(std::time::Duration::from_secs_f64(self.poll_secs));
+            (self.sleep)(ctx.session, self.poll_secs)?;
         }
         Ok(None)
     }
@@ -780,6 +888,7 @@ pub struct ProfilerHook {
     gs: Option<Tensor>,
     next_step: Option<i64>,
     requested: bool,
+    writer: Option<Arc<EventWriter>>,
     /// Every timeline written.
     pub written: Arc<Mutex<Vec<PathBuf>>>,
 }
@@ -798,6 +907,7 @@ impl ProfilerHook {
             gs: None,
             next_step: None,
             requested: false,
+            writer: None,
             written: Arc::new(Mutex::new(Vec::new())),
         })
     }
@@ -831,6 +941,7 @@ impl SessionRunHook for ProfilerHook {
         self.gs = Some(global_step_of(g, "ProfilerHook")?);
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", self.dir.display())))?;
+        self.writer = Some(events::writer_for(&self.dir)?);
         Ok(())
     }
 
@@ -862,8 +973,19 @@ impl SessionRunHook for ProfilerHook {
             if let Ok(mut w) = self.written.lock() {
                 w.push(path);
             }
+            // As TF, the run metadata also goes to the event file, tagged "step_<N>".
+            if let Some(w) = &self.writer {
+                w.add(events::run_metadata(step, &format!("step_{step}"), meta))?;
+            }
         }
         self.next_step = Some(step + 1);
+        Ok(())
+    }
+
+    fn end(&mut self, _: &mut Session) -> Result<()> {
+        if let Some(w) = &self.writer {
+            w.flush()?;
+        }
         Ok(())
     }
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wgtrain_engine::{
-    Code, Error, Graph, HostTensor, Operation, Result, Session, SessionConfig, Tensor,
+    Code, Error, Graph, HostTensor, Operation, Result, RunMetadata, Session, SessionConfig, Tensor,
 };
 
 /// How many times, and how patiently, a monitored session re-creates its session after
@@ -45,6 +45,8 @@ fn recoverable(e: &Error) -> bool {
 /// A session wrapped with hooks, a coordinator and recovery (TF's `MonitoredSession`).
 pub struct MonitoredSession {
     graph: Arc<Graph>,
+    /// Whether the graph was finalized when it was given (it stays so when handed back).
+    graph_was_finalized: bool,
     scaffold: Arc<Scaffold>,
     creator: Box<dyn SessionCreator>,
     hooks: Vec<Box<dyn SessionRunHook>>,
@@ -68,6 +70,7 @@ impl MonitoredSession {
         recovery: RecoveryPolicy,
         stop_grace: Duration,
     ) -> Result<MonitoredSession> {
+        let graph_was_finalized = graph.is_finalized();
         for h in &mut hooks {
             h.begin(&mut graph)?;
         }
@@ -75,6 +78,7 @@ impl MonitoredSession {
         tracing::info!("Graph was finalized.");
         let mut ms = MonitoredSession {
             graph: Arc::new(graph),
+            graph_was_finalized,
             scaffold,
             creator,
             hooks,
@@ -178,6 +182,15 @@ impl MonitoredSession {
 
     /// [`run`](Self::run) with [`SessionRunArgs`].
     pub fn run_args(&mut self, args: &SessionRunArgs) -> Result<Vec<HostTensor>> {
+        self.run_with_metadata(args).map(|(out, _)| out)
+    }
+
+    /// [`run_args`](Self::run_args) that also returns the run's metadata when the
+    /// caller or a hook asked for a trace (TF's `run_metadata` argument).
+    pub fn run_with_metadata(
+        &mut self,
+        args: &SessionRunArgs,
+    ) -> Result<(Vec<HostTensor>, Option<RunMetadata>)> {
         if self.closed {
             return Err(Error::new(
                 Code::FailedPrecondition,
@@ -208,7 +221,10 @@ impl MonitoredSession {
     }
 
     /// The coordinated and hooked layers of one run.
-    fn hooked_run(&mut self, args: &SessionRunArgs) -> Result<Vec<HostTensor>> {
+    fn hooked_run(
+        &mut self,
+        args: &SessionRunArgs,
+    ) -> Result<(Vec<HostTensor>, Option<RunMetadata>)> {
         self.coord.raise_requested_exception()?;
         if self.stop || self.coord.should_stop() {
             return Err(Error::new(
@@ -306,7 +322,7 @@ impl MonitoredSession {
             h.after_run(&mut ctx, &values)?;
         }
         self.stop |= stop;
-        Ok(outputs)
+        Ok((outputs, meta))
     }
 
     /// Runs `step_fn` with a [`StepContext`] (its `session` runs skip the hooks,
@@ -318,6 +334,14 @@ impl MonitoredSession {
     ) -> Result<T> {
         let mut attempt = 0;
         loop {
+            // A preemption a background thread reported: re-create the session before
+            // the step, even when it only uses the raw session (TF does it in
+            // `should_stop`).
+            if self.sess.is_some() && self.coord.error().is_some_and(|e| recoverable(&e)) {
+                tracing::warn!("a preemption was reported; re-creating the session");
+                self.sess = None;
+                self.recoveries += 1;
+            }
             if self.sess.is_none() {
                 self.create_with_recovery()?;
             }
@@ -328,6 +352,12 @@ impl MonitoredSession {
             let r = step_fn(&mut ctx);
             let stop = ctx.stop;
             self.stop |= stop;
+            // A step that failed while a background thread reported a preemption: the
+            // preemption is the root cause.
+            let r = match (r, self.coord.error()) {
+                (Err(e), Some(root)) if recoverable(&root) && !recoverable(&e) => Err(root),
+                (r, _) => r,
+            };
             match r {
                 Err(e) if recoverable(&e) && attempt < self.recovery.max_attempts => {
                     self.sess = None;
@@ -384,6 +414,19 @@ impl MonitoredSession {
     pub fn is_closed(&self) -> bool {
         self.closed
     }
+
+    /// Closes the session (cleanly, if still open) and hands the graph back, no longer
+    /// finalized unless it was finalized when given (TF unfinalizes the default graph
+    /// when the `with` block ends).
+    pub fn into_graph(mut self) -> Result<Graph> {
+        let closed = if self.closed { Ok(()) } else { self.close() };
+        let arc = std::mem::replace(&mut self.graph, Arc::new(Graph::new()));
+        let mut graph = Arc::try_unwrap(arc).unwrap_or_else(|shared| (*shared).clone());
+        if !self.graph_was_finalized {
+            graph.unfinalize();
+        }
+        closed.map(|()| graph)
+    }
 }
 
 impl Drop for MonitoredSession {
@@ -425,7 +468,7 @@ impl StepContext<'_> {
             feeds: feeds.to_vec(),
             ..Default::default()
         };
-        self.ms.hooked_run(&args)
+        self.ms.hooked_run(&args).map(|(out, _)| out)
     }
 
     /// Asks the session to stop after this step.

@@ -20,7 +20,12 @@ pub type InitFn = Arc<dyn Fn(&Scaffold, &mut Session) -> Result<()> + Send + Syn
 /// variable's initializer, the local init op every local one, the summary op merges
 /// the summaries collection, the saver saves every global variable (max_to_keep 5).
 /// Readiness is "every variable initialized" (ready) and "every global variable
-/// initialized" (ready for local init).
+/// initialized" (ready for local init), unless other variable lists are given.
+///
+/// As TF, the default init and local init ops are cached in the graph's `init_op` and
+/// `local_init_op` collections, so a second scaffold over the same graph uses the
+/// same ops; more than one op in such a collection is an error. The default saver is
+/// the scaffold's own (savers are not graph nodes here).
 #[derive(Default)]
 pub struct Scaffold {
     init_op: OnceLock<Option<Operation>>,
@@ -35,10 +40,12 @@ pub struct Scaffold {
     given: Given,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Given {
     init_op: Option<Operation>,
     local_init_op: Option<Operation>,
+    ready: Option<Vec<Tensor>>,
+    ready_for_local_init: Option<Vec<Tensor>>,
     summary_op: Option<MergedSummary>,
     saver: Option<Arc<Mutex<Saver>>>,
     no_saver: bool,
@@ -53,6 +60,21 @@ impl Scaffold {
     /// Uses `op` as the init op.
     pub fn init_op(mut self, op: Operation) -> Scaffold {
         self.given.init_op = Some(op);
+        self
+    }
+
+    /// The model is ready when every variable of `vars` is initialized (TF's `ready_op`,
+    /// `report_uninitialized_variables(vars)`); default: every variable.
+    pub fn ready_op(mut self, vars: Vec<Tensor>) -> Scaffold {
+        self.given.ready = Some(vars);
+        self
+    }
+
+    /// The local init op may run when every variable of `vars` is initialized (TF's
+    /// `ready_for_local_init_op`); default: every global variable. Giving it needs a
+    /// local init op (given, or the default one over local variables).
+    pub fn ready_for_local_init_op(mut self, vars: Vec<Tensor>) -> Scaffold {
+        self.given.ready_for_local_init = Some(vars);
         self
     }
 
@@ -99,13 +121,7 @@ impl Scaffold {
             init_feeds: other.init_feeds.clone(),
             init_fn: other.init_fn.clone(),
             saver_options: other.saver_options.clone(),
-            given: Given {
-                init_op: other.given.init_op,
-                local_init_op: other.given.local_init_op,
-                summary_op: other.given.summary_op.clone(),
-                saver: other.given.saver.clone(),
-                no_saver: other.given.no_saver,
-            },
+            given: other.given.clone(),
             ..Scaffold::default()
         }
     }
@@ -115,16 +131,28 @@ impl Scaffold {
         if self.init_op.get().is_none() {
             let op = match self.given.init_op {
                 Some(op) => Some(op),
-                None => Some(graph.global_variables_initializer()?),
+                None => cached(graph, INIT_OP, |g| {
+                    g.global_variables_initializer().map(Some)
+                })?,
             };
             let _ = self.init_op.set(op);
         }
         if self.local_init_op.get().is_none() {
             let op = match self.given.local_init_op {
                 Some(op) => Some(op),
-                None if graph.local_variables().is_empty() => None,
-                None => Some(graph.local_variables_initializer()?),
+                None => cached(graph, LOCAL_INIT_OP, |g| {
+                    if g.local_variables().is_empty() {
+                        Ok(None)
+                    } else {
+                        g.local_variables_initializer().map(Some)
+                    }
+                })?,
             };
+            if op.is_none() && self.given.ready_for_local_init.is_some() {
+                return Err(Error::invalid_argument(
+                    "If you pass a ready_for_local_init_op you must also pass a local_init_op.",
+                ));
+            }
             let _ = self.local_init_op.set(op);
         }
         if self.summary_op.get().is_none() {
@@ -172,9 +200,56 @@ impl Scaffold {
         self.summary_op.get().cloned().unwrap_or_default()
     }
 
+    /// The variables whose initialization makes the model ready.
+    pub fn ready_vars(&self, graph: &Graph) -> Vec<Tensor> {
+        match &self.given.ready {
+            Some(v) => v.clone(),
+            None => all_vars(graph),
+        }
+    }
+
+    /// The variables that must be initialized before the local init op runs.
+    pub fn ready_for_local_init_vars(&self, graph: &Graph) -> Vec<Tensor> {
+        match &self.given.ready_for_local_init {
+            Some(v) => v.clone(),
+            None => graph.global_variables(),
+        }
+    }
+
     /// The saver (after finalize), shared.
     pub fn get_saver(&self) -> Option<Arc<Mutex<Saver>>> {
         self.saver.get().cloned().flatten()
+    }
+}
+
+/// TF's `GraphKeys.INIT_OP`.
+pub const INIT_OP: &str = "init_op";
+/// TF's `GraphKeys.LOCAL_INIT_OP`.
+pub const LOCAL_INIT_OP: &str = "local_init_op";
+
+/// The op cached in collection `key`, else `make`'s (cached when there is one); more
+/// than one op there is FailedPrecondition (TF's "More than one item").
+fn cached(
+    graph: &mut Graph,
+    key: &str,
+    make: impl FnOnce(&mut Graph) -> Result<Option<Operation>>,
+) -> Result<Option<Operation>> {
+    let items = graph.collection(key);
+    match items.as_slice() {
+        [] => {
+            let op = make(graph)?;
+            if let Some(op) = op {
+                graph.add_to_collection(key, op);
+            }
+            Ok(op)
+        }
+        [one] => Ok(Some(one.op())),
+        _ => Err(Error::new(
+            Code::FailedPrecondition,
+            format!(
+                "More than one item in collection {key}. Please indicate which one to use by passing it to the constructor."
+            ),
+        )),
     }
 }
 
@@ -258,7 +333,7 @@ impl SessionCreator for ChiefSessionCreator {
         }
         let g = sess.graph_arc();
         if let Some(op) = sc.get_local_init_op() {
-            if let Some(msg) = not_ready(&sess, &g.global_variables()) {
+            if let Some(msg) = not_ready(&sess, &sc.ready_for_local_init_vars(&g)) {
                 return Err(Error::new(
                     Code::FailedPrecondition,
                     format!("Init operations did not make model ready for local_init: {msg}"),
@@ -267,7 +342,7 @@ impl SessionCreator for ChiefSessionCreator {
             tracing::info!("Running local_init_op.");
             sess.run(&[], &[], &[op])?;
         }
-        if let Some(msg) = not_ready(&sess, &all_vars(&g)) {
+        if let Some(msg) = not_ready(&sess, &sc.ready_vars(&g)) {
             return Err(Error::new(
                 Code::FailedPrecondition,
                 format!("Init operations did not make model ready: {msg}"),
@@ -299,12 +374,14 @@ impl SessionCreator for WorkerSessionCreator {
         loop {
             let mut sess = Session::new(Arc::clone(graph), self.config.clone())?;
             let g = sess.graph_arc();
-            let globals_ready = not_ready(&sess, &g.global_variables());
-            if globals_ready.is_none() {
-                if let Some(op) = self.scaffold.get_local_init_op() {
+            let sc = &self.scaffold;
+            let mut reason = not_ready(&sess, &sc.ready_for_local_init_vars(&g));
+            if reason.is_none() {
+                if let Some(op) = sc.get_local_init_op() {
                     sess.run(&[], &[], &[op])?;
                 }
-                if not_ready(&sess, &all_vars(&g)).is_none() {
+                reason = not_ready(&sess, &sc.ready_vars(&g));
+                if reason.is_none() {
                     return Ok(sess);
                 }
             }
@@ -315,12 +392,12 @@ impl SessionCreator for WorkerSessionCreator {
                     format!(
                         "Session was not ready after waiting {} secs: waited for the chief to initialize the model ({})",
                         waited.round(),
-                        globals_ready.unwrap_or_default()
+                        reason.unwrap_or_default()
                     ),
                 ));
             }
             tracing::info!(
-                reason = globals_ready.as_deref().unwrap_or(""),
+                reason = reason.as_deref().unwrap_or(""),
                 "Waiting for model to be ready."
             );
             drop(sess);

@@ -186,8 +186,9 @@ fn test_not_chief_times_out_waiting_for_the_chief() {
 }
 
 #[test]
-fn test_request_stop_from_a_hook() {
-    // tf-observed [request_stop]: a hook's request_stop ends the loop after that run.
+fn test_should_stop() {
+    // HookedSessionTest.testShouldStop; tf-observed [request_stop]: a hook's
+    // request_stop ends the loop after that run.
     struct StopAfter(usize);
     impl SessionRunHook for StopAfter {
         fn after_run(

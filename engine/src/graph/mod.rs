@@ -123,6 +123,13 @@ impl Graph {
         self.finalized = true;
     }
 
+    /// Lets nodes be added again (TF's `_unsafe_unfinalize`). Sessions made over the
+    /// graph before keep the nodes they were planned with; a monitored session calls
+    /// this when it hands back a graph it finalized.
+    pub fn unfinalize(&mut self) {
+        self.finalized = false;
+    }
+
     /// Whether [`finalize`](Self::finalize) was called.
     pub fn is_finalized(&self) -> bool {
         self.finalized

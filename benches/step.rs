@@ -153,15 +153,16 @@ fn batches(w: &Workload, count: usize) -> wgtrain::Result<Vec<(HostTensor, HostT
 }
 
 /// W1/W2 through MonitoredTrainingSession (default hooks, checkpoints every 100
-/// steps into a temporary directory), alternating with the raw session `raw`:
-/// (monitored steps/s and raw steps/s with the loss read back every 100 steps, medians
-/// of 5; median step ms; median checkpoint step ms). Step times are
+/// steps into a temporary directory), in pairs with the raw session `raw` (the order
+/// alternating, so drift on a shared machine hits both): (monitored steps/s and raw
+/// steps/s with the loss read back every 100 steps, medians over the pairs; the median
+/// of the pairs' overheads; median step ms; median checkpoint step ms). Step times are
 /// those of `run` on the calling thread (the device runs behind it).
 fn monitored(
     w: &Workload,
     data: &[(HostTensor, HostTensor)],
     raw: &mut Built,
-) -> wgtrain::Result<(f64, f64, f64, f64)> {
+) -> wgtrain::Result<(f64, f64, f64, f64, f64)> {
     let (g, x, y, loss, train) = graph_of(w)?;
     let dir = std::env::temp_dir().join(format!(
         "wgtrain-bench-mts-{}-{}",
@@ -177,10 +178,13 @@ fn monitored(
     let mut ckpt_ms = Vec::new();
     let mut rates = Vec::new();
     let mut raw_rates = Vec::new();
+    let mut overheads = Vec::new();
     let mut i = 0usize;
-    // Raw and monitored runs alternate, so both see the same machine.
-    for run in 0..6 {
-        if run > 0 {
+    const PAIRS: usize = 12;
+    // Pairs of a raw and a monitored run (the first monitored run is a warm-up).
+    for run in 0..=PAIRS {
+        let raw_first = run % 2 == 1;
+        if run > 0 && raw_first {
             raw_rates.push(measure(raw, data, w.steps, 100)?);
         }
         let t = Instant::now();
@@ -204,19 +208,34 @@ fn monitored(
                 step_ms.push(ms)
             }
         }
+        // Wait for the device before stopping the clock, as `measure` does.
+        if let Some(raw_sess) = sess.raw_session()
+            && let Some(gs) = raw_sess.graph().get_global_step()
+        {
+            raw_sess.read_variables(&[gs])?;
+        }
         if run > 0 {
             rates.push(w.steps as f64 / t.elapsed().as_secs_f64());
+            if !raw_first {
+                raw_rates.push(measure(raw, data, w.steps, 100)?);
+            }
+            let (r, m) = (raw_rates[raw_rates.len() - 1], rates[rates.len() - 1]);
+            overheads.push(r / m - 1.0);
         }
     }
     sess.close()?;
     let _ = std::fs::remove_dir_all(&dir);
-    rates.sort_by(|a, b| a.total_cmp(b));
-    raw_rates.sort_by(|a, b| a.total_cmp(b));
-    step_ms.sort_by(|a, b| a.total_cmp(b));
-    ckpt_ms.sort_by(|a, b| a.total_cmp(b));
-    let ckpt = ckpt_ms.get(ckpt_ms.len() / 2).copied().unwrap_or(0.0);
-    let mid = |v: &[f64]| v[v.len() / 2];
-    Ok((mid(&rates), mid(&raw_rates), mid(&step_ms), ckpt))
+    let mid = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    Ok((
+        mid(&mut rates),
+        mid(&mut raw_rates),
+        mid(&mut overheads),
+        mid(&mut step_ms),
+        mid(&mut ckpt_ms),
+    ))
 }
 
 /// Steps per second over `steps` steps, reading the loss back every `every` steps.
@@ -255,7 +274,7 @@ fn main() -> wgtrain::Result<()> {
     let kernels = args.iter().any(|a| a == "--kernels");
     let mut rows = Vec::new();
     let mut kernel_rows = Vec::new();
-    let mut mts_rows: Vec<(&str, f64, f64, f64, f64)> = Vec::new();
+    let mut mts_rows: Vec<(&str, f64, f64, f64, f64, f64)> = Vec::new();
     for w in WORKLOADS {
         if only.as_deref().is_some_and(|o| o != w.name) {
             continue;
@@ -294,8 +313,8 @@ fn main() -> wgtrain::Result<()> {
             );
         }
         if w.convs.is_empty() {
-            let (sps, raw, median, worst) = monitored(w, &data, &mut b)?;
-            mts_rows.push((w.name, sps, raw, median, worst));
+            let (sps, raw, overhead, median, worst) = monitored(w, &data, &mut b)?;
+            mts_rows.push((w.name, sps, raw, overhead, median, worst));
         }
     }
     if json {
@@ -319,21 +338,20 @@ fn main() -> wgtrain::Result<()> {
         }
     }
     if json {
-        for (name, sps, raw, median, worst) in &mts_rows {
+        for (name, sps, raw, overhead, median, worst) in &mts_rows {
             println!(
-                "{{\"bench\":\"step_monitored\",\"workload\":\"{name}\",\"steps_per_sec\":{sps:.1},\"raw_steps_per_sec\":{raw:.1},\"overhead\":{:.4},\"median_step_ms\":{median:.3},\"checkpoint_step_ms\":{worst:.3}}}",
-                raw / sps - 1.0
+                "{{\"bench\":\"step_monitored\",\"workload\":\"{name}\",\"steps_per_sec\":{sps:.1},\"raw_steps_per_sec\":{raw:.1},\"overhead\":{overhead:.4},\"median_step_ms\":{median:.3},\"checkpoint_step_ms\":{worst:.3}}}"
             );
         }
     } else if !mts_rows.is_empty() {
         println!(
-            "\n| workload | MonitoredTrainingSession steps/s | raw Session steps/s | overhead | median step (ms) | checkpoint step (ms) | checkpoint / median |"
+            "\n| workload | MonitoredTrainingSession steps/s | raw Session steps/s | overhead (median of pairs) | median step (ms) | checkpoint step (ms) | checkpoint / median |"
         );
         println!("|---|---|---|---|---|---|---|");
-        for (name, sps, raw, median, worst) in &mts_rows {
+        for (name, sps, raw, overhead, median, worst) in &mts_rows {
             println!(
                 "| {name} | {sps:.1} | {raw:.1} | {:.1}% | {median:.3} | {worst:.3} | {:.2}x |",
-                100.0 * (raw / sps - 1.0),
+                100.0 * overhead,
                 worst / median
             );
         }

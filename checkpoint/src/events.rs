@@ -521,6 +521,7 @@ impl EventWriter {
         let worker = std::thread::Builder::new()
             .name("wgtrain-events".into())
             .spawn(move || {
+                crate::background_priority();
                 let mut out = std::io::BufWriter::new(file);
                 let mut seen: HashSet<String> = HashSet::new();
                 let mut last_flush = Instant::now();

@@ -121,6 +121,10 @@ impl Retention {
     }
 }
 
+/// Called with a checkpoint's path once it is durable (on the writer thread for
+/// asynchronous saves).
+pub type OnWritten = Box<dyn FnOnce(&Path) -> Result<()> + Send>;
+
 /// One save for the writer.
 struct Job {
     names: Vec<String>,
@@ -129,6 +133,7 @@ struct Job {
     dir: PathBuf,
     state_name: String,
     time: f64,
+    on_written: Option<OnWritten>,
 }
 
 /// State shared with the writer thread.
@@ -136,6 +141,44 @@ struct Shared {
     retention: Mutex<Retention>,
     errors: Mutex<Vec<Error>>,
     meta: Option<MetaExporter>,
+    /// The last `.meta` the exporter wrote: later ones (the same bytes) are hard links
+    /// to it, which need no data written or synced.
+    last_meta: Mutex<Option<PathBuf>>,
+}
+
+impl Shared {
+    fn new(retention: Retention, meta: Option<MetaExporter>) -> Shared {
+        Shared {
+            retention: Mutex::new(retention),
+            errors: Mutex::new(Vec::new()),
+            meta,
+            last_meta: Mutex::new(None),
+        }
+    }
+
+    /// Writes `<prefix>.meta`: a hard link to the previous one when it still exists,
+    /// else through the exporter.
+    fn write_meta(&self, prefix: &Path) -> Result<()> {
+        let Some(meta) = &self.meta else {
+            return Ok(());
+        };
+        let mut p = prefix.as_os_str().to_owned();
+        p.push(".meta");
+        let path = PathBuf::from(p);
+        let mut last = self
+            .last_meta
+            .lock()
+            .map_err(|_| Error::internal("saver meta lock poisoned"))?;
+        let linked = last.as_ref().is_some_and(|prev| {
+            let _ = std::fs::remove_file(&path);
+            std::fs::hard_link(prev, &path).is_ok()
+        });
+        if !linked {
+            meta(&path)?;
+        }
+        *last = Some(path);
+        Ok(())
+    }
 }
 
 fn write_job(shared: &Shared, job: Job) -> Result<()> {
@@ -146,11 +189,7 @@ fn write_job(shared: &Shared, job: Job) -> Result<()> {
         .zip(values.iter().map(CkptTensor::from_host))
         .collect();
     write_bundle(&job.prefix, &tensors)?;
-    if let Some(meta) = &shared.meta {
-        let mut p = job.prefix.as_os_str().to_owned();
-        p.push(".meta");
-        meta(Path::new(&p))?;
-    }
+    shared.write_meta(&job.prefix)?;
     let (state, delete) = {
         let mut r = shared
             .retention
@@ -163,7 +202,10 @@ fn write_job(shared: &Shared, job: Job) -> Result<()> {
     for p in delete {
         delete_checkpoint(&resolve(&job.dir, &p));
     }
-    Ok(())
+    match job.on_written {
+        Some(f) => f(&job.prefix),
+        None => Ok(()),
+    }
 }
 
 /// Removes a checkpoint's files (missing ones are fine).
@@ -234,11 +276,7 @@ impl Saver {
         let retention = Retention::new(opts.max_to_keep, opts.keep_checkpoint_every_n_hours, now());
         Ok(Saver {
             vars,
-            shared: Arc::new(Shared {
-                retention: Mutex::new(retention),
-                errors: Mutex::new(Vec::new()),
-                meta: None,
-            }),
+            shared: Arc::new(Shared::new(retention, None)),
             opts,
             jobs: None,
             worker: None,
@@ -263,11 +301,7 @@ impl Saver {
             .lock()
             .map_err(|_| Error::internal("saver retention lock poisoned"))?
             .clone();
-        self.shared = Arc::new(Shared {
-            retention: Mutex::new(retention),
-            errors: Mutex::new(Vec::new()),
-            meta: exporter,
-        });
+        self.shared = Arc::new(Shared::new(retention, exporter));
         Ok(())
     }
 
@@ -342,6 +376,7 @@ impl Saver {
             let worker = std::thread::Builder::new()
                 .name("wgtrain-saver".into())
                 .spawn(move || {
+                    crate::background_priority();
                     for job in rx {
                         let prefix = job.prefix.clone();
                         if let Err(e) = write_job(&shared, job) {
@@ -370,11 +405,24 @@ impl Saver {
         prefix: impl AsRef<Path>,
         global_step: Option<i64>,
     ) -> Result<PathBuf> {
+        self.save_then(sess, prefix, global_step, None)
+    }
+
+    /// [`save`](Self::save), calling `on_written` once the checkpoint is durable (on
+    /// the writer thread when asynchronous): the checkpoint hook logs its
+    /// `SessionLog CHECKPOINT` event there, off the training thread.
+    pub fn save_then(
+        &mut self,
+        sess: &mut Session,
+        prefix: impl AsRef<Path>,
+        global_step: Option<i64>,
+        on_written: Option<OnWritten>,
+    ) -> Result<PathBuf> {
         self.take_error()?;
         let (path, dir, state_name) = self.paths(prefix.as_ref(), global_step)?;
         let vars: Vec<Tensor> = self.vars.iter().map(|(_, v)| *v).collect();
         let snapshot = sess.snapshot_variables(&vars)?;
-        self.save_snapshot(snapshot, &path, dir, state_name)
+        self.save_snapshot(snapshot, &path, dir, state_name, on_written)
     }
 
     /// Saves `snapshot` (of [`var_list`](Self::var_list)'s variables, in order, taken
@@ -386,9 +434,21 @@ impl Saver {
         prefix: impl AsRef<Path>,
         global_step: Option<i64>,
     ) -> Result<PathBuf> {
+        self.save_from_snapshot_then(snapshot, prefix, global_step, None)
+    }
+
+    /// [`save_from_snapshot`](Self::save_from_snapshot), calling `on_written` once the
+    /// checkpoint is durable.
+    pub fn save_from_snapshot_then(
+        &mut self,
+        snapshot: Snapshot,
+        prefix: impl AsRef<Path>,
+        global_step: Option<i64>,
+        on_written: Option<OnWritten>,
+    ) -> Result<PathBuf> {
         self.take_error()?;
         let (path, dir, state_name) = self.paths(prefix.as_ref(), global_step)?;
-        self.save_snapshot(snapshot, &path, dir, state_name)
+        self.save_snapshot(snapshot, &path, dir, state_name, on_written)
     }
 
     fn paths(
@@ -435,6 +495,7 @@ impl Saver {
         path: &Path,
         dir: PathBuf,
         state_name: String,
+        on_written: Option<OnWritten>,
     ) -> Result<PathBuf> {
         let path = path.to_path_buf();
         let job = Job {
@@ -444,6 +505,7 @@ impl Saver {
             dir,
             state_name,
             time: now(),
+            on_written,
         };
         if self.opts.asynchronous {
             self.sender()?

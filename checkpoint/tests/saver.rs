@@ -331,7 +331,10 @@ fn a_meta_exporter_writes_beside_each_checkpoint_and_goes_with_it() {
     let Some(mut m) = model() else { return };
     let dir = scratch("saver", "meta");
     let g = m.sess.graph_arc();
-    let exporter: wgtrain_checkpoint::saver::MetaExporter = std::sync::Arc::new(|p: &Path| {
+    let exports = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let n = std::sync::Arc::clone(&exports);
+    let exporter: wgtrain_checkpoint::saver::MetaExporter = std::sync::Arc::new(move |p: &Path| {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         std::fs::write(p, b"meta graph").map_err(|e| {
             wgtrain_engine::Error::new(Code::Unavailable, format!("{}: {e}", p.display()))
         })
@@ -353,10 +356,34 @@ fn a_meta_exporter_writes_beside_each_checkpoint_and_goes_with_it() {
         std::fs::read(dir.join("model.ckpt-1.meta")).unwrap(),
         b"meta graph"
     );
-    saver
-        .save(&mut m.sess, dir.join("model.ckpt"), Some(2))
-        .unwrap();
+    // Later saves: the same bytes, linked to the previous .meta (no second export);
+    // `on_written` sees each checkpoint once it is durable.
+    let written = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    for step in [2, 3] {
+        let w = std::sync::Arc::clone(&written);
+        saver
+            .save_then(
+                &mut m.sess,
+                dir.join("model.ckpt"),
+                Some(step),
+                Some(Box::new(move |p: &Path| {
+                    assert!(wgtrain_checkpoint::bundle::index_path(p).exists());
+                    w.lock().unwrap().push(p.to_path_buf());
+                    Ok(())
+                })),
+            )
+            .unwrap();
+    }
     saver.close().unwrap();
-    assert!(dir.join("model.ckpt-2.meta").exists());
+    assert_eq!(
+        *written.lock().unwrap(),
+        vec![dir.join("model.ckpt-2"), dir.join("model.ckpt-3")]
+    );
+    assert_eq!(exports.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(
+        std::fs::read(dir.join("model.ckpt-3.meta")).unwrap(),
+        b"meta graph"
+    );
+    assert!(!dir.join("model.ckpt-2.meta").exists());
     assert!(!dir.join("model.ckpt-1.meta").exists());
 }

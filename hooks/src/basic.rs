@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use wgtrain_checkpoint::events::{self, EventWriter};
 use wgtrain_checkpoint::graph_export;
+use wgtrain_checkpoint::saver::OnWritten;
 use wgtrain_checkpoint::{Saver, SaverOptions};
 use wgtrain_engine::summary::MergedSummary;
 use wgtrain_engine::{Code, Error, Graph, HostTensor, Result, Session, Snapshot, Tensor};
@@ -242,21 +243,25 @@ impl CheckpointSaverHook {
         let Some(saver) = self.saver() else {
             return Ok(false);
         };
-        let path = {
+        // The SessionLog CHECKPOINT event is written once the checkpoint is durable,
+        // by the saver's writer thread (TF writes it after its synchronous save).
+        let log: Option<OnWritten> = self.writer.clone().map(|w| {
+            Box::new(move |path: &std::path::Path| {
+                w.add(events::session_log(step, 3, &path.display().to_string()))
+            }) as OnWritten
+        });
+        {
             let mut s = saver
                 .lock()
                 .map_err(|_| Error::internal("saver lock poisoned"))?;
             let prefix = self.dir.join(&self.basename);
             match snapshot {
-                Some(snap) => s.save_from_snapshot(snap, prefix, Some(step))?,
-                None => s.save(sess, prefix, Some(step))?,
-            }
-        };
+                Some(snap) => s.save_from_snapshot_then(snap, prefix, Some(step), log)?,
+                None => s.save_then(sess, prefix, Some(step), log)?,
+            };
+        }
         if let Ok(mut v) = self.saved.lock() {
             v.push(step);
-        }
-        if let Some(w) = &self.writer {
-            w.add(events::session_log(step, 3, &path.display().to_string()))?;
         }
         let mut stop = false;
         for l in &mut self.listeners {
@@ -379,8 +384,9 @@ impl SessionRunHook for CheckpointSaverHook {
 
 /// Writes the summary op's values (TF's `SummarySaverHook`): on the first run, then
 /// every N steps or seconds, at the global step after the run; a `SessionLog START`
-/// at the first run. The values are fetched in the step's run; the writer thread
-/// builds histograms and PNGs.
+/// at the first run. The values are computed in the step's run and fetched without
+/// holding it up (see [`SessionRunArgs::pending`]); the writer thread waits for them
+/// and builds histograms and PNGs.
 pub struct SummarySaverHook {
     dir: PathBuf,
     timer: SecondOrStepTimer,
@@ -467,7 +473,11 @@ impl SessionRunHook for SummarySaverHook {
         if !self.requested {
             return Ok(None);
         }
-        Ok(Some(SessionRunArgs::fetches(&self.summary_op().fetches())))
+        // Fetched without holding up the step: the writer thread waits for the values.
+        Ok(Some(SessionRunArgs {
+            pending: self.summary_op().fetches(),
+            ..Default::default()
+        }))
     }
 
     fn after_run(&mut self, ctx: &mut SessionRunContext, v: &SessionRunValues) -> Result<()> {
@@ -483,8 +493,11 @@ impl SessionRunHook for SummarySaverHook {
             self.timer.update_last_triggered_step(step);
             let merged = self.summary_op();
             if !merged.is_empty() {
-                let values = v.results.clone();
-                w.add_pending(step, merged, Snapshot::ready(values))?;
+                let values = match &v.pending {
+                    Some(p) => p.clone_handle(),
+                    None => Snapshot::ready(Vec::new()),
+                };
+                w.add_pending(step, merged, values)?;
                 if let Ok(mut l) = self.written.lock() {
                     l.push(step);
                 }

@@ -21,6 +21,11 @@ pub struct SessionRunArgs {
     /// Variables to copy from the device with the run's own submission (the checkpoint
     /// hook's save); at most one hook asks per run.
     pub snapshot: Vec<Tensor>,
+    /// Tensors fetched without making the run wait for them (the summary hook's): they
+    /// arrive on [`SessionRunValues::pending`]. When nothing else in the run is fetched
+    /// they are read back on the readback thread, so the step is not held up;
+    /// otherwise they come with the other fetches.
+    pub pending: Vec<Tensor>,
 }
 
 impl SessionRunArgs {
@@ -42,6 +47,8 @@ pub struct SessionRunValues {
     pub run_metadata: Option<RunMetadata>,
     /// The values of the variables the hook asked to snapshot, on their way.
     pub snapshot: Option<wgtrain_engine::Snapshot>,
+    /// The values of the hook's `pending` tensors, on their way.
+    pub pending: Option<wgtrain_engine::Snapshot>,
 }
 
 /// The run a hook is called around: the caller's arguments, the session (runs on it

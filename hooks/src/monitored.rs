@@ -42,6 +42,15 @@ fn recoverable(e: &Error) -> bool {
     matches!(e.code, Code::Aborted | Code::Unavailable)
 }
 
+/// What one device run gave: the fetched values (the caller's, then each hook's), the
+/// trace, the snapshot and the hook it is for, each hook's pending values.
+struct Ran {
+    outputs: Vec<HostTensor>,
+    meta: Option<RunMetadata>,
+    snapshot: Option<(usize, wgtrain_engine::Snapshot)>,
+    pending: Vec<Option<wgtrain_engine::Snapshot>>,
+}
+
 /// A session wrapped with hooks, a coordinator and recovery (TF's `MonitoredSession`).
 pub struct MonitoredSession {
     graph: Arc<Graph>,
@@ -249,9 +258,13 @@ impl MonitoredSession {
         let mut trace = args.trace;
         let mut ranges = Vec::with_capacity(extra.len());
         let mut snapshot_for: Option<(usize, Vec<Tensor>)> = None;
+        let mut pending_for: Vec<usize> = Vec::new();
         for (k, e) in extra.iter().enumerate() {
             let start = fetches.len();
             if let Some(e) = e {
+                if !e.pending.is_empty() {
+                    pending_for.push(k);
+                }
                 fetches.extend_from_slice(&e.fetches);
                 targets.extend_from_slice(&e.targets);
                 trace |= e.trace;
@@ -282,6 +295,37 @@ impl MonitoredSession {
             }
             ranges.push(start..fetches.len());
         }
+        // Pending fetches: read back on the readback thread when they are all the run
+        // fetches (one hook's, no snapshot, no trace); else fetched with the rest.
+        let mut pending: Vec<Option<wgtrain_engine::Snapshot>> = Vec::new();
+        pending.resize_with(extra.len(), || None);
+        if let [k] = pending_for[..]
+            && fetches.is_empty()
+            && snapshot_for.is_none()
+            && !trace
+            && let Some(e) = &extra[k]
+        {
+            let snap = match sess.run_async(&feeds, &e.pending, &targets) {
+                Ok(s) => s,
+                Err(e) => return Err(self.root_cause(e)),
+            };
+            pending[k] = Some(snap);
+            let ran = Ran {
+                outputs: Vec::new(),
+                meta: None,
+                snapshot: None,
+                pending,
+            };
+            return self.after_runs(args, ran, &ranges, stop);
+        }
+        let mut pending_ranges = Vec::with_capacity(pending_for.len());
+        for &k in &pending_for {
+            if let Some(e) = &extra[k] {
+                let start = fetches.len();
+                fetches.extend_from_slice(&e.pending);
+                pending_ranges.push((k, start..fetches.len()));
+            }
+        }
         let mut snapshot = None;
         let ran = if trace {
             sess.run_traced(&feeds, &fetches, &targets)
@@ -295,34 +339,66 @@ impl MonitoredSession {
         } else {
             sess.run(&feeds, &fetches, &targets).map(|o| (o, None))
         };
-        let (mut outputs, meta) = match ran {
+        let (outputs, meta) = match ran {
             Ok(r) => r,
-            // A run that failed while a background thread reported a preemption: the
-            // preemption is the root cause (TF's coordinated session raises it).
-            Err(e) => match self.coord.error() {
-                Some(root) if recoverable(&root) && !recoverable(&e) => return Err(root),
-                _ => return Err(e),
-            },
+            Err(e) => return Err(self.root_cause(e)),
         };
-        let snapshot_hook = snapshot_for.map(|(k, _)| k);
-        let hook_values: Vec<Vec<HostTensor>> =
-            ranges.iter().map(|r| outputs[r.clone()].to_vec()).collect();
-        outputs.truncate(args.fetches.len());
-        for (k, (h, results)) in self.hooks.iter_mut().zip(hook_values).enumerate() {
+        for (k, r) in pending_ranges {
+            pending[k] = Some(wgtrain_engine::Snapshot::ready(outputs[r].to_vec()));
+        }
+        let ran = Ran {
+            outputs,
+            meta,
+            snapshot: snapshot_for.map(|(k, _)| k).zip(snapshot),
+            pending,
+        };
+        self.after_runs(args, ran, &ranges, stop)
+    }
+
+    /// A run that failed while a background thread reported a preemption: the
+    /// preemption is the root cause (TF's coordinated session raises it).
+    fn root_cause(&self, e: Error) -> Error {
+        match self.coord.error() {
+            Some(root) if recoverable(&root) && !recoverable(&e) => root,
+            _ => e,
+        }
+    }
+
+    /// Calls every hook's `after_run` with its share of the run's results; returns the
+    /// caller's.
+    fn after_runs(
+        &mut self,
+        args: &SessionRunArgs,
+        mut ran: Ran,
+        ranges: &[std::ops::Range<usize>],
+        mut stop: bool,
+    ) -> Result<(Vec<HostTensor>, Option<RunMetadata>)> {
+        let Some(sess) = self.sess.as_mut() else {
+            return Err(Error::internal("no session"));
+        };
+        for (k, h) in self.hooks.iter_mut().enumerate() {
             let mut ctx = SessionRunContext::new(args, sess, &mut stop);
             let values = SessionRunValues {
-                results,
-                run_metadata: meta.clone(),
-                snapshot: if snapshot_hook == Some(k) {
-                    snapshot.take()
-                } else {
-                    None
+                results: ran
+                    .outputs
+                    .get(ranges[k].clone())
+                    .map(<[HostTensor]>::to_vec)
+                    .unwrap_or_default(),
+                run_metadata: ran.meta.clone(),
+                snapshot: match ran.snapshot.take() {
+                    Some((hook, snap)) if hook == k => Some(snap),
+                    other => {
+                        ran.snapshot = other;
+                        None
+                    }
                 },
+                pending: ran.pending.get_mut(k).and_then(Option::take),
             };
             h.after_run(&mut ctx, &values)?;
         }
+        ran.outputs.truncate(args.fetches.len());
         self.stop |= stop;
-        Ok((outputs, meta))
+        Ok((ran.outputs, ran.meta))
     }
 
     /// Runs `step_fn` with a [`StepContext`] (its `session` runs skip the hooks,

@@ -575,6 +575,53 @@ fn test_profiler_hook_writes_chrome_timelines() {
     );
 }
 
+/// The loss values in a directory's event files, in order.
+fn loss_summaries(dir: &std::path::Path) -> Vec<f32> {
+    let mut got = Vec::new();
+    for f in event_files(dir).unwrap() {
+        for r in read_file(&f).unwrap().0 {
+            if let Some(What::Summary(s)) = &r.event.what {
+                for v in &s.value {
+                    if let (true, Some(SummaryValueKind::SimpleValue(x))) =
+                        (v.tag == "loss", &v.value)
+                    {
+                        got.push(*x);
+                    }
+                }
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn pending_summaries_match_fetched_ones() {
+    // Steps that fetch nothing read the summaries back on the readback thread; the
+    // values written are the ones a fetching run sees.
+    if !have_gpu() {
+        return;
+    }
+    let m = model();
+    let run = |fetch: bool| {
+        let dir = scratch(if fetch { "sum-sync" } else { "sum-async" });
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .summary_dir(&dir)
+            .save_summaries_steps(1)
+            .log_step_count_steps(0)
+            .create()
+            .unwrap();
+        for _ in 0..4 {
+            let fetches = if fetch { vec![m.loss] } else { vec![] };
+            sess.run(&feed(&m), &fetches, &[m.train]).unwrap();
+        }
+        sess.close().unwrap();
+        loss_summaries(&dir)
+    };
+    let (pending, fetched) = (run(false), run(true));
+    assert_eq!(pending.len(), 4);
+    assert_eq!(pending, fetched);
+}
+
 #[test]
 fn summaries_carry_the_loss_values() {
     if !have_gpu() {
@@ -596,19 +643,5 @@ fn summaries_carry_the_loss_values() {
     sess.close().unwrap();
     // Only the summary hooks, no checkpoints.
     assert!(latest_checkpoint(&dir).is_none());
-    let mut got = Vec::new();
-    for f in event_files(&dir).unwrap() {
-        for r in read_file(&f).unwrap().0 {
-            if let Some(What::Summary(s)) = &r.event.what {
-                for v in &s.value {
-                    if let (true, Some(SummaryValueKind::SimpleValue(x))) =
-                        (v.tag == "loss", &v.value)
-                    {
-                        got.push(*x);
-                    }
-                }
-            }
-        }
-    }
-    assert_eq!(got, losses);
+    assert_eq!(loss_summaries(&dir), losses);
 }

@@ -2402,9 +2402,11 @@ fn hooked_run(
     for e in &extra {
         let start = fetches.len();
         fetches.extend_from_slice(&e.fetches);
+        let mid = fetches.len();
+        fetches.extend_from_slice(&e.pending);
         feeds.extend(e.feeds.iter().cloned());
         snap_vars.extend_from_slice(&e.snapshot);
-        ranges.push(start..fetches.len());
+        ranges.push((start..mid, mid..fetches.len()));
     }
     let (out, mut snap) = if snap_vars.is_empty() {
         (sess.run(&feeds, &fetches, targets).unwrap(), None)
@@ -2414,12 +2416,13 @@ fn hooked_run(
             .unwrap();
         (o, Some(s))
     };
-    for (h, r) in hooks.iter_mut().zip(ranges) {
+    for (h, (r, p)) in hooks.iter_mut().zip(ranges) {
         let mut ctx = SessionRunContext::new(&args, sess, &mut stop);
         let values = SessionRunValues {
             results: out[r].to_vec(),
             run_metadata: None,
             snapshot: snap.take(),
+            pending: Some(wgtrain_engine::Snapshot::ready(out[p].to_vec())),
         };
         h.after_run(&mut ctx, &values).unwrap();
     }

@@ -85,10 +85,12 @@ pub(crate) struct Plan {
     pub fetch_staging: Option<wgpu::Buffer>,
     /// `fetch_slots` as the readback reads them.
     pub fetch_layout: Arc<ReadLayout>,
-    pub snapshot_slots: Vec<Slot>,
-    /// `snapshot_slots` as the readback thread reads them.
+    /// The snapshotted variables as the readback thread reads them.
     pub snapshot_layout: Arc<ReadLayout>,
     pub snapshot_size: u64,
+    /// The device copies of a snapshot, one per buffer where its variables lie close
+    /// together (an arena).
+    pub snapshot_copies: Vec<StagingCopy>,
     /// The run counter when the plan last ran (for eviction).
     pub last_used: u64,
 }
@@ -111,6 +113,79 @@ fn layout(slots: &mut Vec<Slot>, tensors: impl Iterator<Item = (Loc, DType, Vec<
         slots.push(slot);
     }
     offset
+}
+
+/// A device copy into a staging buffer: (source buffer, source offset, staging offset,
+/// bytes).
+pub(crate) type StagingCopy = (wgpu::Buffer, u64, u64, u64);
+
+/// Lays out a snapshot's variables so that those sharing a buffer (an arena's views)
+/// are copied with one command: each buffer's span from its first to its last
+/// snapshotted byte lands in the staging buffer as it lies on the device, unless the
+/// span is mostly other tensors, when each variable is copied alone. Returns the
+/// slots (in the given order), the copies and the staging size.
+fn snapshot_layout(
+    vars: Vec<(Loc, DType, Vec<usize>)>,
+) -> (Vec<Slot>, Vec<StagingCopy>, u64) {
+    let mut slots: Vec<Slot> = vars
+        .into_iter()
+        .map(|(loc, dtype, shape)| Slot {
+            loc,
+            offset: 0,
+            dtype,
+            shape,
+        })
+        .collect();
+    // Group the slots by buffer, in order of first appearance.
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for i in 0..slots.len() {
+        match groups
+            .iter_mut()
+            .find(|g| slots[g[0]].loc.buf == slots[i].loc.buf)
+        {
+            Some(g) => g.push(i),
+            None => groups.push(vec![i]),
+        }
+    }
+    let mut copies = Vec::new();
+    let mut base = 0u64;
+    let mut copy = |buf: &wgpu::Buffer, src: u64, len: u64, base: &mut u64| {
+        let len = len.div_ceil(4) * 4;
+        copies.push((buf.clone(), src, *base, len));
+        let at = *base;
+        *base += align8(len);
+        at
+    };
+    for g in groups {
+        let lo = g.iter().map(|&i| slots[i].loc.offset).min().unwrap_or(0);
+        let hi = g
+            .iter()
+            .map(|&i| slots[i].loc.offset + slots[i].bytes())
+            .max()
+            .unwrap_or(0);
+        let used: u64 = g.iter().map(|&i| slots[i].bytes()).sum();
+        if g.len() > 1 && hi - lo <= 2 * used + 4096 {
+            let buf = slots[g[0]].loc.buf.clone();
+            let at = copy(&buf, lo, hi - lo, &mut base);
+            for &i in &g {
+                slots[i].offset = at + slots[i].loc.offset - lo;
+            }
+        } else {
+            for &i in &g {
+                let (buf, src, len) = (
+                    slots[i].loc.buf.clone(),
+                    slots[i].loc.offset,
+                    slots[i].bytes(),
+                );
+                if len > 0 {
+                    slots[i].offset = copy(&buf, src, len, &mut base);
+                } else {
+                    slots[i].offset = base;
+                }
+            }
+        }
+    }
+    (slots, copies, base)
 }
 
 impl Session {
@@ -323,8 +398,7 @@ impl Session {
                 n.shape.iter().map(|&d| d as usize).collect(),
             ));
         }
-        let mut snapshot_slots = Vec::with_capacity(snapshot.len());
-        let snapshot_size = layout(&mut snapshot_slots, snap.into_iter());
+        let (snapshot_slots, snapshot_copies, snapshot_size) = snapshot_layout(snap);
         let mut reads = sched.reads_uninit_checked.clone();
         for v in snapshot {
             if !sched.assigns.contains(&v.0) && !reads.contains(&v.0) {
@@ -393,7 +467,7 @@ impl Session {
             fetch_slots,
             fetch_staging,
             snapshot_layout: Arc::new(read_layout(&snapshot_slots)),
-            snapshot_slots,
+            snapshot_copies,
             snapshot_size,
             last_used: 0,
         })

@@ -684,11 +684,8 @@ impl Session {
                     mapped_at_creation: false,
                 })
             });
-            for s in &plan.snapshot_slots {
-                let len = (s.shape.iter().product::<usize>() * s.dtype.device_size()) as u64;
-                if len > 0 {
-                    enc.copy_buffer_to_buffer(&s.loc.buf, s.loc.offset, &buf, s.offset, len);
-                }
+            for (src, from, to, len) in &plan.snapshot_copies {
+                enc.copy_buffer_to_buffer(src, *from, &buf, *to, *len);
             }
             Some(buf)
         };

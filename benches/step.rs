@@ -153,7 +153,7 @@ fn batches(w: &Workload, count: usize) -> wgtrain::Result<Vec<(HostTensor, HostT
 }
 
 /// W1/W2 through MonitoredTrainingSession (default hooks, checkpoints every 100
-/// steps into a temporary directory), in pairs with the raw session `raw` (the order
+/// steps into a temporary directory), in 24 (W1) or 8 pairs with the raw session `raw` (the order
 /// alternating, so drift on a shared machine hits both): (monitored steps/s and raw
 /// steps/s with the loss read back every 100 steps, medians over the pairs; the median
 /// of the pairs' overheads; median step ms; median checkpoint step ms). Step times are
@@ -180,9 +180,11 @@ fn monitored(
     let mut raw_rates = Vec::new();
     let mut overheads = Vec::new();
     let mut i = 0usize;
-    const PAIRS: usize = 12;
-    // Pairs of a raw and a monitored run (the first monitored run is a warm-up).
-    for run in 0..=PAIRS {
+    // Pairs of a raw and a monitored run (the first monitored run is a warm-up): more
+    // for the short runs of the small workload, whose figures the machine's noise
+    // moves most.
+    let pairs = if w.steps >= 1000 { 24 } else { 8 };
+    for run in 0..=pairs {
         let raw_first = run % 2 == 1;
         if run > 0 && raw_first {
             raw_rates.push(measure(raw, data, w.steps, 100)?);

@@ -124,9 +124,7 @@ pub(crate) type StagingCopy = (wgpu::Buffer, u64, u64, u64);
 /// snapshotted byte lands in the staging buffer as it lies on the device, unless the
 /// span is mostly other tensors, when each variable is copied alone. Returns the
 /// slots (in the given order), the copies and the staging size.
-fn snapshot_layout(
-    vars: Vec<(Loc, DType, Vec<usize>)>,
-) -> (Vec<Slot>, Vec<StagingCopy>, u64) {
+fn snapshot_layout(vars: Vec<(Loc, DType, Vec<usize>)>) -> (Vec<Slot>, Vec<StagingCopy>, u64) {
     let mut slots: Vec<Slot> = vars
         .into_iter()
         .map(|(loc, dtype, shape)| Slot {

@@ -299,6 +299,14 @@ impl SessionCreator for ChiefSessionCreator {
         }
         let mut sess = Session::new(Arc::clone(graph), self.config.clone())?;
         let sc = &self.scaffold;
+        // Saves still queued (a recovery right after a save) finish first, so the
+        // latest checkpoint is the last one saved; a failed write is reported here.
+        if let Some(saver) = sc.get_saver() {
+            saver
+                .lock()
+                .map_err(|_| Error::internal("saver lock poisoned"))?
+                .flush()?;
+        }
         let prefix = match (&self.checkpoint_filename_with_path, &self.checkpoint_dir) {
             (Some(p), _) => Some(p.clone()),
             (None, Some(d)) => latest_checkpoint(d),

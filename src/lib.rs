@@ -9,6 +9,7 @@
 //! and [`hooks`] (the monitored training session and its hooks). The most used items
 //! are at the root.
 
+pub mod classifier;
 pub mod datasets;
 
 pub use wgtrain_checkpoint as checkpoint;

@@ -3,7 +3,8 @@
 //! The monitored training session of wgtrain: the [`SessionRunHook`] contract and
 //! timers ([`hook`]), the [`Coordinator`], the built-in hooks ([`basic`]), the
 //! [`Scaffold`] and session creators ([`scaffold`]), and [`MonitoredSession`] with the
-//! [`MonitoredTrainingSession`] builder ([`monitored`]).
+//! [`MonitoredTrainingSession`] builder ([`monitored`]), and a progress bar hook for
+//! terminals ([`progress`]).
 //!
 //! This layer sees the session only through the engine's public run and variable API,
 //! and files only through `wgtrain-checkpoint`.
@@ -12,6 +13,7 @@ pub mod basic;
 pub mod coordinator;
 pub mod hook;
 pub mod monitored;
+pub mod progress;
 pub mod scaffold;
 
 pub use basic::{
@@ -28,5 +30,6 @@ pub use monitored::{
     Every, MonitoredSession, MonitoredTrainingSession, RecoveryPolicy, SingularMonitoredSession,
     StepContext,
 };
+pub use progress::ProgressBarHook;
 pub use scaffold::{ChiefSessionCreator, Scaffold, SessionCreator, WorkerSessionCreator};
 pub use wgtrain_engine::{Operation, Session, Tensor};

@@ -645,3 +645,25 @@ fn summaries_carry_the_loss_values() {
     assert!(latest_checkpoint(&dir).is_none());
     assert_eq!(loss_summaries(&dir), losses);
 }
+
+#[test]
+fn progress_bar_follows_the_global_step_and_shows_the_loss() {
+    if !have_gpu() {
+        return;
+    }
+    let m = model();
+    let hook = ProgressBarHook::with_target(m.loss, 5, 2, indicatif::ProgressDrawTarget::hidden());
+    let bar = hook.bar().clone();
+    let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .hooks([
+            Box::new(hook) as Box<dyn SessionRunHook>,
+            StopAtStepHook::num_steps(5).boxed(),
+        ])
+        .create()
+        .unwrap();
+    assert_eq!(train_until_stop(&mut sess, &m), 5);
+    assert_eq!(bar.position(), 5);
+    sess.close().unwrap();
+    assert!(bar.is_finished());
+    assert!(bar.message().starts_with("loss "), "{}", bar.message());
+}

@@ -2,8 +2,10 @@
 //!
 //! TensorFlow's file formats for wgtrain: V2 tensor-bundle checkpoints
 //! ([`bundle`], on LevelDB's [`table`] format), the `checkpoint` state file
-//! ([`state`]) and, later, TensorBoard event files. This layer deals only in host
-//! tensors (name, dtype, shape, bytes) and knows nothing of GPUs.
+//! ([`state`]), the [`Saver`] (asynchronous, crash-safe, TF's retention rules),
+//! TensorBoard event files ([`events`]) and the graph as TF's `GraphDef` and
+//! `MetaGraphDef` ([`graph_export`]). This layer deals in host tensors (name, dtype,
+//! shape, bytes) and the engine's snapshots, and knows nothing of GPUs.
 //!
 //! Contract: a bundle this crate writes is read by TensorFlow's `tf.train.load_checkpoint`
 //! as its own, and every bundle TensorFlow writes (the dtypes in `Tensor`) reads here

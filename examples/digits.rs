@@ -11,7 +11,7 @@ mod common;
 use clap::{Parser, ValueEnum};
 use common::BackendArg;
 use std::path::PathBuf;
-use wgtrain::classifier::{self, Model, Options};
+use wgtrain::classifier::{Model, Options};
 use wgtrain::datasets::digits;
 
 /// Fraction of the digits held out, and the seed of the split.
@@ -65,18 +65,12 @@ fn run(args: Args) -> wgtrain::Result<()> {
     opts.batch = args.batch;
     opts.checkpoint_dir = Some(args.checkpoint_dir.clone());
     opts.config = opts.config.backend(args.backend.into());
-    opts.progress = common::progress();
     let data = digits()?.split(HELD_OUT, SPLIT_SEED);
-    common::say_resume(&args.checkpoint_dir);
-    println!(
-        "Training a{} on {} digits for {} steps (batch {}, Adam lr {})",
-        if model == Model::Cnn { " CNN" } else { "n MLP" },
-        data.train.len(),
-        opts.steps,
-        opts.batch,
-        opts.lr
-    );
-    let r = classifier::train(&data, &opts)?;
-    common::print_report(&r, data.test.len(), &args.checkpoint_dir);
+    let what = if model == Model::Cnn {
+        "a CNN"
+    } else {
+        "an MLP"
+    };
+    common::train_and_report(&data, opts, what, "the digits")?;
     Ok(())
 }

@@ -9,7 +9,7 @@ mod common;
 use clap::Parser;
 use common::BackendArg;
 use std::path::PathBuf;
-use wgtrain::classifier::{self, Model, Options};
+use wgtrain::classifier::{Model, Options};
 
 /// Trains a CNN on MNIST (train-images-idx3-ubyte, train-labels-idx1-ubyte,
 /// t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte in --data, each raw or .gz) with
@@ -49,16 +49,6 @@ fn run(args: Args) -> wgtrain::Result<()> {
     opts.lr = args.lr;
     opts.checkpoint_dir = Some(args.checkpoint_dir.clone());
     opts.config = opts.config.backend(args.backend.into());
-    opts.progress = common::progress();
-    common::say_resume(&args.checkpoint_dir);
-    println!(
-        "Training a CNN on {} MNIST images for {} steps (batch {}, Adam lr {})",
-        data.train.len(),
-        opts.steps,
-        opts.batch,
-        opts.lr
-    );
-    let r = classifier::train(&data, &opts)?;
-    common::print_report(&r, data.test.len(), &args.checkpoint_dir);
+    common::train_and_report(&data, opts, "a CNN", "MNIST")?;
     Ok(())
 }

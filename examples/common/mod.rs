@@ -4,7 +4,8 @@
 use clap::ValueEnum;
 use std::io::IsTerminal;
 use std::path::Path;
-use wgtrain::classifier::{Progress, Report};
+use wgtrain::classifier::{self, Options, Progress, Report};
+use wgtrain::datasets::Split;
 use wgtrain::engine::Backend;
 
 /// The graphics API wgpu uses.
@@ -31,7 +32,7 @@ impl From<BackendArg> for Backend {
 
 /// A progress bar in a terminal; log lines (the loss, the step counter's steps/s)
 /// otherwise.
-pub fn progress() -> Progress {
+fn progress() -> Progress {
     if std::io::stdout().is_terminal() {
         return Progress::Bar;
     }
@@ -40,19 +41,38 @@ pub fn progress() -> Progress {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_ansi(false)
+        .with_writer(std::io::stderr)
         .init();
     Progress::Log
 }
 
-/// Says where training resumes from, if it does.
-pub fn say_resume(dir: &Path) {
-    if let Some(prefix) = wgtrain::checkpoint::latest_checkpoint(dir) {
+/// Trains `what` on `data` (of `dataset`) as `opts` says (progress as [`progress`] picks), saying
+/// where it resumes from and, at the end, what it did and where its files are.
+pub fn train_and_report(
+    data: &Split,
+    mut opts: Options,
+    what: &str,
+    dataset: &str,
+) -> wgtrain::Result<()> {
+    opts.progress = progress();
+    let dir = opts.checkpoint_dir.clone().unwrap_or_default();
+    if let Some(prefix) = wgtrain::checkpoint::latest_checkpoint(&dir) {
         println!("Resuming from {}", prefix.display());
     }
+    println!(
+        "Training {what} on {} images of {dataset} for {} steps (batch {}, Adam lr {})",
+        data.train.len(),
+        opts.steps,
+        opts.batch,
+        opts.lr
+    );
+    let r = classifier::train(data, &opts)?;
+    print_report(&r, data.test.len(), &dir);
+    Ok(())
 }
 
 /// Prints what the run did and where its files are.
-pub fn print_report(r: &Report, test_len: usize, dir: &Path) {
+fn print_report(r: &Report, test_len: usize, dir: &Path) {
     println!(
         "Device: {}. Steps {} to {} in {:.1} s ({:.0} steps/s).",
         r.adapter,

@@ -3,7 +3,6 @@
 #![allow(clippy::unwrap_used, clippy::type_complexity)]
 
 mod array;
-mod cnn;
 mod common;
 mod conv;
 mod errors;

@@ -263,7 +263,7 @@ fn events_of(dir: &Path, csv: bool, out: &mut String) -> Result<()> {
         ));
     }
     // (tag) -> points (step, wall time, value), in file order.
-    let mut tags: std::collections::BTreeMap<String, Vec<(i64, f64, f64)>> = Default::default();
+    let mut tags: std::collections::BTreeMap<String, Vec<(i64, f64, Scalar)>> = Default::default();
     let mut damaged = Vec::new();
     for f in &files {
         let (records, err) = events::read_file(f)?;
@@ -276,7 +276,7 @@ fn events_of(dir: &Path, csv: bool, out: &mut String) -> Result<()> {
             };
             for v in &s.value {
                 let value = match &v.value {
-                    Some(SummaryValueKind::SimpleValue(x)) => f64::from(*x),
+                    Some(SummaryValueKind::SimpleValue(x)) => Scalar::F32(*x),
                     Some(SummaryValueKind::Tensor(t)) if is_scalar(v) => match scalar_of(t) {
                         Some(x) => x,
                         None => continue,
@@ -332,19 +332,38 @@ fn is_scalar(v: &wgtrain::checkpoint::proto::SummaryValue) -> bool {
         .is_some_and(|p| p.plugin_name == "scalars")
 }
 
+/// A scalar summary value, printed as the type it was written as.
+#[derive(Clone, Copy, Debug)]
+enum Scalar {
+    F32(f32),
+    F64(f64),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::F32(x) => write!(f, "{x}"),
+            Scalar::F64(x) => write!(f, "{x}"),
+        }
+    }
+}
+
 /// The value of a scalar tensor summary (TF 2 writes scalars as float or double
 /// tensors, in the repeated field or the raw content).
-fn scalar_of(t: &wgtrain::checkpoint::proto::TensorProto) -> Option<f64> {
+fn scalar_of(t: &wgtrain::checkpoint::proto::TensorProto) -> Option<Scalar> {
     if let Some(x) = t.float_val.first() {
-        return Some(f64::from(*x));
+        return Some(Scalar::F32(*x));
     }
     if let Some(x) = t.double_val.first() {
-        return Some(*x);
+        return Some(Scalar::F64(*x));
     }
     let c = &t.tensor_content;
     match (t.dtype, c.len()) {
-        (1, 4) => Some(f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
-        (2, 8) => c[..8].try_into().ok().map(f64::from_le_bytes),
+        (1, 4) => Some(Scalar::F32(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+        (2, 8) => c[..8]
+            .try_into()
+            .ok()
+            .map(|b| Scalar::F64(f64::from_le_bytes(b))),
         _ => None,
     }
 }

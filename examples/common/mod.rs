@@ -97,7 +97,7 @@ fn print_report(r: &Report, test_len: usize, dir: &Path) {
     );
 }
 
-/// Runs `f`, printing an error as one line and exiting with 1.
+/// The exit code of a run: 0, or 1 after printing its error as one line on stderr.
 pub fn exit_with(r: wgtrain::Result<()>) -> std::process::ExitCode {
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -127,6 +127,29 @@ struct ReadbackJob {
     recycle: Option<Arc<std::sync::Mutex<Vec<wgpu::Buffer>>>>,
 }
 
+/// Hands `staging` (filled by submission `index`) to the readback thread, which
+/// maps it once the device is done and delivers its tensors on the returned
+/// snapshot; the buffer then goes back to `recycle`, if given.
+fn read_back_later(
+    jobs: Option<&Sender<ReadbackJob>>,
+    staging: wgpu::Buffer,
+    index: &wgpu::SubmissionIndex,
+    layout: &Arc<ReadLayout>,
+    recycle: Option<Arc<std::sync::Mutex<Vec<wgpu::Buffer>>>>,
+) -> Result<Snapshot> {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let jobs = jobs.ok_or_else(|| Error::internal("readback thread stopped"))?;
+    jobs.send(ReadbackJob {
+        staging,
+        index: index.clone(),
+        layout: Arc::clone(layout),
+        reply: tx,
+        recycle,
+    })
+    .map_err(|_| Error::aborted("the readback thread stopped"))?;
+    Ok(Snapshot { rx })
+}
+
 /// Records on the host what a submitted run did: the variables it assigned now hold a
 /// value, and the int64 scalars it changed are advanced (or forgotten).
 fn record_effects(
@@ -413,14 +436,7 @@ impl Session {
         targets: &[Operation],
     ) -> Result<Snapshot> {
         let (out, snap) = self.run_inner(feeds, fetches, targets, &[], None, true)?;
-        match snap {
-            Some(s) => Ok(s),
-            None => {
-                let (tx, rx) = crossbeam_channel::bounded(1);
-                let _ = tx.send(Ok(out));
-                Ok(Snapshot { rx })
-            }
-        }
+        Ok(snap.unwrap_or_else(|| Snapshot::ready(out)))
     }
 
     /// Like [`run`](Self::run), timing every kernel on the device (each in its own
@@ -709,44 +725,23 @@ impl Session {
         let dispatches = plan.dispatches;
         let snap = match snap_staging {
             None => None,
-            Some(buf) => {
-                let layout = Arc::clone(&plan.snapshot_layout);
-                let (tx, rx) = crossbeam_channel::bounded(1);
-                let jobs = self
-                    .jobs
-                    .as_ref()
-                    .ok_or_else(|| Error::internal("readback thread stopped"))?;
-                jobs.send(ReadbackJob {
-                    staging: buf,
-                    index: index.clone(),
-                    layout,
-                    reply: tx,
-                    recycle: Some(Arc::clone(&plan.snapshot_pool)),
-                })
-                .map_err(|_| Error::aborted("the readback thread stopped"))?;
-                Some(Snapshot { rx })
-            }
+            Some(buf) => Some(read_back_later(
+                self.jobs.as_ref(),
+                buf,
+                &index,
+                &plan.snapshot_layout,
+                Some(Arc::clone(&plan.snapshot_pool)),
+            )?),
         };
         if let Some(buf) = async_staging {
-            let (tx, rx) = crossbeam_channel::bounded(1);
-            let jobs = self
-                .jobs
-                .as_ref()
-                .ok_or_else(|| Error::internal("readback thread stopped"))?;
-            jobs.send(ReadbackJob {
-                staging: buf,
-                index: index.clone(),
-                layout: plan.fetch_layout.clone(),
-                reply: tx,
-                recycle: None,
-            })
-            .map_err(|_| Error::aborted("the readback thread stopped"))?;
+            let pending =
+                read_back_later(self.jobs.as_ref(), buf, &index, &plan.fetch_layout, None)?;
             record_effects(plan, &mut self.vars, &mut self.scalars);
             gpu.check_health()?;
             self.stats.dispatches = dispatches;
             self.stats.submissions = 1;
             self.stats.readback_bytes = readback;
-            return Ok((Vec::new(), Some(Snapshot { rx })));
+            return Ok((Vec::new(), Some(pending)));
         }
         let mut outputs = match &plan.fetch_staging {
             None => Vec::new(),

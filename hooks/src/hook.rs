@@ -29,6 +29,20 @@ pub struct SessionRunArgs {
 }
 
 impl SessionRunArgs {
+    /// Arguments of a plain run: `feeds`, `fetches`, `targets`.
+    pub fn new(
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[Operation],
+    ) -> SessionRunArgs {
+        SessionRunArgs {
+            fetches: fetches.to_vec(),
+            targets: targets.to_vec(),
+            feeds: feeds.to_vec(),
+            ..Default::default()
+        }
+    }
+
     /// Arguments fetching `fetches`.
     pub fn fetches(fetches: &[Tensor]) -> SessionRunArgs {
         SessionRunArgs {

@@ -180,13 +180,7 @@ impl MonitoredSession {
         fetches: &[Tensor],
         targets: &[Operation],
     ) -> Result<Vec<HostTensor>> {
-        let args = SessionRunArgs {
-            fetches: fetches.to_vec(),
-            targets: targets.to_vec(),
-            feeds: feeds.to_vec(),
-            ..Default::default()
-        };
-        self.run_args(&args)
+        self.run_args(&SessionRunArgs::new(feeds, fetches, targets))
     }
 
     /// [`run`](Self::run) with [`SessionRunArgs`].
@@ -200,12 +194,7 @@ impl MonitoredSession {
         &mut self,
         args: &SessionRunArgs,
     ) -> Result<(Vec<HostTensor>, Option<RunMetadata>)> {
-        if self.closed {
-            return Err(Error::new(
-                Code::FailedPrecondition,
-                "Run called on a closed MonitoredSession.",
-            ));
-        }
+        self.check_open()?;
         let mut attempt = 0;
         loop {
             if self.sess.is_none() {
@@ -217,16 +206,34 @@ impl MonitoredSession {
                     self.stop = true;
                     return Err(e);
                 }
-                Err(e) if recoverable(&e) && attempt < self.recovery.max_attempts => {
-                    tracing::warn!(error = %e, attempt, "recoverable error; re-creating the session");
-                    self.sess = None;
-                    self.recoveries += 1;
-                    self.pause(attempt);
-                    attempt += 1;
-                }
+                Err(e) if self.drop_for_retry(&e, &mut attempt) => {}
                 r => return r,
             }
         }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::new(
+                Code::FailedPrecondition,
+                "Run called on a closed MonitoredSession.",
+            ));
+        }
+        Ok(())
+    }
+
+    /// After `e` on attempt `attempt`: when `e` is recoverable and attempts remain,
+    /// drops the session (the next attempt re-creates it), pauses and returns true.
+    fn drop_for_retry(&mut self, e: &Error, attempt: &mut usize) -> bool {
+        if !recoverable(e) || *attempt >= self.recovery.max_attempts {
+            return false;
+        }
+        tracing::warn!(error = %e, attempt = *attempt, "recoverable error; re-creating the session");
+        self.sess = None;
+        self.recoveries += 1;
+        self.pause(*attempt);
+        *attempt += 1;
+        true
     }
 
     /// The coordinated and hooked layers of one run.
@@ -408,6 +415,7 @@ impl MonitoredSession {
         &mut self,
         mut step_fn: impl FnMut(&mut StepContext) -> Result<T>,
     ) -> Result<T> {
+        self.check_open()?;
         let mut attempt = 0;
         loop {
             // A preemption a background thread reported: re-create the session before
@@ -428,19 +436,8 @@ impl MonitoredSession {
             let r = step_fn(&mut ctx);
             let stop = ctx.stop;
             self.stop |= stop;
-            // A step that failed while a background thread reported a preemption: the
-            // preemption is the root cause.
-            let r = match (r, self.coord.error()) {
-                (Err(e), Some(root)) if recoverable(&root) && !recoverable(&e) => Err(root),
-                (r, _) => r,
-            };
-            match r {
-                Err(e) if recoverable(&e) && attempt < self.recovery.max_attempts => {
-                    self.sess = None;
-                    self.recoveries += 1;
-                    self.pause(attempt);
-                    attempt += 1;
-                }
+            match r.map_err(|e| self.root_cause(e)) {
+                Err(e) if self.drop_for_retry(&e, &mut attempt) => {}
                 r => return r,
             }
         }
@@ -538,13 +535,9 @@ impl StepContext<'_> {
         fetches: &[Tensor],
         targets: &[Operation],
     ) -> Result<Vec<HostTensor>> {
-        let args = SessionRunArgs {
-            fetches: fetches.to_vec(),
-            targets: targets.to_vec(),
-            feeds: feeds.to_vec(),
-            ..Default::default()
-        };
-        self.ms.hooked_run(&args).map(|(out, _)| out)
+        self.ms
+            .hooked_run(&SessionRunArgs::new(feeds, fetches, targets))
+            .map(|(out, _)| out)
     }
 
     /// Asks the session to stop after this step.

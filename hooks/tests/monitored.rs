@@ -667,3 +667,21 @@ fn progress_bar_follows_the_global_step_and_shows_the_loss() {
     assert!(bar.is_finished());
     assert!(bar.message().starts_with("loss "), "{}", bar.message());
 }
+
+#[test]
+fn run_and_run_step_fn_after_close_are_failed_precondition() {
+    // A closed session is never re-created behind the caller's back.
+    if !have_gpu() {
+        return;
+    }
+    let m = model();
+    let mut sess = MonitoredTrainingSession::new(m.g.clone()).create().unwrap();
+    sess.close().unwrap();
+    let e = sess.run(&feed(&m), &[], &[m.train]).unwrap_err();
+    assert_eq!(e.code, Code::FailedPrecondition);
+    let e = sess
+        .run_step_fn(|ctx| ctx.run_with_hooks(&feed(&m), &[], &[m.train]))
+        .unwrap_err();
+    assert_eq!(e.code, Code::FailedPrecondition);
+    assert!(sess.raw_session().is_none());
+}

@@ -33,7 +33,7 @@ mod common;
 use common::*;
 use std::sync::{Arc, Mutex};
 use wgtrain_checkpoint::events::{event_files, read_file};
-use wgtrain_checkpoint::proto::{SummaryValueKind, What};
+use wgtrain_checkpoint::proto::What;
 use wgtrain_engine::{Code, DType, Error, Graph, HostTensor, Initializer, Result, Session};
 use wgtrain_hooks::*;
 
@@ -528,24 +528,6 @@ mod checkpoint_saver_hook_test {
 mod summary_saver_hook_test {
     use super::*;
 
-    fn summary_values(dir: &std::path::Path, tag: &str) -> Vec<(i64, f32)> {
-        let mut out = Vec::new();
-        for f in event_files(dir).unwrap() {
-            for r in read_file(&f).unwrap().0 {
-                if let Some(What::Summary(s)) = &r.event.what {
-                    for v in &s.value {
-                        if let (true, Some(SummaryValueKind::SimpleValue(x))) =
-                            (v.tag == tag, &v.value)
-                        {
-                            out.push((r.event.step, *x));
-                        }
-                    }
-                }
-            }
-        }
-        out
-    }
-
     #[test]
     fn test_save_steps() {
         // save_steps=8 over 30 steps: summaries at 1, 9, 17, 25.
@@ -564,8 +546,28 @@ mod summary_saver_hook_test {
             step(&mut sess, &m);
         }
         sess.close().unwrap();
-        let steps: Vec<i64> = summary_values(&dir, "loss").iter().map(|v| v.0).collect();
-        assert_eq!(steps, vec![1, 9, 17, 25]);
+        assert_eq!(summary_steps(&dir, "loss"), vec![1, 9, 17, 25]);
+    }
+
+    /// The steps of the loss summaries over `runs` steps with summaries every `secs`
+    /// seconds, the manual clock moving `advance` seconds after each step.
+    fn loss_steps_on_a_clock(secs: f64, advance: f64, runs: usize, name: &str) -> Vec<i64> {
+        let m = model();
+        let dir = scratch(name);
+        let (clock, c) = manual();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .summary_dir(&dir)
+            .save_summaries_secs(secs)
+            .log_step_count_steps(0)
+            .clock(c)
+            .create()
+            .unwrap();
+        for _ in 0..runs {
+            step(&mut sess, &m);
+            clock.advance(advance);
+        }
+        sess.close().unwrap();
+        summary_steps(&dir, "loss")
     }
 
     #[test]
@@ -573,23 +575,10 @@ mod summary_saver_hook_test {
         if !have_gpu() {
             return;
         }
-        let m = model();
-        let dir = scratch("sum-secs1");
-        let (clock, c) = manual();
-        let mut sess = MonitoredTrainingSession::new(m.g.clone())
-            .summary_dir(&dir)
-            .save_summaries_secs(0.5)
-            .log_step_count_steps(0)
-            .clock(c)
-            .create()
-            .unwrap();
-        for _ in 0..4 {
-            step(&mut sess, &m);
-            clock.advance(0.5);
-        }
-        sess.close().unwrap();
-        let steps: Vec<i64> = summary_values(&dir, "loss").iter().map(|v| v.0).collect();
-        assert_eq!(steps, vec![1, 2, 3, 4]);
+        assert_eq!(
+            loss_steps_on_a_clock(0.5, 0.5, 4, "sum-secs1"),
+            vec![1, 2, 3, 4]
+        );
     }
 
     #[test]
@@ -597,23 +586,10 @@ mod summary_saver_hook_test {
         if !have_gpu() {
             return;
         }
-        let m = model();
-        let dir = scratch("sum-secs3");
-        let (clock, c) = manual();
-        let mut sess = MonitoredTrainingSession::new(m.g.clone())
-            .summary_dir(&dir)
-            .save_summaries_secs(9.0)
-            .log_step_count_steps(0)
-            .clock(c)
-            .create()
-            .unwrap();
-        for _ in 0..8 {
-            step(&mut sess, &m);
-            clock.advance(3.1);
-        }
-        sess.close().unwrap();
-        let steps: Vec<i64> = summary_values(&dir, "loss").iter().map(|v| v.0).collect();
-        assert_eq!(steps, vec![1, 4, 7]);
+        assert_eq!(
+            loss_steps_on_a_clock(9.0, 3.1, 8, "sum-secs3"),
+            vec![1, 4, 7]
+        );
     }
 }
 

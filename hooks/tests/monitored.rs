@@ -13,7 +13,7 @@ use wgtrain_checkpoint::events::{event_files, read_file};
 use wgtrain_checkpoint::latest_checkpoint;
 use wgtrain_checkpoint::proto::{SummaryValueKind, What};
 use wgtrain_checkpoint::state::read_state;
-use wgtrain_engine::{Code, DType, Graph, HostTensor, Initializer, Tensor};
+use wgtrain_engine::{Code, DType, Graph, HostTensor, Initializer};
 use wgtrain_hooks::*;
 
 #[test]
@@ -333,46 +333,6 @@ fn test_end_not_called_after_an_error_close() {
         .unwrap();
     sess.close_with(false).unwrap();
     assert!(!log.lock().unwrap().iter().any(|l| l == "A.end"));
-}
-
-#[test]
-fn test_feeds_from_two_hooks_and_user_conflict() {
-    // "Same tensor is fed by two hooks." / "... by a SessionRunHook and user."
-    struct Feeder(Tensor);
-    impl SessionRunHook for Feeder {
-        fn before_run(
-            &mut self,
-            _: &mut SessionRunContext,
-        ) -> wgtrain_engine::Result<Option<SessionRunArgs>> {
-            Ok(Some(SessionRunArgs {
-                feeds: vec![(self.0, HostTensor::from_f32(&[1], vec![3.0]).unwrap())],
-                ..Default::default()
-            }))
-        }
-    }
-    if !have_gpu() {
-        return;
-    }
-    let m = model();
-    let mut one = MonitoredTrainingSession::new(m.g.clone())
-        .hooks([Box::new(Feeder(m.x)) as Box<dyn SessionRunHook>])
-        .create()
-        .unwrap();
-    // The hook's feed alone works.
-    let out = one.run(&[], &[m.loss], &[]).unwrap();
-    assert_eq!(out[0].as_f32().unwrap(), vec![9.0]);
-    let e = one.run(&feed(&m), &[m.loss], &[]).unwrap_err();
-    assert!(e.message.contains("SessionRunHook and user"), "{e}");
-    one.close().unwrap();
-    let mut two = MonitoredTrainingSession::new(m.g.clone())
-        .hooks([
-            Box::new(Feeder(m.x)) as Box<dyn SessionRunHook>,
-            Box::new(Feeder(m.x)),
-        ])
-        .create()
-        .unwrap();
-    let e = two.run(&[], &[m.loss], &[]).unwrap_err();
-    assert!(e.message.contains("two hooks"), "{e}");
 }
 
 #[test]

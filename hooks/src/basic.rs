@@ -493,11 +493,10 @@ impl SessionRunHook for SummarySaverHook {
             self.timer.update_last_triggered_step(step);
             let merged = self.summary_op();
             if !merged.is_empty() {
-                let values = match &v.pending {
-                    Some(p) => p.clone_handle(),
-                    None => Snapshot::ready(Vec::new()),
-                };
-                w.add_pending(step, merged, values)?;
+                let values = v.pending.as_ref().ok_or_else(|| {
+                    Error::internal("the summary values did not come with the run")
+                })?;
+                w.add_pending(step, merged, values.clone_handle())?;
                 if let Ok(mut l) = self.written.lock() {
                     l.push(step);
                 }

@@ -304,8 +304,11 @@ impl MonitoredSession {
         }
         // Pending fetches: read back on the readback thread when they are all the run
         // fetches (one hook's, no snapshot, no trace); else fetched with the rest.
+        // One slot per hook, allocated only in runs where a hook asked.
         let mut pending: Vec<Option<wgtrain_engine::Snapshot>> = Vec::new();
-        pending.resize_with(extra.len(), || None);
+        if !pending_for.is_empty() {
+            pending.resize_with(extra.len(), || None);
+        }
         if let [k] = pending_for[..]
             && fetches.is_empty()
             && snapshot_for.is_none()

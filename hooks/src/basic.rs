@@ -162,12 +162,22 @@ pub struct CheckpointSaverHook {
 impl CheckpointSaverHook {
     /// A hook saving into `dir` on `timer`'s schedule with the scaffold's saver.
     pub fn with_timer(dir: PathBuf, timer: SecondOrStepTimer, scaffold: Arc<Scaffold>) -> Self {
+        Self::saving_with(dir, timer, Some(scaffold), None)
+    }
+
+    /// A hook saving with `saver`, else the scaffold's (else a default one at `begin`).
+    fn saving_with(
+        dir: PathBuf,
+        timer: SecondOrStepTimer,
+        scaffold: Option<Arc<Scaffold>>,
+        saver: Option<Saver>,
+    ) -> Self {
         CheckpointSaverHook {
             dir,
             basename: "model.ckpt".into(),
             timer,
-            scaffold: Some(scaffold),
-            own_saver: None,
+            scaffold,
+            own_saver: saver.map(|s| Arc::new(Mutex::new(s))),
             listeners: Vec::new(),
             save_graph_def: true,
             gs: None,
@@ -195,11 +205,7 @@ impl CheckpointSaverHook {
             ));
         }
         let timer = SecondOrStepTimer::new(save_secs, save_steps, Arc::new(SystemClock))?;
-        Ok(CheckpointSaverHook {
-            scaffold,
-            own_saver: saver.map(|s| Arc::new(Mutex::new(s))),
-            ..Self::with_timer(dir.into(), timer, Arc::new(Scaffold::new()))
-        })
+        Ok(Self::saving_with(dir.into(), timer, scaffold, saver))
     }
 
     /// The saver: the hook's own, else the scaffold's.

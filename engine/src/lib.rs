@@ -70,7 +70,7 @@ pub use optim::{
 };
 pub use reference::Reference;
 pub use runtime::{
-    Backend, KernelTime, PowerPreference, RunMetadata, RunStats, Session, SessionConfig, Snapshot,
-    shaders,
+    Backend, GradientReducer, KernelTime, PowerPreference, RunMetadata, RunStats, Session,
+    SessionConfig, Snapshot, shaders,
 };
 pub use tensor::{DType, HostTensor};

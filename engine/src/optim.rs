@@ -415,6 +415,10 @@ impl Optimizer {
         }
         let name = self.name.clone();
         let mut grads: Vec<Tensor> = grads_and_vars.iter().map(|p| p.0).collect();
+        // Data-parallel training averages these across processes, before clipping.
+        for &gr in &grads {
+            g.average_across_replicas(gr)?;
+        }
         if let Some(c) = self.clip_norm {
             grads = clip_by_global_norm(g, &grads, c)?.0;
         }

@@ -12,5 +12,6 @@ mod grads;
 mod layers;
 mod mlp;
 mod optim;
+mod replicas;
 mod smoke;
 mod state;

@@ -99,6 +99,7 @@ pub struct Graph {
     finalized: bool,
     seed: u64,
     summaries: Vec<crate::summary::SummarySpec>,
+    averaged: Vec<usize>,
 }
 
 impl Graph {
@@ -116,6 +117,39 @@ impl Graph {
     /// The graph-level seed.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// Marks `grad` as a gradient that data-parallel training averages across
+    /// processes: a session with a [`GradientReducer`](crate::runtime::GradientReducer)
+    /// replaces its value by the mean over every process after the backward pass and
+    /// before anything reads it (Horovod's `allreduce` of `compute_gradients`).
+    /// [`Optimizer::apply_gradients`](crate::Optimizer::apply_gradients) marks the
+    /// gradients it is given (before clipping); a graph built without an optimizer marks
+    /// its own. Only f32 tensors can be averaged.
+    pub fn average_across_replicas(&mut self, grad: Tensor) -> Result<()> {
+        self.check(grad)?;
+        if self.finalized {
+            return Err(Error::failed_precondition(format!(
+                "Graph is finalized and cannot be modified (averaging '{}')",
+                self.name(grad)
+            )));
+        }
+        if self.dtype(grad) != DType::F32 {
+            return Err(Error::invalid_argument(format!(
+                "cannot average '{}' across replicas: it is {}, not float32",
+                self.name(grad),
+                self.dtype(grad)
+            )));
+        }
+        if !self.averaged.contains(&grad.0) {
+            self.averaged.push(grad.0);
+        }
+        Ok(())
+    }
+
+    /// The gradients marked by [`average_across_replicas`](Self::average_across_replicas).
+    pub fn averaged_gradients(&self) -> Vec<Tensor> {
+        self.averaged.iter().map(|&i| Tensor(i)).collect()
     }
 
     /// Freezes the graph: adding a node afterwards is a FailedPrecondition error.

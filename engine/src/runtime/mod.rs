@@ -6,9 +6,11 @@ mod device;
 mod fusion;
 mod kernels;
 mod plan;
+mod reduce;
 mod session;
 pub mod shaders;
 pub mod testing;
 
 pub use device::{AdapterSummary, Backend, PowerPreference, SessionConfig, list_adapters};
+pub use reduce::GradientReducer;
 pub use session::{KernelTime, RunMetadata, RunStats, Session, Snapshot};

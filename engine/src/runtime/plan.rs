@@ -4,6 +4,7 @@
 
 use super::fusion::{Action, Fusion};
 use super::kernels::{Arg, Bookkeeping, Loc, Recorder, Step};
+use super::reduce::{self, ReducePoint};
 use super::session::Session;
 use crate::error::Result;
 use crate::exec::Schedule;
@@ -93,6 +94,8 @@ pub(crate) struct Plan {
     pub snapshot_copies: Vec<StagingCopy>,
     /// The run counter when the plan last ran (for eviction).
     pub last_used: u64,
+    /// Where the run averages its gradients across processes (with a reducer).
+    pub reduce: Option<ReducePoint>,
 }
 
 fn align8(x: u64) -> u64 {
@@ -198,6 +201,16 @@ impl Session {
         let graph = Arc::clone(&self.graph);
         let nodes = graph.nodes();
         let gpu = Arc::clone(&self.gpu);
+        // With a reducer, the nodes reading averaged gradients go after all others.
+        let reordered = match &self.reducer {
+            Some(_) => reduce::reorder(nodes, sched, &graph.averaged_gradients())?,
+            None => None,
+        };
+        let (sched, reduced, cut_pos) = match &reordered {
+            Some((s, r, cut)) => (s, r.as_slice(), Some(*cut)),
+            None => (sched, &[][..], None),
+        };
+        let mut cut_step = None;
         let mut rec = Recorder::new(&gpu);
         let fetched: Vec<usize> = fetches.iter().map(|t| t.0).collect();
         let roots: Vec<usize> = fetched
@@ -305,6 +318,9 @@ impl Session {
         let mut pooled: HashMap<usize, wgpu::Buffer> = HashMap::new();
         let mut free: Vec<(u64, wgpu::Buffer)> = Vec::new();
         for (p, &i) in sched.order.iter().enumerate() {
+            if cut_pos == Some(p) {
+                cut_step = Some(rec.steps.len());
+            }
             let n = &nodes[i];
             let shape = &sched.shapes[&i];
             let bytes = (shape.iter().product::<usize>() * n.dtype.device_size()) as u64;
@@ -360,6 +376,13 @@ impl Session {
                 }
             }
         }
+        let reduce = match cut_pos {
+            None => None,
+            Some(_) => {
+                let at = rec.prologue.len() + cut_step.unwrap_or(rec.steps.len());
+                self.reduce_point(nodes, sched, &fusion, &locs, reduced, at)?
+            }
+        };
         let mut fetch_slots = Vec::with_capacity(fetches.len() + 1);
         let fetch_size = layout(
             &mut fetch_slots,
@@ -468,7 +491,70 @@ impl Session {
             snapshot_copies,
             snapshot_size,
             last_used: 0,
+            reduce,
         })
+    }
+
+    /// The reduce point of a plan: the locations of the gradients `reduced` (each
+    /// buffer range once) copied into one staging buffer after step `at`.
+    fn reduce_point(
+        &self,
+        nodes: &[crate::graph::Node],
+        sched: &Schedule,
+        fusion: &Fusion,
+        locs: &HashMap<usize, Loc>,
+        reduced: &[usize],
+        at: usize,
+    ) -> Result<Option<ReducePoint>> {
+        let mut parts: Vec<(Loc, DType, Vec<usize>)> = Vec::new();
+        for &i in reduced {
+            if fusion.dead.contains(&i) {
+                continue;
+            }
+            let loc = locs.get(&i).ok_or_else(|| {
+                crate::error::Error::internal(format!(
+                    "gradient '{}' has no buffer to average",
+                    nodes[i].name
+                ))
+            })?;
+            let shape = sched.shapes[&i].clone();
+            let bytes = (shape.iter().product::<usize>() * 4) as u64;
+            let same = parts
+                .iter()
+                .any(|(l, _, _)| l.buf == loc.buf && l.offset == loc.offset);
+            if bytes == 0 || same {
+                continue;
+            }
+            let overlaps = parts.iter().any(|(l, _, s)| {
+                let len = (s.iter().product::<usize>() * 4) as u64;
+                l.buf == loc.buf && l.offset < loc.offset + bytes && loc.offset < l.offset + len
+            });
+            if overlaps {
+                return Err(crate::error::Error::internal(format!(
+                    "gradient '{}' shares device memory with another averaged gradient",
+                    nodes[i].name
+                )));
+            }
+            parts.push((loc.clone(), DType::F32, shape));
+        }
+        if parts.is_empty() {
+            return Ok(None);
+        }
+        let (slots, copies, size) = snapshot_layout(parts);
+        let words = slots.iter().map(|s| s.bytes() as usize / 4).sum();
+        let staging = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("gradient all-reduce staging"),
+            size: size.max(8),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(Some(ReducePoint {
+            at,
+            slots,
+            copies,
+            staging,
+            words,
+        }))
     }
 
     /// Records the work at node `i` as `fusion` decided.

@@ -29,6 +29,12 @@ pub struct RunStats {
     pub plans: usize,
     /// Runs so far.
     pub runs: u64,
+    /// Bytes of gradients the last run averaged across processes (0 without a
+    /// [`GradientReducer`](super::GradientReducer)).
+    pub all_reduce_bytes: u64,
+    /// Nanoseconds the last run spent averaging: mapping the gradients after the
+    /// backward pass, the reducer's all-reduce and writing them back.
+    pub all_reduce_ns: u64,
 }
 
 /// The device time of one kernel of a traced run (see [`Session::run_traced`]).
@@ -178,6 +184,26 @@ fn map_and_read(
     index: wgpu::SubmissionIndex,
     layout: &[(u64, DType, Vec<usize>)],
 ) -> Result<Vec<HostTensor>> {
+    map_bytes(device, staging, index, |data| {
+        layout
+            .iter()
+            .map(|(off, dtype, shape)| {
+                let len = (shape.iter().product::<usize>() * dtype.device_size()) as u64;
+                let bytes = &data[*off as usize..(*off + len) as usize];
+                HostTensor::from_device_bytes(*dtype, shape, bytes)
+            })
+            .collect()
+    })
+}
+
+/// Waits for submission `index`, maps `staging` and returns what `read` makes of its
+/// bytes.
+fn map_bytes<T>(
+    device: &wgpu::Device,
+    staging: &wgpu::Buffer,
+    index: wgpu::SubmissionIndex,
+    read: impl FnOnce(&[u8]) -> T,
+) -> Result<T> {
     let slice = staging.slice(..);
     let (tx, rx) = crossbeam_channel::bounded(1);
     slice.map_async(wgpu::MapMode::Read, move |r| {
@@ -196,17 +222,91 @@ fn map_and_read(
         let data = slice
             .get_mapped_range()
             .map_err(|e| Error::internal(format!("reading a mapped buffer: {e}")))?;
-        layout
-            .iter()
-            .map(|(off, dtype, shape)| {
-                let len = (shape.iter().product::<usize>() * dtype.device_size()) as u64;
-                let bytes = &data[*off as usize..(*off + len) as usize];
-                HostTensor::from_device_bytes(*dtype, shape, bytes)
-            })
-            .collect()
+        read(&data)
     };
     staging.unmap();
     Ok(out)
+}
+
+/// Records `steps` into `enc`: each kernel in a compute pass of its own (timed when
+/// `tracer` has timestamp queries) when `traced`, else consecutive kernels in one pass.
+fn encode(
+    enc: &mut wgpu::CommandEncoder,
+    steps: &[Step],
+    traced: bool,
+    tracer: &mut Option<Trace>,
+    untimed: &mut Vec<KernelTime>,
+) {
+    let mut i = 0;
+    while i < steps.len() {
+        match &steps[i] {
+            Step::Dispatch {
+                pipeline,
+                bind_group,
+                groups,
+                node,
+                entry,
+            } if traced => {
+                if tracer.is_none() {
+                    untimed.push(KernelTime {
+                        node: node.to_string(),
+                        kernel: entry,
+                        start_ns: 0.0,
+                        duration_ns: 0.0,
+                    });
+                }
+                let timestamp_writes = tracer.as_mut().map(|t| {
+                    let k = t.labels.len() as u32;
+                    t.labels.push((node.to_string(), *entry));
+                    wgpu::ComputePassTimestampWrites {
+                        query_set: &t.set,
+                        beginning_of_pass_write_index: Some(2 * k),
+                        end_of_pass_write_index: Some(2 * k + 1),
+                    }
+                });
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(entry),
+                    timestamp_writes,
+                });
+                pass.set_pipeline(pipeline);
+                pass.set_bind_group(0, bind_group, &[]);
+                pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                i += 1;
+            }
+            Step::Dispatch { .. } => {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                });
+                while let Some(Step::Dispatch {
+                    pipeline,
+                    bind_group,
+                    groups,
+                    ..
+                }) = steps.get(i)
+                {
+                    pass.set_pipeline(pipeline);
+                    pass.set_bind_group(0, bind_group, &[]);
+                    pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                    i += 1;
+                }
+            }
+            Step::Copy {
+                src,
+                src_offset,
+                dst,
+                dst_offset,
+                size,
+            } => {
+                enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
+                i += 1;
+            }
+            Step::Clear { buf, offset, size } => {
+                enc.clear_buffer(buf, *offset, Some(*size));
+                i += 1;
+            }
+        }
+    }
 }
 
 /// A graph bound to a device: variables live in device buffers between runs.
@@ -227,6 +327,10 @@ pub struct Session {
     /// read or written, moved by the constant increments of each run, forgotten when a
     /// run changes them otherwise.
     scalars: HashMap<usize, i64>,
+    /// Averages marked gradients across processes, when set.
+    pub(super) reducer: Option<Arc<dyn super::GradientReducer>>,
+    /// Whether the current run has averaged its gradients.
+    reduced: bool,
 }
 
 impl Drop for Session {
@@ -280,6 +384,8 @@ impl Session {
             jobs: Some(tx),
             worker: Some(worker),
             scalars: HashMap::new(),
+            reducer: None,
+            reduced: false,
         };
         sess.plan_arenas()?;
         Ok(sess)
@@ -303,6 +409,38 @@ impl Session {
     /// Counters of the last run and totals.
     pub fn stats(&self) -> RunStats {
         self.stats
+    }
+
+    /// Averages the gradients marked in the graph
+    /// ([`Graph::average_across_replicas`]) across processes with `reducer` in every
+    /// later run that computes them (data-parallel training); `None` stops averaging.
+    /// Such a run is two submissions around the reducer's all-reduce. Plans made
+    /// before are dropped.
+    pub fn set_gradient_reducer(&mut self, reducer: Option<Arc<dyn super::GradientReducer>>) {
+        self.reducer = reducer;
+        self.plans.clear();
+    }
+
+    /// Whether gradients are averaged across processes.
+    pub fn has_gradient_reducer(&self) -> bool {
+        self.reducer.is_some()
+    }
+
+    /// Whether a run of `fetches` and `targets` computes a marked gradient.
+    fn would_reduce(&self, fetches: &[Tensor], targets: &[Operation]) -> bool {
+        let marked = self.graph.averaged_gradients();
+        if marked.is_empty() {
+            return false;
+        }
+        let n = self.graph.nodes().len();
+        let roots: Vec<usize> = fetches
+            .iter()
+            .map(|t| t.0)
+            .chain(targets.iter().map(|o| o.0))
+            .filter(|&i| i < n)
+            .collect();
+        let order = self.graph.ancestors(&roots, &|_| false);
+        marked.iter().any(|m| order.contains(&m.0))
     }
 
     pub(super) fn buffer(&self, what: &str, bytes: u64) -> Result<wgpu::Buffer> {
@@ -479,7 +617,29 @@ impl Session {
         Ok((out, snap))
     }
 
+    /// A run; with a reducer, one that fails before averaging the gradients it
+    /// computes tells the reducer (its peers wait in the all-reduce).
     fn run_inner(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[Operation],
+        snapshot: &[Tensor],
+        trace: Option<&mut RunMetadata>,
+        async_fetch: bool,
+    ) -> Result<(Vec<HostTensor>, Option<Snapshot>)> {
+        self.reduced = false;
+        let r = self.run_planned(feeds, fetches, targets, snapshot, trace, async_fetch);
+        if let (Err(e), Some(reducer)) = (&r, &self.reducer)
+            && !self.reduced
+            && self.would_reduce(fetches, targets)
+        {
+            reducer.abandon(e);
+        }
+        r
+    }
+
+    fn run_planned(
         &mut self,
         feeds: &[(Tensor, HostTensor)],
         fetches: &[Tensor],
@@ -592,76 +752,46 @@ impl Session {
             _ => None,
         };
         let mut untimed: Vec<KernelTime> = Vec::new();
-        let mut i = 0;
-        while i < plan.steps.len() {
-            match &plan.steps[i] {
-                Step::Dispatch {
-                    pipeline,
-                    bind_group,
-                    groups,
-                    node,
-                    entry,
-                } if trace.is_some() => {
-                    if tracer.is_none() {
-                        untimed.push(KernelTime {
-                            node: node.to_string(),
-                            kernel: entry,
-                            start_ns: 0.0,
-                            duration_ns: 0.0,
-                        });
-                    }
-                    let timestamp_writes = tracer.as_mut().map(|t| {
-                        let k = t.labels.len() as u32;
-                        t.labels.push((node.to_string(), *entry));
-                        wgpu::ComputePassTimestampWrites {
-                            query_set: &t.set,
-                            beginning_of_pass_write_index: Some(2 * k),
-                            end_of_pass_write_index: Some(2 * k + 1),
-                        }
-                    });
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some(entry),
-                        timestamp_writes,
-                    });
-                    pass.set_pipeline(pipeline);
-                    pass.set_bind_group(0, bind_group, &[]);
-                    pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-                    i += 1;
-                }
-                Step::Dispatch { .. } => {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: None,
-                        timestamp_writes: None,
-                    });
-                    while let Some(Step::Dispatch {
-                        pipeline,
-                        bind_group,
-                        groups,
-                        ..
-                    }) = plan.steps.get(i)
-                    {
-                        pass.set_pipeline(pipeline);
-                        pass.set_bind_group(0, bind_group, &[]);
-                        pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-                        i += 1;
-                    }
-                }
-                Step::Copy {
-                    src,
-                    src_offset,
-                    dst,
-                    dst_offset,
-                    size,
-                } => {
-                    enc.copy_buffer_to_buffer(src, *src_offset, dst, *dst_offset, *size);
-                    i += 1;
-                }
-                Step::Clear { buf, offset, size } => {
-                    enc.clear_buffer(buf, *offset, Some(*size));
-                    i += 1;
-                }
+        let traced = trace.is_some();
+        let split = plan.reduce.as_ref().map_or(plan.steps.len(), |r| r.at);
+        encode(
+            &mut enc,
+            &plan.steps[..split],
+            traced,
+            &mut tracer,
+            &mut untimed,
+        );
+        let mut submissions = 1;
+        let mut reduce_ns = 0u64;
+        let mut reduce_bytes = 0u64;
+        if let (Some(point), Some(reducer)) = (&plan.reduce, &self.reducer) {
+            for (src, from, to, len) in &point.copies {
+                enc.copy_buffer_to_buffer(src, *from, &point.staging, *to, *len);
             }
+            let index = gpu.queue.submit(Some(enc.finish()));
+            submissions += 1;
+            let started = std::time::Instant::now();
+            let mut grads = map_bytes(&gpu.device, &point.staging, index, |b| point.pack(b))?;
+            reducer.all_reduce_mean(&mut grads)?;
+            self.reduced = true;
+            for (loc, bytes) in point.unpack(&grads) {
+                gpu.queue.write_buffer(&loc.buf, loc.offset, bytes);
+            }
+            reduce_ns = started.elapsed().as_nanos() as u64;
+            reduce_bytes = point.bytes();
+            enc = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("wgtrain run after the all-reduce"),
+                });
         }
+        encode(
+            &mut enc,
+            &plan.steps[split..],
+            traced,
+            &mut tracer,
+            &mut untimed,
+        );
         let mut readback = 0u64;
         // An asynchronous fetch reads through a staging buffer of its own, so the next
         // run of the plan does not wait for this one's mapping.
@@ -739,8 +869,10 @@ impl Session {
             record_effects(plan, &mut self.vars, &mut self.scalars);
             gpu.check_health()?;
             self.stats.dispatches = dispatches;
-            self.stats.submissions = 1;
+            self.stats.submissions = submissions;
             self.stats.readback_bytes = readback;
+            self.stats.all_reduce_bytes = reduce_bytes;
+            self.stats.all_reduce_ns = reduce_ns;
             return Ok((Vec::new(), Some(pending)));
         }
         let mut outputs = match &plan.fetch_staging {
@@ -814,8 +946,10 @@ impl Session {
         }
         gpu.check_health()?;
         self.stats.dispatches = dispatches;
-        self.stats.submissions = 1;
+        self.stats.submissions = submissions;
         self.stats.readback_bytes = readback;
+        self.stats.all_reduce_bytes = reduce_bytes;
+        self.stats.all_reduce_ns = reduce_ns;
         Ok((outputs, snap))
     }
 

@@ -11,8 +11,11 @@
 
 pub mod basic;
 pub mod coordinator;
+pub mod distributed;
 pub mod hook;
 pub mod monitored;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod progress;
 pub mod scaffold;
 
@@ -27,8 +30,8 @@ pub use hook::{
     SessionRunValues, SystemClock,
 };
 pub use monitored::{
-    Every, MonitoredSession, MonitoredTrainingSession, RecoveryPolicy, SingularMonitoredSession,
-    StepContext,
+    Every, Master, MonitoredSession, MonitoredTrainingSession, RecoveryPolicy,
+    SingularMonitoredSession, StepContext,
 };
 pub use progress::ProgressBarHook;
 pub use scaffold::{ChiefSessionCreator, Scaffold, SessionCreator, WorkerSessionCreator};

@@ -4,6 +4,7 @@
 //! and background errors) → hooked (hooks around every run).
 
 use crate::coordinator::Coordinator;
+use crate::distributed::{Replicas, StepState};
 use crate::hook::{
     SecondOrStepTimer, SessionRunArgs, SessionRunContext, SessionRunHook, SessionRunValues,
     SharedClock, SystemClock,
@@ -66,18 +67,33 @@ pub struct MonitoredSession {
     recovery: RecoveryPolicy,
     stop_grace: Duration,
     recoveries: usize,
+    /// The other ranks of a distributed job, agreed with after every run.
+    replicas: Option<Arc<dyn Replicas>>,
 }
 
 impl MonitoredSession {
     /// Calls `begin` on every hook, finalizes the scaffold (and the graph), creates the
     /// session through `creator` and calls every hook's `after_create_session`.
     pub fn new(
+        graph: Graph,
+        scaffold: Arc<Scaffold>,
+        creator: Box<dyn SessionCreator>,
+        hooks: Vec<Box<dyn SessionRunHook>>,
+        recovery: RecoveryPolicy,
+        stop_grace: Duration,
+    ) -> Result<MonitoredSession> {
+        Self::with_replicas(graph, scaffold, creator, hooks, recovery, stop_grace, None)
+    }
+
+    /// [`new`](Self::new) for one rank of a distributed job.
+    fn with_replicas(
         mut graph: Graph,
         scaffold: Arc<Scaffold>,
         creator: Box<dyn SessionCreator>,
         mut hooks: Vec<Box<dyn SessionRunHook>>,
         recovery: RecoveryPolicy,
         stop_grace: Duration,
+        replicas: Option<Arc<dyn Replicas>>,
     ) -> Result<MonitoredSession> {
         let graph_was_finalized = graph.is_finalized();
         for h in &mut hooks {
@@ -98,6 +114,7 @@ impl MonitoredSession {
             recovery,
             stop_grace,
             recoveries: 0,
+            replicas,
         };
         ms.create_with_recovery()?;
         Ok(ms)
@@ -200,7 +217,13 @@ impl MonitoredSession {
             if self.sess.is_none() {
                 self.create_with_recovery()?;
             }
-            match self.hooked_run(args) {
+            let reduced = self.replicas.as_ref().map_or(0, |r| r.reductions());
+            let ran = self.hooked_run(args);
+            let would_reduce = self.sess.as_ref().is_some_and(|s| {
+                s.has_gradient_reducer()
+                    && s.computes_averaged_gradients(&args.fetches, &args.targets)
+            });
+            match self.agree(ran, reduced, would_reduce) {
                 // The input ran out: the loop ends cleanly (TF's OutOfRangeError).
                 Err(e) if e.code == Code::OutOfRange => {
                     self.stop = true;
@@ -209,6 +232,55 @@ impl MonitoredSession {
                 Err(e) if self.drop_for_retry(&e, &mut attempt) => {}
                 r => return r,
             }
+        }
+    }
+
+    /// In a distributed job, the agreement of every rank after a run (see
+    /// [`distributed`](crate::distributed)): every rank stops when one asks, fails when
+    /// one failed, re-creates its session when one must. A run that failed before the
+    /// gradient all-reduce it would have joined (`reduced` all-reduces before it) ends
+    /// the job: the other ranks wait in it.
+    fn agree<T>(&mut self, ran: Result<T>, reduced: u64, would_reduce: bool) -> Result<T> {
+        let Some(rep) = self.replicas.clone() else {
+            return ran;
+        };
+        if let Err(e) = &ran
+            && would_reduce
+            && rep.reductions() == reduced
+        {
+            rep.abandon(e);
+        }
+        let mine = match &ran {
+            Ok(_) => StepState {
+                stop: self.stop || self.coord.should_stop(),
+                ..Default::default()
+            },
+            Err(e) if e.code == Code::OutOfRange => StepState {
+                stop: true,
+                ..Default::default()
+            },
+            Err(e) if recoverable(e) => StepState {
+                recover: true,
+                ..Default::default()
+            },
+            Err(e) => StepState {
+                error: Some(e.code),
+                ..Default::default()
+            },
+        };
+        let agreed = rep.agree(mine);
+        self.stop |= agreed.stop;
+        match (ran, agreed.error) {
+            (Err(e), _) if !recoverable(&e) => Err(e),
+            (_, Some((rank, code))) => {
+                self.stop = true;
+                Err(crate::distributed::peer_failed(rank, code))
+            }
+            (Err(e), None) => Err(e),
+            (Ok(_), None) if agreed.recover => Err(Error::aborted(
+                "another rank must re-create its session: every rank restores the chief's latest checkpoint and runs again",
+            )),
+            (Ok(v), None) => Ok(v),
         }
     }
 
@@ -432,6 +504,7 @@ impl MonitoredSession {
             if self.sess.is_none() {
                 self.create_with_recovery()?;
             }
+            let reduced = self.replicas.as_ref().map_or(0, |r| r.reductions());
             let mut ctx = StepContext {
                 ms: self,
                 stop: false,
@@ -439,7 +512,8 @@ impl MonitoredSession {
             let r = step_fn(&mut ctx);
             let stop = ctx.stop;
             self.stop |= stop;
-            match r.map_err(|e| self.root_cause(e)) {
+            let r = r.map_err(|e| self.root_cause(e));
+            match self.agree(r, reduced, false) {
                 Err(e) if self.drop_for_retry(&e, &mut attempt) => {}
                 r => return r,
             }
@@ -585,10 +659,11 @@ impl Every {
 /// call wins, which is what its documentation describes).
 pub struct MonitoredTrainingSession {
     graph: Graph,
-    /// `master`: the session target. Only `""` (this process) is supported.
-    pub master: String,
-    /// Whether this process is the chief.
-    pub is_chief: bool,
+    /// `master`: where the session runs.
+    pub master: Master,
+    /// Whether this process is the chief (`None`: the only process, or rank 0 of a
+    /// distributed job).
+    pub is_chief: Option<bool>,
     /// Where checkpoints are saved and restored from.
     pub checkpoint_dir: Option<PathBuf>,
     /// The scaffold.
@@ -624,8 +699,8 @@ impl MonitoredTrainingSession {
     pub fn new(graph: Graph) -> MonitoredTrainingSession {
         MonitoredTrainingSession {
             graph,
-            master: String::new(),
-            is_chief: true,
+            master: Master::Local,
+            is_chief: None,
             checkpoint_dir: None,
             scaffold: Scaffold::new(),
             hooks: Vec::new(),
@@ -650,15 +725,17 @@ impl MonitoredTrainingSession {
         self
     }
 
-    /// Sets `is_chief`.
+    /// Sets `is_chief` (in a distributed job, an explicit value wins over rank 0).
     pub fn is_chief(mut self, chief: bool) -> Self {
-        self.is_chief = chief;
+        self.is_chief = Some(chief);
         self
     }
 
-    /// Sets `master` (only "" is supported: one process).
-    pub fn master(mut self, master: &str) -> Self {
-        self.master = master.to_string();
+    /// Sets `master`: `""` or [`Master::Local`] (this process), `"mpi"` or
+    /// [`Master::Mpi`] (one rank per process over `MPI_COMM_WORLD`, cargo feature
+    /// `mpi`).
+    pub fn master(mut self, master: impl Into<Master>) -> Self {
+        self.master = master.into();
         self
     }
 
@@ -763,16 +840,41 @@ impl MonitoredTrainingSession {
 
     /// Builds the hooks, creates (restores or initializes) the session.
     pub fn create(self) -> Result<MonitoredSession> {
-        if !self.master.is_empty() {
-            return Err(Error::unimplemented(format!(
-                "master '{}': only the in-process runtime (\"\") is supported",
-                self.master
-            )));
+        match &self.master {
+            Master::Local => self.create_with(None),
+            Master::Mpi => self.create_mpi(),
+            Master::Other(m) => Err(Error::unimplemented(format!(
+                "master '{m}' is not supported: use \"\" (this process) or \"mpi\" (one rank per process over MPI, cargo feature `mpi`)"
+            ))),
         }
+    }
+
+    #[cfg(not(feature = "mpi"))]
+    fn create_mpi(self) -> Result<MonitoredSession> {
+        Err(Error::unimplemented(
+            "master \"mpi\" needs wgtrain built with the cargo feature `mpi` (cargo build --features mpi; Open MPI or MPICH installed)",
+        ))
+    }
+
+    #[cfg(feature = "mpi")]
+    fn create_mpi(self) -> Result<MonitoredSession> {
+        let rt = crate::mpi::init()?;
+        let chief = crate::mpi::elect_chief(&rt, self.is_chief, self.max_wait_secs)?;
+        self.create_with(Some((rt, chief)))
+    }
+
+    /// Creates the session of this process, or of one rank of a distributed job (its
+    /// runtime and the chief's rank).
+    #[cfg_attr(not(feature = "mpi"), allow(clippy::type_complexity))]
+    fn create_with(self, dist: Option<(DistRuntime, usize)>) -> Result<MonitoredSession> {
+        let is_chief = match &dist {
+            None => self.is_chief.unwrap_or(true),
+            Some((rt, chief)) => dist_rank(rt) == *chief,
+        };
         let scaffold = Arc::new(self.scaffold);
         let summary_dir = self.summary_dir.clone().or(self.checkpoint_dir.clone());
         let mut hooks: Vec<Box<dyn SessionRunHook>> = Vec::new();
-        let creator: Box<dyn SessionCreator> = if self.is_chief {
+        let creator: Box<dyn SessionCreator> = if is_chief {
             hooks.extend(self.chief_only_hooks);
             if let Some(dir) = &summary_dir {
                 if self.log_step_count_steps > 0 {
@@ -823,14 +925,117 @@ impl MonitoredTrainingSession {
                 recovery_wait_secs: self.recovery_wait_secs,
             })
         };
-        MonitoredSession::new(
+        let stop_grace = Duration::from_secs_f64(self.stop_grace_period_secs.clamp(0.0, 1e9));
+        let (creator, replicas) = distribute(
+            creator,
+            dist,
+            &scaffold,
+            &self.config,
+            self.checkpoint_dir.clone(),
+            self.max_wait_secs,
+        );
+        MonitoredSession::with_replicas(
             self.graph,
             scaffold,
             creator,
             hooks,
             self.recovery,
-            Duration::from_secs_f64(self.stop_grace_period_secs.max(0.0)),
+            stop_grace,
+            replicas,
         )
+    }
+}
+
+/// Where a monitored session runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Master {
+    /// This process (`""`).
+    #[default]
+    Local,
+    /// One rank per process over `MPI_COMM_WORLD` (`"mpi"`; cargo feature `mpi`).
+    Mpi,
+    /// Anything else: not supported (creating the session says so).
+    Other(String),
+}
+
+impl From<&str> for Master {
+    fn from(s: &str) -> Master {
+        match s {
+            "" => Master::Local,
+            "mpi" => Master::Mpi,
+            other => Master::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for Master {
+    fn from(s: String) -> Master {
+        Master::from(s.as_str())
+    }
+}
+
+#[cfg(feature = "mpi")]
+type DistRuntime = Arc<crate::mpi::MpiRuntime>;
+#[cfg(not(feature = "mpi"))]
+type DistRuntime = std::convert::Infallible;
+
+#[cfg(feature = "mpi")]
+fn dist_rank(rt: &DistRuntime) -> usize {
+    rt.world().rank
+}
+#[cfg(not(feature = "mpi"))]
+fn dist_rank(rt: &DistRuntime) -> usize {
+    match *rt {}
+}
+
+/// The creator and replicas of one rank: the chief's creator wrapped to broadcast its
+/// variables, a worker's replaced by one that receives them.
+#[cfg(feature = "mpi")]
+fn distribute(
+    creator: Box<dyn SessionCreator>,
+    dist: Option<(DistRuntime, usize)>,
+    scaffold: &Arc<Scaffold>,
+    config: &SessionConfig,
+    checkpoint_dir: Option<PathBuf>,
+    max_wait_secs: f64,
+) -> (Box<dyn SessionCreator>, Option<Arc<dyn Replicas>>) {
+    let Some((rt, chief)) = dist else {
+        return (creator, None);
+    };
+    let inner = (rt.world().rank == chief).then(|| ChiefSessionCreator {
+        scaffold: Arc::clone(scaffold),
+        checkpoint_dir,
+        checkpoint_filename_with_path: None,
+        config: config.clone(),
+    });
+    let replicas: Arc<dyn Replicas> = Arc::clone(&rt) as Arc<dyn Replicas>;
+    let _ = creator;
+    (
+        Box::new(crate::mpi::MpiSessionCreator {
+            rt,
+            chief,
+            inner,
+            scaffold: Arc::clone(scaffold),
+            config: config.clone(),
+            max_wait_secs,
+            logged: false,
+        }),
+        Some(replicas),
+    )
+}
+
+#[cfg(not(feature = "mpi"))]
+fn distribute(
+    creator: Box<dyn SessionCreator>,
+    dist: Option<(DistRuntime, usize)>,
+    _: &Arc<Scaffold>,
+    _: &SessionConfig,
+    _: Option<PathBuf>,
+    _: f64,
+) -> (Box<dyn SessionCreator>, Option<Arc<dyn Replicas>>) {
+    match dist {
+        None => (creator, None),
+        Some((rt, _)) => match rt {},
     }
 }
 

@@ -254,7 +254,7 @@ fn cached(
 }
 
 /// Names of the variables not yet initialized ("Variables not initialized: a, b").
-fn not_ready(sess: &Session, vars: &[Tensor]) -> Option<String> {
+pub(crate) fn not_ready(sess: &Session, vars: &[Tensor]) -> Option<String> {
     let g = sess.graph();
     let missing: Vec<&str> = vars
         .iter()

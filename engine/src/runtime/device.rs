@@ -41,6 +41,10 @@ pub struct SessionConfig {
     pub adapter_name: Option<String>,
     /// Preference among adapters.
     pub power_preference: PowerPreference,
+    /// Which of the adapters the filters keep, in order of preference, counting from 0
+    /// and wrapping around (`index % count`): a distributed rank picks its node-local
+    /// rank, so each rank of a node with as many adapters opens its own.
+    pub adapter_index: Option<usize>,
 }
 
 impl SessionConfig {
@@ -59,6 +63,12 @@ impl SessionConfig {
     /// Sets the power preference.
     pub fn power_preference(mut self, p: PowerPreference) -> Self {
         self.power_preference = p;
+        self
+    }
+
+    /// Picks the adapter at `index` (modulo their number) among those the filters keep.
+    pub fn adapter_index(mut self, index: usize) -> Self {
+        self.adapter_index = Some(index);
         self
     }
 
@@ -225,9 +235,13 @@ impl Gpu {
         }
         let low = config.low_power();
         adapters.sort_by_key(|a| rank(a.get_info().device_type, low));
+        let skip = match (config.adapter_index, adapters.len()) {
+            (Some(i), n) if n > 0 => i % n,
+            _ => 0,
+        };
         let adapter = adapters
             .into_iter()
-            .next()
+            .nth(skip)
             .ok_or_else(|| Error::new(Code::NotFound, NO_ADAPTER_HELP))?;
         let limits = adapter.limits();
         // Timestamps, where the adapter has them, time kernels in traced runs.

@@ -426,8 +426,9 @@ impl Session {
         self.reducer.is_some()
     }
 
-    /// Whether a run of `fetches` and `targets` computes a marked gradient.
-    fn would_reduce(&self, fetches: &[Tensor], targets: &[Operation]) -> bool {
+    /// Whether a run of `fetches` and `targets` computes a gradient marked for averaging
+    /// (with a reducer, such a run makes one all-reduce).
+    pub fn computes_averaged_gradients(&self, fetches: &[Tensor], targets: &[Operation]) -> bool {
         let marked = self.graph.averaged_gradients();
         if marked.is_empty() {
             return false;
@@ -632,7 +633,7 @@ impl Session {
         let r = self.run_planned(feeds, fetches, targets, snapshot, trace, async_fetch);
         if let (Err(e), Some(reducer)) = (&r, &self.reducer)
             && !self.reduced
-            && self.would_reduce(fetches, targets)
+            && self.computes_averaged_gradients(fetches, targets)
         {
             reducer.abandon(e);
         }

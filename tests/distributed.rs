@@ -108,6 +108,32 @@ impl SessionRunHook for StopAt {
     }
 }
 
+/// Fails the run that reaches `at` once, with `code` (on one rank only).
+struct FailAt {
+    at: i64,
+    code: wgtrain::Code,
+    step: Tensor,
+    done: bool,
+}
+
+impl SessionRunHook for FailAt {
+    fn after_run(
+        &mut self,
+        ctx: &mut SessionRunContext,
+        _: &SessionRunValues,
+    ) -> wgtrain::Result<()> {
+        let step = ctx.session.known_scalar(self.step).unwrap_or(0);
+        if step >= self.at && !self.done {
+            self.done = true;
+            return Err(wgtrain::Error::new(
+                self.code,
+                format!("drill: rank 1 fails at step {step}"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn epoch_secs() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -163,6 +189,20 @@ fn rank_main() {
         hooks.push(StopAtStepHook::num_steps(steps).boxed());
     }
     if rank == 1
+        && let Some(at) = env("FAIL_RANK1_AT")
+    {
+        let code = match env("FAIL_CODE").as_deref() {
+            Some("ABORTED") => wgtrain::Code::Aborted,
+            _ => wgtrain::Code::DataLoss,
+        };
+        hooks.push(Box::new(FailAt {
+            at: at.parse().unwrap(),
+            code,
+            step: gs,
+            done: false,
+        }));
+    }
+    if rank == 1
         && let Some(at) = env("STOP_RANK1_AT")
     {
         hooks.push(Box::new(StopAt {
@@ -206,7 +246,11 @@ fn rank_main() {
         let rows: Vec<usize> = (0..local)
             .map(|i| ((step as usize) * global_batch + rank * local + i) % data.len())
             .collect();
-        let (bx, by) = data.batch(&rows, cnn).unwrap();
+        let (mut bx, by) = data.batch(&rows, cnn).unwrap();
+        if rank == 1 && env_num("BAD_FEED_RANK1_AT", -1) == step {
+            std::fs::write(out.join("failed"), epoch_secs().to_string()).unwrap();
+            bx = HostTensor::zeros(DType::F32, &[local, 63]);
+        }
         match sess.run(&[(n.x, bx), (n.y, by)], &[n.loss], &[n.train]) {
             Ok(o) => losses.push(o[0].scalar_value().unwrap()),
             Err(e) => {
@@ -226,13 +270,14 @@ fn rank_main() {
             var_map.insert(name.clone(), json!(v.to_f64()));
         }
     }
+    let recoveries = sess.recoveries();
     let closed = sess.close();
     let report = json!({
         "rank": rank, "size": world.size, "start_step": start_step, "final_step": final_step,
         "losses": losses, "checksum": checksum(&values), "vars": var_map,
         "error": error.as_ref().map(|e| e.code.name()),
         "message": error.as_ref().map(|e| e.message.clone()),
-        "closed": closed.is_ok(),
+        "closed": closed.is_ok(), "recoveries": recoveries,
     });
     std::fs::write(out.join(format!("rank{rank}.json")), report.to_string()).unwrap();
 }
@@ -605,4 +650,73 @@ fn a_panic_on_rank_1_ends_the_job() {
         .unwrap();
     let ended = epoch_secs() - at;
     assert!(ended < 5.0, "the job ended {ended} s after the panic");
+}
+
+#[test]
+fn an_error_on_rank_1_before_the_all_reduce_ends_the_job() {
+    let dir = scratch("badfeed");
+    let job = run(
+        2,
+        &dir,
+        &[
+            ("BAD_FEED_RANK1_AT", "3".into()),
+            ("STEPS", "100000".into()),
+        ],
+    );
+    assert_ne!(job.code, Some(0));
+    assert!(
+        job.stderr.contains("rank 1 of 2 failed: INVALID_ARGUMENT"),
+        "{}",
+        job.stderr
+    );
+    let at: f64 = std::fs::read_to_string(dir.join("failed"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ended = epoch_secs() - at;
+    eprintln!("job ended {ended:.2} s after rank 1's error");
+    assert!(ended < 5.0, "the job ended {ended} s after the error");
+}
+
+#[test]
+fn an_error_after_the_step_on_rank_1_fails_every_rank_after_the_same_step() {
+    let dir = scratch("hookerror");
+    ok(&run(
+        2,
+        &dir,
+        &[("FAIL_RANK1_AT", "6".into()), ("STEPS", "40".into())],
+    ));
+    let (r0, r1) = (report(&dir, 0), report(&dir, 1));
+    assert_eq!(r1["error"], "DATA_LOSS", "{r1}");
+    assert_eq!(r0["error"], "DATA_LOSS", "{r0}");
+    assert!(r0["message"].as_str().unwrap().contains("rank 1"), "{r0}");
+    assert_eq!(r0["final_step"], 6);
+    assert_eq!(r1["final_step"], 6);
+}
+
+#[test]
+fn a_recoverable_error_on_rank_1_recovers_every_rank_from_the_chief() {
+    let dir = scratch("recover");
+    let ckpt = dir.join("ckpt").display().to_string();
+    ok(&run(
+        2,
+        &dir,
+        &[
+            ("FAIL_RANK1_AT", "7".into()),
+            ("FAIL_CODE", "ABORTED".into()),
+            ("CKPT", ckpt),
+            ("SAVE_STEPS", "5".into()),
+            ("STEPS", "12".into()),
+        ],
+    ));
+    let (r0, r1) = (report(&dir, 0), report(&dir, 1));
+    for r in [&r0, &r1] {
+        assert_eq!(r["error"], Value::Null, "{r}");
+        assert_eq!(r["recoveries"], 1, "{r}");
+    }
+    assert_eq!(r0["final_step"], r1["final_step"]);
+    assert_eq!(
+        r0["checksum"], r1["checksum"],
+        "replicas equal after the recovery"
+    );
 }

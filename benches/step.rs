@@ -2,6 +2,13 @@
 //!
 //! `cargo bench --bench step [-- --json] [-- --only W1] [-- --kernels]`
 //!
+//! Distributed mode (built with `--features mpi`, run under the launcher, one rank a
+//! process): `mpiexec -n 2 <bench binary> --distributed [--json]`, the binary as
+//! `cargo bench --bench step --features mpi --no-run` prints it. W1 and W2 train through
+//! `MonitoredTrainingSession::master("mpi")` at their batch per rank; the chief prints
+//! steps/s, examples/s (every rank's), the gradient all-reduce and the per-run
+//! agreement in ms per step and as a share of the step, and the bytes averaged.
+//!
 //! `--kernels` adds, per workload, the device time of each kernel of a train-only step
 //! (median of 20 traced steps, where the adapter has timestamp queries).
 //!
@@ -265,9 +272,91 @@ fn measure(
     Ok(steps as f64 / t.elapsed().as_secs_f64())
 }
 
+/// One rank of the distributed mode: W1 and W2 through `master("mpi")`.
+#[cfg(feature = "mpi")]
+fn distributed(json: bool) -> wgtrain::Result<()> {
+    use wgtrain::StopAtStepHook;
+    let rt = wgtrain::hooks::mpi::init()?;
+    let world = rt.world();
+    if world.rank == 0 && !json {
+        println!(
+            "| workload | ranks | batch per rank | steps/s | examples/s | all-reduce ms/step | agreement ms/step | share of the step | bytes averaged/step |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+    }
+    for w in WORKLOADS.iter().filter(|w| w.convs.is_empty()) {
+        let (g, x, y, loss, train) = graph_of(w)?;
+        let data = batches(w, 8)?;
+        let steps = w.steps as i64 * 2;
+        let warmup = (steps / 10).max(2);
+        let mut sess = MonitoredTrainingSession::new(g)
+            .master("mpi")
+            .log_step_count_steps(0)
+            .save_summaries_steps(0)
+            .hooks([StopAtStepHook::last_step(warmup + steps).boxed()])
+            .create()?;
+        let (mut reduce_ns, mut bytes, mut i) = (0u64, 0u64, 0usize);
+        let mut started = Instant::now();
+        let mut agreed = sess.agreement_stats();
+        while !sess.should_stop() {
+            let (bx, by) = &data[i % data.len()];
+            let feeds = [(x, bx.clone()), (y, by.clone())];
+            i += 1;
+            if i as i64 == warmup + 1 {
+                started = Instant::now();
+                agreed = sess.agreement_stats();
+                reduce_ns = 0;
+            }
+            let fetch: &[Tensor] = if i % 100 == 0 { &[loss] } else { &[] };
+            sess.run(&feeds, fetch, &[train])?;
+            if let Some(raw) = sess.raw_session() {
+                reduce_ns += raw.stats().all_reduce_ns;
+                bytes = raw.stats().all_reduce_bytes;
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let done = sess.agreement_stats();
+        let measured = (i as i64 - warmup).max(1) as f64;
+        let sps = measured / secs;
+        let reduce_ms = reduce_ns as f64 / 1e6 / measured;
+        let agree_ms = (done.nanos - agreed.nanos) as f64 / 1e6 / measured;
+        let share = (reduce_ms + agree_ms) / (1e3 / sps);
+        let examples = sps * (w.batch * world.size) as f64;
+        sess.close()?;
+        if world.rank != 0 {
+            continue;
+        }
+        if json {
+            println!(
+                "{{\"bench\":\"step_distributed\",\"workload\":\"{}\",\"ranks\":{},\"batch_per_rank\":{},\"steps_per_sec\":{sps:.2},\"examples_per_sec\":{examples:.1},\"all_reduce_ms_per_step\":{reduce_ms:.4},\"agreement_ms_per_step\":{agree_ms:.4},\"share_of_step\":{share:.4},\"bytes_reduced_per_step\":{bytes}}}",
+                w.name, world.size, w.batch
+            );
+        } else {
+            println!(
+                "| {} | {} | {} | {sps:.1} | {examples:.0} | {reduce_ms:.3} | {agree_ms:.3} | {:.1}% | {bytes} |",
+                w.name,
+                world.size,
+                w.batch,
+                100.0 * share
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "mpi"))]
+fn distributed(_: bool) -> wgtrain::Result<()> {
+    Err(wgtrain::Error::unimplemented(
+        "--distributed needs the bench built with --features mpi and run under mpiexec",
+    ))
+}
+
 fn main() -> wgtrain::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().any(|a| a == "--json");
+    if args.iter().any(|a| a == "--distributed") {
+        return distributed(json);
+    }
     let only = args
         .iter()
         .position(|a| a == "--only")

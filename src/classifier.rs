@@ -8,7 +8,7 @@
 
 use crate::datasets::{Images, Split};
 use crate::hooks::{
-    LoggingTensorHook, NanTensorHook, ProgressBarHook, SessionRunHook, SystemClock,
+    LoggingTensorHook, Master, NanTensorHook, ProgressBarHook, SessionRunHook, SystemClock,
 };
 use crate::layers::{self, Activation};
 use crate::{
@@ -66,6 +66,10 @@ pub struct Options {
     pub progress: Progress,
     /// Seeds the weights and the batches.
     pub seed: u64,
+    /// Where it trains: this process, or one rank of an MPI job (`Master::Mpi`, cargo
+    /// feature `mpi`), each rank drawing `batch / ranks` examples a step from its own
+    /// 1/ranks of the training set.
+    pub master: Master,
 }
 
 impl Options {
@@ -84,6 +88,7 @@ impl Options {
             config: SessionConfig::default(),
             progress: Progress::Quiet,
             seed: 0,
+            master: Master::Local,
         }
     }
 }
@@ -107,6 +112,10 @@ pub struct Report {
     pub secs: f64,
     /// The latest checkpoint after the run.
     pub checkpoint: Option<PathBuf>,
+    /// This process's rank and the number of ranks (0 and 1 in one process).
+    pub rank: usize,
+    /// Ranks that trained together.
+    pub ranks: usize,
 }
 
 /// The handles of a classifier's graph.
@@ -241,6 +250,7 @@ pub fn train(data: &Split, opts: &Options) -> Result<Report> {
         Progress::Quiet => {}
     }
     let mut builder = MonitoredTrainingSession::new(graph)
+        .master(opts.master.clone())
         .config(opts.config.clone())
         .hooks(hooks)
         .save_checkpoint_steps(opts.save_checkpoint_steps)
@@ -259,16 +269,28 @@ pub fn train(data: &Split, opts: &Options) -> Result<Report> {
         .ok_or_else(|| crate::Error::internal("no session"))?;
     let adapter = raw.adapter().name.clone();
     let start_step = raw.read_variables(&[gs])?[0].scalar_value()? as i64;
+    let (rank, ranks) = match opts.master {
+        Master::Local => (0, 1),
+        _ => crate::hooks::distributed::current_world().map_or((0, 1), |w| (w.rank, w.size)),
+    };
+    if !opts.batch.is_multiple_of(ranks) || opts.batch < ranks {
+        return Err(crate::Error::invalid_argument(format!(
+            "a batch of {} does not split evenly across {ranks} ranks",
+            opts.batch
+        )));
+    }
+    let batch = opts.batch / ranks;
+    let train_set = &train_set.shard(rank, ranks);
 
-    // Batches drawn with replacement, seeded by the seed and the starting step (a
-    // resumed run does not repeat the first run's batches).
-    let mut rng = Stream::new((opts.seed, start_step as u64));
+    // Batches drawn with replacement from this rank's shard, seeded by the seed, the
+    // starting step (a resumed run does not repeat the first run's batches) and the rank.
+    let mut rng = Stream::new((opts.seed ^ ((rank as u64) << 32), start_step as u64));
     let loss_every = (opts.steps / 20).max(1);
     let mut losses = Vec::new();
     let started = Instant::now();
     let mut runs = 0i64;
     while !sess.should_stop() {
-        let rows: Vec<usize> = (0..opts.batch)
+        let rows: Vec<usize> = (0..batch)
             .map(|_| ((rng.uniform() * train_set.len() as f64) as usize).min(train_set.len() - 1))
             .collect();
         let (bx, by) = train_set.batch(&rows, cnn)?;
@@ -287,7 +309,7 @@ pub fn train(data: &Split, opts: &Options) -> Result<Report> {
         .ok_or_else(|| crate::Error::internal("no session"))?;
     let final_step = raw.read_variables(&[gs])?[0].scalar_value()? as i64;
     let held_out_accuracy = evaluate(raw, test_set, &n, cnn)?;
-    if let Some(dir) = &opts.checkpoint_dir {
+    if let Some(dir) = opts.checkpoint_dir.as_ref().filter(|_| rank == 0) {
         events::writer_for(dir)?.add_summary(
             final_step,
             vec![events::scalar(
@@ -306,6 +328,8 @@ pub fn train(data: &Split, opts: &Options) -> Result<Report> {
         held_out_accuracy,
         secs,
         checkpoint: opts.checkpoint_dir.as_ref().and_then(latest_checkpoint),
+        rank,
+        ranks,
     })
 }
 

@@ -108,6 +108,26 @@ impl Images {
         }
     }
 
+    /// The `index`-th of `count` disjoint shards: every `count`-th example from the
+    /// `index`-th (a rank's part of the data in data-parallel training). `count` 0 or 1
+    /// is the whole set.
+    pub fn shard(&self, index: usize, count: usize) -> Images {
+        if count <= 1 {
+            return self.clone();
+        }
+        let p = self.pixels();
+        let rows: Vec<usize> = (index..self.len()).step_by(count).collect();
+        Images {
+            images: rows
+                .iter()
+                .flat_map(|&i| self.images[i * p..(i + 1) * p].iter().copied())
+                .collect(),
+            labels: rows.iter().map(|&i| self.labels[i]).collect(),
+            height: self.height,
+            width: self.width,
+        }
+    }
+
     /// Examples `rows` as tensors: images `[rows, height * width]` (or
     /// `[rows, height, width, 1]` with `nhwc`) and labels `[rows]`.
     pub fn batch(&self, rows: &[usize], nhwc: bool) -> Result<(HostTensor, HostTensor)> {

@@ -54,21 +54,65 @@ pub fn train_and_report(
     what: &str,
     dataset: &str,
 ) -> wgtrain::Result<()> {
-    opts.progress = progress();
+    // Under mpiexec or srun each process is one rank: the chief (rank 0) reports.
+    let (_mpi, rank, ranks) = ranks(&mut opts)?;
+    opts.progress = if rank == 0 {
+        progress()
+    } else {
+        Progress::Quiet
+    };
     let dir = opts.checkpoint_dir.clone().unwrap_or_default();
-    if let Some(prefix) = wgtrain::checkpoint::latest_checkpoint(&dir) {
+    let chief = rank == 0;
+    if chief && let Some(prefix) = wgtrain::checkpoint::latest_checkpoint(&dir) {
         println!("Resuming from {}", prefix.display());
     }
-    println!(
-        "Training {what} on {} images of {dataset} for {} steps (batch {}, Adam lr {})",
-        data.train.len(),
-        opts.steps,
-        opts.batch,
-        opts.lr
-    );
+    let split = if ranks > 1 {
+        format!(" = {ranks} ranks x {}", opts.batch / ranks.max(1))
+    } else {
+        String::new()
+    };
+    if chief {
+        println!(
+            "Training {what} on {} images of {dataset} for {} steps (batch {}{split}, Adam lr {})",
+            data.train.len(),
+            opts.steps,
+            opts.batch,
+            opts.lr
+        );
+    }
     let r = classifier::train(data, &opts)?;
-    print_report(&r, data.test.len(), &dir);
+    if chief {
+        print_report(&r, data.test.len(), &dir);
+    }
     Ok(())
+}
+
+/// The MPI runtime (kept alive for the run), this process's rank and the number of
+/// ranks when an MPI launcher started it; sets `opts.master` to match.
+#[cfg(feature = "mpi")]
+fn ranks(
+    opts: &mut Options,
+) -> wgtrain::Result<(
+    Option<std::sync::Arc<wgtrain::hooks::mpi::MpiRuntime>>,
+    usize,
+    usize,
+)> {
+    if !wgtrain::hooks::distributed::launched_by_mpi() {
+        return Ok((None, 0, 1));
+    }
+    opts.master = wgtrain::hooks::Master::Mpi;
+    let rt = wgtrain::hooks::mpi::init()?;
+    let w = rt.world();
+    Ok((Some(rt), w.rank, w.size))
+}
+
+/// Without the `mpi` feature, a launch under MPI says how to build for it.
+#[cfg(not(feature = "mpi"))]
+fn ranks(opts: &mut Options) -> wgtrain::Result<((), usize, usize)> {
+    if wgtrain::hooks::distributed::launched_by_mpi() {
+        opts.master = wgtrain::hooks::Master::Mpi;
+    }
+    Ok(((), 0, 1))
 }
 
 /// Prints what the run did and where its files are.

@@ -594,8 +594,22 @@ impl SessionRunHook for StepCounterHook {
                 if let Ok(mut r) = self.rates.lock() {
                     r.push((step, rate));
                 }
+                let mut values = vec![events::scalar(&self.tag, rate as f32)];
+                // In a distributed job, the examples of every rank: the leading dimension
+                // of the first feed is a rank's batch.
+                let world = crate::distributed::current_world().filter(|w| w.size > 1);
+                let batch = ctx
+                    .original_args
+                    .feeds
+                    .first()
+                    .and_then(|(_, v)| v.shape().first());
+                if let (Some(w), Some(&b)) = (world, batch) {
+                    let examples = rate * (b * w.size) as f64;
+                    tracing::info!(step, "examples/sec: {examples:.1} ({} ranks)", w.size);
+                    values.push(events::scalar("examples/sec", examples as f32));
+                }
                 if let Some(w) = &self.writer {
-                    w.add_summary(step, vec![events::scalar(&self.tag, rate as f32)])?;
+                    w.add_summary(step, values)?;
                 }
             }
         }
@@ -839,6 +853,14 @@ impl SessionRunHook for GlobalStepWaiterHook {
             if step >= self.wait_until {
                 self.done = true;
                 break;
+            }
+            // Every rank of a synchronous job holds the chief's step, and it moves only
+            // when every rank trains: waiting here would wait forever.
+            if let Some(w) = crate::distributed::current_world().filter(|w| w.size > 1) {
+                return Err(Error::failed_precondition(format!(
+                    "GlobalStepWaiterHook on rank {} waits for global step {}, but the step is {step} and in synchronous training it moves only when every rank trains",
+                    w.rank, self.wait_until
+                )));
             }
             tracing::info!(step, until = self.wait_until, "waiting for the global step");
             (self.sleep)(ctx.session, self.poll_secs)?;

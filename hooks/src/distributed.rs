@@ -55,6 +55,14 @@ pub fn current_world() -> Option<World> {
     WORLD.get().copied()
 }
 
+/// Whether an MPI launcher (`mpiexec` of Open MPI or MPICH, Slurm's `srun` with PMI
+/// or PMIx) started this process, from the variables they set.
+pub fn launched_by_mpi() -> bool {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMI_RANK", "PMIX_RANK"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some())
+}
+
 pub(crate) fn set_world(world: World) {
     let _ = WORLD.set(world);
 }

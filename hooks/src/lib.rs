@@ -30,7 +30,7 @@ pub use hook::{
     SessionRunValues, SystemClock,
 };
 pub use monitored::{
-    Every, Master, MonitoredSession, MonitoredTrainingSession, RecoveryPolicy,
+    AgreementStats, Every, Master, MonitoredSession, MonitoredTrainingSession, RecoveryPolicy,
     SingularMonitoredSession, StepContext,
 };
 pub use progress::ProgressBarHook;

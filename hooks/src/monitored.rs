@@ -69,6 +69,17 @@ pub struct MonitoredSession {
     recoveries: usize,
     /// The other ranks of a distributed job, agreed with after every run.
     replicas: Option<Arc<dyn Replicas>>,
+    agreement: AgreementStats,
+}
+
+/// What the agreements of a distributed monitored session cost so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgreementStats {
+    /// Agreements made (one per run).
+    pub count: u64,
+    /// Nanoseconds spent in them (the all-reduce of three words, waiting for the
+    /// slowest rank included).
+    pub nanos: u64,
 }
 
 impl MonitoredSession {
@@ -115,6 +126,7 @@ impl MonitoredSession {
             stop_grace,
             recoveries: 0,
             replicas,
+            agreement: AgreementStats::default(),
         };
         ms.create_with_recovery()?;
         Ok(ms)
@@ -128,6 +140,11 @@ impl MonitoredSession {
     /// The coordinator.
     pub fn coordinator(&self) -> &Coordinator {
         &self.coord
+    }
+
+    /// What the agreements after each run cost (distributed jobs; zero otherwise).
+    pub fn agreement_stats(&self) -> AgreementStats {
+        self.agreement
     }
 
     /// Sessions re-created after recoverable errors so far.
@@ -268,7 +285,10 @@ impl MonitoredSession {
                 ..Default::default()
             },
         };
+        let started = std::time::Instant::now();
         let agreed = rep.agree(mine);
+        self.agreement.count += 1;
+        self.agreement.nanos += started.elapsed().as_nanos() as u64;
         self.stop |= agreed.stop;
         match (ran, agreed.error) {
             (Err(e), _) if !recoverable(&e) => Err(e),

@@ -177,8 +177,16 @@ impl Replicas for MpiRuntime {
     fn agree(&self, mine: StepState) -> Agreed {
         let words = distributed::encode(mine, self.world);
         let mut all = [0i32; 3];
-        self.comm()
-            .all_reduce_into(&words[..], &mut all[..], SystemOperation::max());
+        let comm = self.comm();
+        mpi::request::scope(|scope| {
+            let req = comm.immediate_all_reduce_into(
+                scope,
+                &words[..],
+                &mut all[..],
+                SystemOperation::max(),
+            );
+            finish(req);
+        });
         distributed::decode(all, self.world)
     }
 
@@ -193,6 +201,21 @@ impl Replicas for MpiRuntime {
     }
 }
 
+/// Completes `req`, yielding the core between tests: a rank waiting for a slower one
+/// leaves the CPU to the threads of its own device (a software adapter shares the
+/// cores with MPI's busy polling otherwise).
+fn finish<'a, D: ?Sized, S: mpi::request::Scope<'a>>(mut req: mpi::request::Request<'a, D, S>) {
+    loop {
+        match req.test() {
+            Ok(_) => return,
+            Err(pending) => {
+                req = pending;
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
 /// Averages gradients over `MPI_COMM_WORLD` (one `MPI_Allreduce` of f32 sums).
 struct MpiReducer(Arc<MpiRuntime>);
 
@@ -204,8 +227,16 @@ impl GradientReducer for MpiReducer {
             .lock()
             .map_err(|_| Error::internal("all-reduce buffer lock poisoned"))?;
         sum.resize(grads.len(), 0.0);
-        rt.comm()
-            .all_reduce_into(&grads[..], &mut sum[..], SystemOperation::sum());
+        let comm = rt.comm();
+        mpi::request::scope(|scope| {
+            let req = comm.immediate_all_reduce_into(
+                scope,
+                &grads[..],
+                &mut sum[..],
+                SystemOperation::sum(),
+            );
+            finish(req);
+        });
         let scale = 1.0 / rt.world.size as f32;
         for (g, s) in grads.iter_mut().zip(sum.iter()) {
             *g = *s * scale;

@@ -32,8 +32,9 @@ pub struct RunStats {
     /// Bytes of gradients the last run averaged across processes (0 without a
     /// [`GradientReducer`](super::GradientReducer)).
     pub all_reduce_bytes: u64,
-    /// Nanoseconds the last run spent averaging: mapping the gradients after the
-    /// backward pass, the reducer's all-reduce and writing them back.
+    /// Nanoseconds the last run spent averaging once the gradients were on the host:
+    /// the reducer's all-reduce and writing them back (the wait for the backward pass
+    /// before it is device time the step spends anyway).
     pub all_reduce_ns: u64,
 }
 
@@ -771,8 +772,8 @@ impl Session {
             }
             let index = gpu.queue.submit(Some(enc.finish()));
             submissions += 1;
-            let started = std::time::Instant::now();
             let mut grads = map_bytes(&gpu.device, &point.staging, index, |b| point.pack(b))?;
+            let started = std::time::Instant::now();
             reducer.all_reduce_mean(&mut grads)?;
             self.reduced = true;
             for (loc, bytes) in point.unpack(&grads) {

@@ -134,6 +134,22 @@ impl SessionRunHook for FailAt {
     }
 }
 
+/// The examples' classifier on the digits, one rank of it: the global batch split
+/// across the ranks, each on its shard.
+fn classifier_rank(out: &Path, rank: usize) {
+    use wgtrain::classifier::{Model, Options};
+    let data = wgtrain::datasets::digits().unwrap().split(0.2, 7);
+    let mut opts = Options::new(Model::Mlp);
+    opts.steps = 300;
+    opts.batch = 64;
+    opts.checkpoint_dir = env("CKPT").map(PathBuf::from);
+    opts.master = wgtrain::hooks::Master::Mpi;
+    let r = wgtrain::classifier::train(&data, &opts).unwrap();
+    let report = json!({"rank": r.rank, "ranks": r.ranks, "start_step": r.start_step,
+        "final_step": r.final_step, "accuracy": r.held_out_accuracy});
+    std::fs::write(out.join(format!("rank{rank}.json")), report.to_string()).unwrap();
+}
+
 fn epoch_secs() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -161,6 +177,9 @@ fn rank_main() {
     let rt = wgtrain::hooks::mpi::init().unwrap();
     let world = rt.world();
     let rank = world.rank;
+    if env("CLASSIFIER").is_some() {
+        return classifier_rank(&out, rank);
+    }
     std::fs::write(
         out.join(format!("pid{rank}")),
         std::process::id().to_string(),
@@ -220,6 +239,18 @@ fn rank_main() {
         b = b
             .checkpoint_dir(dir.replace("{rank}", &rank.to_string()))
             .save_checkpoint_steps(env_num("SAVE_STEPS", 10));
+    }
+    match env("CHIEF").as_deref() {
+        Some("all") => b = b.is_chief(true),
+        Some("rank1") => b = b.is_chief(rank == 1),
+        _ => {}
+    }
+    if rank == 1
+        && let Some(until) = env("WAITER_RANK1")
+    {
+        b = b.hooks([Box::new(wgtrain::hooks::GlobalStepWaiterHook::new(
+            until.parse().unwrap(),
+        )) as Box<dyn SessionRunHook>]);
     }
     let started = Instant::now();
     let mut sess = match b.create() {
@@ -719,4 +750,80 @@ fn a_recoverable_error_on_rank_1_recovers_every_rank_from_the_chief() {
         r0["checksum"], r1["checksum"],
         "replicas equal after the recovery"
     );
+}
+
+#[test]
+fn two_chiefs_are_invalid_argument_on_every_rank() {
+    let dir = scratch("twochiefs");
+    let job = run(2, &dir, &[("CHIEF", "all".into())]);
+    assert_ne!(job.code, Some(0));
+    for r in 0..2 {
+        let rep = report(&dir, r);
+        assert_eq!(rep["error"], "INVALID_ARGUMENT", "rank {r}: {rep}");
+        assert!(
+            rep["message"]
+                .as_str()
+                .unwrap()
+                .contains("exactly one chief"),
+            "{rep}"
+        );
+    }
+}
+
+#[test]
+fn an_explicit_chief_on_rank_1_is_the_one_that_writes() {
+    let dir = scratch("chief1");
+    let ckpt = dir.join("run-{rank}");
+    ok(&run(
+        2,
+        &dir,
+        &[
+            ("CHIEF", "rank1".into()),
+            ("CKPT", ckpt.display().to_string()),
+            ("STEPS", "6".into()),
+        ],
+    ));
+    assert!(
+        dir.join("run-1").join("checkpoint").exists(),
+        "rank 1 saves"
+    );
+    assert!(!dir.join("run-0").exists(), "rank 0 writes nothing");
+    let (r0, r1) = (report(&dir, 0), report(&dir, 1));
+    assert_eq!(r0["checksum"], r1["checksum"]);
+}
+
+#[test]
+fn a_global_step_waiter_on_a_worker_fails_instead_of_waiting_forever() {
+    let dir = scratch("waiter");
+    let job = run(
+        2,
+        &dir,
+        &[("WAITER_RANK1", "1000".into()), ("STEPS", "100000".into())],
+    );
+    assert_ne!(job.code, Some(0));
+    assert!(
+        job.stderr
+            .contains("rank 1 of 2 failed: FAILED_PRECONDITION: GlobalStepWaiterHook"),
+        "{}",
+        job.stderr
+    );
+}
+
+#[test]
+fn the_classifier_shards_the_digits_and_every_rank_ends_at_the_same_step() {
+    let dir = scratch("classifier");
+    let ckpt = dir.join("runs").display().to_string();
+    ok(&run(2, &dir, &[("CLASSIFIER", "1".into()), ("CKPT", ckpt)]));
+    let (r0, r1) = (report(&dir, 0), report(&dir, 1));
+    assert_eq!(
+        (r0["rank"].as_u64(), r1["rank"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(r0["ranks"], 2);
+    assert_eq!(r0["final_step"], 300);
+    assert_eq!(r1["final_step"], 300);
+    let acc = r0["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.85, "held-out accuracy {acc}");
+    let latest = wgtrain::checkpoint::latest_checkpoint(dir.join("runs")).unwrap();
+    assert!(latest.ends_with("model.ckpt-300"), "{}", latest.display());
 }

@@ -645,3 +645,33 @@ fn run_and_run_step_fn_after_close_are_failed_precondition() {
     assert_eq!(e.code, Code::FailedPrecondition);
     assert!(sess.raw_session().is_none());
 }
+
+#[test]
+fn master_names_what_is_supported() {
+    // Errors come before any device is opened: no GPU needed.
+    let m = model();
+    let e = MonitoredTrainingSession::new(m.g.clone())
+        .master("grpc://localhost:2222")
+        .create()
+        .err()
+        .unwrap();
+    assert_eq!(e.code, Code::Unimplemented, "{e}");
+    assert!(e.message.contains("\"mpi\""), "{e}");
+    assert_eq!(Master::from(""), Master::Local);
+    assert_eq!(Master::from("mpi"), Master::Mpi);
+}
+
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn master_mpi_without_the_feature_is_unimplemented_naming_it() {
+    let m = model();
+    for master in [Master::Mpi, Master::from("mpi")] {
+        let e = MonitoredTrainingSession::new(m.g.clone())
+            .master(master)
+            .create()
+            .err()
+            .unwrap();
+        assert_eq!(e.code, Code::Unimplemented, "{e}");
+        assert!(e.message.contains("feature `mpi`"), "{e}");
+    }
+}

@@ -9,8 +9,9 @@ use wgtrain::{
     Adam, DType, Error, GradientReducer, Graph, HostTensor, Operation, Optimizer, Sgd, Tensor,
 };
 
-/// Averages across `n` threads: each adds its gradients into the shared sum, waits for
-/// the others, and reads the mean.
+/// Averages across `n` threads: each adds its gradients into the shared sum (the first
+/// of a round zeroes it), waits for the others, reads the mean, and waits until every
+/// thread has read before the next round can start.
 struct ThreadReducer {
     n: usize,
     sum: Mutex<Vec<f32>>,
@@ -35,13 +36,14 @@ impl GradientReducer for ThreadReducer {
     fn all_reduce_mean(&self, grads: &mut [f32]) -> wgtrain::Result<()> {
         {
             let mut s = self.sum.lock().unwrap();
-            if s.len() != grads.len() {
+            let mut calls = self.calls.lock().unwrap();
+            if *calls % self.n == 0 {
                 *s = vec![0.0; grads.len()];
             }
+            *calls += 1;
             for (a, b) in s.iter_mut().zip(grads.iter()) {
                 *a += *b;
             }
-            *self.calls.lock().unwrap() += 1;
         }
         self.arrived.wait();
         {
@@ -50,9 +52,7 @@ impl GradientReducer for ThreadReducer {
                 *g = *a / self.n as f32;
             }
         }
-        if self.read.wait().is_leader() {
-            self.sum.lock().unwrap().clear();
-        }
+        self.read.wait();
         Ok(())
     }
 

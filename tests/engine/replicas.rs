@@ -37,7 +37,7 @@ impl GradientReducer for ThreadReducer {
         {
             let mut s = self.sum.lock().unwrap();
             let mut calls = self.calls.lock().unwrap();
-            if *calls % self.n == 0 {
+            if (*calls).is_multiple_of(self.n) {
                 *s = vec![0.0; grads.len()];
             }
             *calls += 1;

@@ -7,7 +7,8 @@
 //! `cargo bench --bench step --features mpi --no-run` prints it. W1 and W2 train through
 //! `MonitoredTrainingSession::master("mpi")` at their batch per rank; the chief prints
 //! steps/s, examples/s (every rank's), the gradient all-reduce and the per-run
-//! agreement in ms per step and as a share of the step, and the bytes averaged.
+//! agreement in ms per step (medians over the steps, waiting for the slower rank
+//! included) and their share of the median step, and the bytes averaged.
 //!
 //! `--kernels` adds, per workload, the device time of each kernel of a train-only step
 //! (median of 20 traced steps, where the adapter has timestamp queries).
@@ -295,32 +296,40 @@ fn distributed(json: bool) -> wgtrain::Result<()> {
             .save_summaries_steps(0)
             .hooks([StopAtStepHook::last_step(warmup + steps).boxed()])
             .create()?;
-        let (mut reduce_ns, mut bytes, mut i) = (0u64, 0u64, 0usize);
+        // Per measured step: (step, all-reduce, agreement) in ns.
+        let mut per_step: Vec<(u64, u64, u64)> = Vec::new();
+        let (mut bytes, mut i) = (0u64, 0usize);
         let mut started = Instant::now();
-        let mut agreed = sess.agreement_stats();
         while !sess.should_stop() {
             let (bx, by) = &data[i % data.len()];
             let feeds = [(x, bx.clone()), (y, by.clone())];
             i += 1;
             if i as i64 == warmup + 1 {
                 started = Instant::now();
-                agreed = sess.agreement_stats();
-                reduce_ns = 0;
             }
             let fetch: &[Tensor] = if i % 100 == 0 { &[loss] } else { &[] };
+            let (t, agreed) = (Instant::now(), sess.agreement_stats().nanos);
             sess.run(&feeds, fetch, &[train])?;
+            let step_ns = t.elapsed().as_nanos() as u64;
+            let agree_ns = sess.agreement_stats().nanos - agreed;
             if let Some(raw) = sess.raw_session() {
-                reduce_ns += raw.stats().all_reduce_ns;
                 bytes = raw.stats().all_reduce_bytes;
+                if i as i64 > warmup {
+                    per_step.push((step_ns, raw.stats().all_reduce_ns, agree_ns));
+                }
             }
         }
         let secs = started.elapsed().as_secs_f64();
-        let done = sess.agreement_stats();
         let measured = (i as i64 - warmup).max(1) as f64;
         let sps = measured / secs;
-        let reduce_ms = reduce_ns as f64 / 1e6 / measured;
-        let agree_ms = (done.nanos - agreed.nanos) as f64 / 1e6 / measured;
-        let share = (reduce_ms + agree_ms) / (1e3 / sps);
+        // Medians: a shared machine's scheduling spikes would dominate means.
+        let median = |f: fn(&(u64, u64, u64)) -> u64| {
+            let mut v: Vec<u64> = per_step.iter().map(f).collect();
+            v.sort_unstable();
+            v.get(v.len() / 2).copied().unwrap_or(0) as f64 / 1e6
+        };
+        let (step_ms, reduce_ms, agree_ms) = (median(|s| s.0), median(|s| s.1), median(|s| s.2));
+        let share = (reduce_ms + agree_ms) / step_ms.max(1e-9);
         let examples = sps * (w.batch * world.size) as f64;
         sess.close()?;
         if world.rank != 0 {

@@ -8,6 +8,13 @@
 //!
 //! This layer sees the session only through the engine's public run and variable API,
 //! and files only through `wgtrain-checkpoint`.
+//!
+//! With the cargo feature `mpi`, `MonitoredTrainingSession::master("mpi")` trains one
+//! rank per process over MPI: synchronous data
+//! parallelism with one chief, the chief's variables broadcast at every (re)creation,
+//! gradients averaged in every step, one agreement per run on stopping, errors and
+//! recovery, and failures that end the job instead of hanging it. The contract is
+//! stated in [`distributed`].
 
 pub mod basic;
 pub mod coordinator;

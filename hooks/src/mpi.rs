@@ -1,6 +1,6 @@
 //! Distributed training on MPI (cargo feature `mpi`): the process's MPI runtime, the
 //! gradient all-reduce, the chief's broadcast of its variables and the agreement after
-//! every run. See [`distributed`](crate::distributed) for the contract.
+//! every run. See [`crate::distributed`] for the contract.
 //!
 //! MPI is initialized by the first distributed session of a process and finalized when
 //! the last handle on it ([`MpiRuntime`], held by every distributed session) is dropped.

@@ -92,19 +92,23 @@ impl Images {
             order.swap(i, j);
         }
         let n_test = ((self.len() as f64) * held_out).round() as usize;
+        Split {
+            test: self.pick(&order[..n_test]),
+            train: self.pick(&order[n_test..]),
+        }
+    }
+
+    /// The examples `rows`, in that order.
+    fn pick(&self, rows: &[usize]) -> Images {
         let p = self.pixels();
-        let pick = |idx: &[usize]| Images {
-            images: idx
+        Images {
+            images: rows
                 .iter()
                 .flat_map(|&i| self.images[i * p..(i + 1) * p].iter().copied())
                 .collect(),
-            labels: idx.iter().map(|&i| self.labels[i]).collect(),
+            labels: rows.iter().map(|&i| self.labels[i]).collect(),
             height: self.height,
             width: self.width,
-        };
-        Split {
-            test: pick(&order[..n_test]),
-            train: pick(&order[n_test..]),
         }
     }
 
@@ -115,17 +119,8 @@ impl Images {
         if count <= 1 {
             return self.clone();
         }
-        let p = self.pixels();
         let rows: Vec<usize> = (index..self.len()).step_by(count).collect();
-        Images {
-            images: rows
-                .iter()
-                .flat_map(|&i| self.images[i * p..(i + 1) * p].iter().copied())
-                .collect(),
-            labels: rows.iter().map(|&i| self.labels[i]).collect(),
-            height: self.height,
-            width: self.width,
-        }
+        self.pick(&rows)
     }
 
     /// Examples `rows` as tensors: images `[rows, height * width]` (or

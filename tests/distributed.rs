@@ -270,6 +270,13 @@ fn rank_main() {
     let mut step = start_step;
     let mut error = None;
     while !sess.should_stop() {
+        if rank == 1 && env_num("DROP_RANK1_AT", -1) == step {
+            // Leaves the job as a user's error path would: no close(), no agreed stop.
+            std::fs::write(out.join("dropped"), epoch_secs().to_string()).unwrap();
+            drop(sess);
+            drop(rt);
+            std::process::exit(0);
+        }
         if rank == 1 && env_num("PANIC_RANK1_AT", -1) == step {
             std::fs::write(out.join("panicked"), epoch_secs().to_string()).unwrap();
             panic!("drill: rank 1 panics at step {step}");
@@ -427,9 +434,13 @@ fn floats(v: &Value) -> Vec<f64> {
         .collect()
 }
 
-fn close(what: &str, a: f64, b: f64, rtol: f64) {
-    let tol = rtol * b.abs().max(1.0);
+/// Asserts `a` is within `rtol` of `b` (relative, with an absolute floor of `rtol` for
+/// values under 1); returns the difference in those units.
+fn close(what: &str, a: f64, b: f64, rtol: f64) -> f64 {
+    let scale = b.abs().max(1.0);
+    let tol = rtol * scale;
     assert!((a - b).abs() <= tol, "{what}: {a} vs {b} (tol {tol})");
+    (a - b).abs() / scale
 }
 
 fn ok(job: &Job) {
@@ -459,13 +470,14 @@ fn equivalence(model: &str, opt: &str) {
     );
     assert_eq!(l.len(), 50);
     assert_eq!((l0.len(), l1.len()), (50, 50));
+    let mut worst_loss = 0f64;
     for k in 0..50 {
-        close(
+        worst_loss = worst_loss.max(close(
             &format!("{model}/{opt} loss at step {k}"),
             (l0[k] + l1[k]) / 2.0,
             l[k],
             1e-5,
-        );
+        ));
     }
     assert_eq!(r0["checksum"], r1["checksum"], "replicas are bitwise equal");
     let (want, got) = (
@@ -473,11 +485,15 @@ fn equivalence(model: &str, opt: &str) {
         r0["vars"].as_object().unwrap(),
     );
     assert_eq!(want.len(), got.len());
+    let mut worst_var = 0f64;
     for (name, w) in want {
         for (i, (a, b)) in floats(&got[name]).iter().zip(floats(w)).enumerate() {
-            close(&format!("{model}/{opt} {name}[{i}]"), *a, b, 1e-5);
+            worst_var = worst_var.max(close(&format!("{model}/{opt} {name}[{i}]"), *a, b, 1e-5));
         }
     }
+    eprintln!(
+        "{model}/{opt}: largest difference from np=1 at twice the batch: losses {worst_loss:.2e}, variables {worst_var:.2e}"
+    );
     assert_eq!(r0["final_step"], 50);
     assert_eq!(r1["final_step"], 50);
 }
@@ -519,6 +535,10 @@ fn a_worker_without_its_chief_fails_with_deadline_exceeded() {
         "{msg}"
     );
     let secs = worker["secs"].as_f64().unwrap();
+    eprintln!(
+        "deadline: the worker failed after {secs:.2} s, the job ended after {:.2} s",
+        job.secs
+    );
     assert!(secs < 2.0 + 2.0, "the worker waited {secs} s");
     assert!(
         job.secs < 25.0,
@@ -625,6 +645,7 @@ fn killing_rank_1_ends_the_job_and_a_rerun_resumes_with_two_or_one_ranks() {
     );
     let job = finish(child, started, Duration::from_secs(120));
     let ended = killed.elapsed().as_secs_f64();
+    eprintln!("kill -9: the job ended {ended:.2} s after rank 1 was killed");
     assert_ne!(job.code, Some(0), "the job must fail");
     assert!(ended < 5.0, "the job ended {ended} s after the kill");
     let latest = wgtrain::checkpoint::latest_checkpoint(dir.join("ckpt")).expect("a checkpoint");
@@ -655,58 +676,6 @@ fn killing_rank_1_ends_the_job_and_a_rerun_resumes_with_two_or_one_ranks() {
             );
         }
     }
-}
-
-#[test]
-fn a_panic_on_rank_1_ends_the_job() {
-    let dir = scratch("panic");
-    let job = run(
-        2,
-        &dir,
-        &[("PANIC_RANK1_AT", "4".into()), ("STEPS", "100000".into())],
-    );
-    assert_ne!(job.code, Some(0));
-    assert!(
-        job.stderr.contains("rank 1 of 2 panicked"),
-        "{}",
-        job.stderr
-    );
-    assert!(
-        !dir.join("rank0.json").exists(),
-        "the chief did not go on alone"
-    );
-    let at: f64 = std::fs::read_to_string(dir.join("panicked"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let ended = epoch_secs() - at;
-    assert!(ended < 5.0, "the job ended {ended} s after the panic");
-}
-
-#[test]
-fn an_error_on_rank_1_before_the_all_reduce_ends_the_job() {
-    let dir = scratch("badfeed");
-    let job = run(
-        2,
-        &dir,
-        &[
-            ("BAD_FEED_RANK1_AT", "3".into()),
-            ("STEPS", "100000".into()),
-        ],
-    );
-    assert_ne!(job.code, Some(0));
-    assert!(
-        job.stderr.contains("rank 1 of 2 failed: INVALID_ARGUMENT"),
-        "{}",
-        job.stderr
-    );
-    let at: f64 = std::fs::read_to_string(dir.join("failed"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let ended = epoch_secs() - at;
-    eprintln!("job ended {ended:.2} s after rank 1's error");
-    assert!(ended < 5.0, "the job ended {ended} s after the error");
 }
 
 #[test]
@@ -793,23 +762,6 @@ fn an_explicit_chief_on_rank_1_is_the_one_that_writes() {
 }
 
 #[test]
-fn a_global_step_waiter_on_a_worker_fails_instead_of_waiting_forever() {
-    let dir = scratch("waiter");
-    let job = run(
-        2,
-        &dir,
-        &[("WAITER_RANK1", "1000".into()), ("STEPS", "100000".into())],
-    );
-    assert_ne!(job.code, Some(0));
-    assert!(
-        job.stderr
-            .contains("rank 1 of 2 failed: FAILED_PRECONDITION: GlobalStepWaiterHook"),
-        "{}",
-        job.stderr
-    );
-}
-
-#[test]
 fn the_classifier_shards_the_digits_and_every_rank_ends_at_the_same_step() {
     let dir = scratch("classifier");
     let ckpt = dir.join("runs").display().to_string();
@@ -826,4 +778,57 @@ fn the_classifier_shards_the_digits_and_every_rank_ends_at_the_same_step() {
     assert!(acc > 0.85, "held-out accuracy {acc}");
     let latest = wgtrain::checkpoint::latest_checkpoint(dir.join("runs")).unwrap();
     assert!(latest.ends_with("model.ckpt-300"), "{}", latest.display());
+}
+
+/// Runs drill `vars` on 2 ranks: the job must fail with `line` on stderr and, when rank
+/// 1 marked the moment it failed in file `mark`, end within 5 s of it.
+fn job_ends(name: &str, vars: &[(&str, String)], line: &str, mark: Option<&str>) -> PathBuf {
+    let dir = scratch(name);
+    let job = run(2, &dir, vars);
+    assert_ne!(job.code, Some(0), "the job must fail:\n{}", job.stderr);
+    assert!(job.stderr.contains(line), "no '{line}' in:\n{}", job.stderr);
+    if let Some(mark) = mark {
+        let at: f64 = std::fs::read_to_string(dir.join(mark))
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ended = epoch_secs() - at;
+        eprintln!("{name}: the job ended {ended:.2} s after rank 1 failed");
+        assert!(ended < 5.0, "the job ended {ended} s after rank 1 failed");
+    }
+    dir
+}
+
+#[test]
+fn a_panic_on_rank_1_ends_the_job() {
+    let vars = [("PANIC_RANK1_AT", "4".into()), ("STEPS", "100000".into())];
+    let dir = job_ends("panic", &vars, "rank 1 of 2 panicked", Some("panicked"));
+    assert!(
+        !dir.join("rank0.json").exists(),
+        "the chief did not go on alone"
+    );
+}
+
+#[test]
+fn an_error_on_rank_1_before_the_all_reduce_ends_the_job() {
+    let vars = [
+        ("BAD_FEED_RANK1_AT", "3".into()),
+        ("STEPS", "100000".into()),
+    ];
+    let line = "rank 1 of 2 failed: INVALID_ARGUMENT";
+    job_ends("badfeed", &vars, line, Some("failed"));
+}
+
+#[test]
+fn a_rank_that_drops_its_session_while_the_others_train_ends_the_job() {
+    let vars = [("DROP_RANK1_AT", "4".into()), ("STEPS", "100000".into())];
+    let line = "rank 1 of 2 failed: its monitored session was dropped";
+    job_ends("dropped", &vars, line, Some("dropped"));
+}
+
+#[test]
+fn a_global_step_waiter_on_a_worker_fails_instead_of_waiting_forever() {
+    let vars = [("WAITER_RANK1", "1000".into()), ("STEPS", "100000".into())];
+    let line = "rank 1 of 2 failed: FAILED_PRECONDITION: GlobalStepWaiterHook";
+    job_ends("waiter", &vars, line, None);
 }

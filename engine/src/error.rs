@@ -64,6 +64,30 @@ impl Code {
         }
     }
 
+    /// Every code, in the order of their values.
+    pub const ALL: [Code; 15] = [
+        Code::Cancelled,
+        Code::Unknown,
+        Code::InvalidArgument,
+        Code::DeadlineExceeded,
+        Code::NotFound,
+        Code::AlreadyExists,
+        Code::PermissionDenied,
+        Code::ResourceExhausted,
+        Code::FailedPrecondition,
+        Code::Aborted,
+        Code::OutOfRange,
+        Code::Unimplemented,
+        Code::Internal,
+        Code::Unavailable,
+        Code::DataLoss,
+    ];
+
+    /// The code whose numeric value in TensorFlow's protos is `value`, if any.
+    pub fn from_value(value: i32) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.value() == value)
+    }
+
     /// The numeric value of the code in TensorFlow's protos.
     pub fn value(self) -> i32 {
         match self {

@@ -115,27 +115,7 @@ pub(crate) fn decode(words: [i32; 3], world: World) -> Agreed {
 
 /// The code whose TF value is `value` (Unknown for none).
 pub(crate) fn code_of(value: i32) -> Code {
-    use Code::*;
-    [
-        Cancelled,
-        Unknown,
-        InvalidArgument,
-        DeadlineExceeded,
-        NotFound,
-        AlreadyExists,
-        PermissionDenied,
-        ResourceExhausted,
-        FailedPrecondition,
-        Aborted,
-        OutOfRange,
-        Unimplemented,
-        Internal,
-        Unavailable,
-        DataLoss,
-    ]
-    .into_iter()
-    .find(|c| c.value() == value)
-    .unwrap_or(Unknown)
+    Code::from_value(value).unwrap_or(Code::Unknown)
 }
 
 /// The collectives a distributed monitored session needs between steps.
@@ -146,6 +126,10 @@ pub(crate) trait Replicas: Send + Sync {
     fn reductions(&self) -> u64;
     /// Ends the job: this rank failed where its peers wait in a collective.
     fn abandon(&self, error: &Error) -> !;
+    /// This rank's session ended while the others may still train: when the runtime is
+    /// let go, end the job (`why` names the cause) instead of finalizing, which would
+    /// wait for them forever.
+    fn leave_uncleanly(&self, why: String);
 }
 
 /// The error a rank reports when another rank failed in the same step.

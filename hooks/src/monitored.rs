@@ -70,6 +70,8 @@ pub struct MonitoredSession {
     /// The other ranks of a distributed job, agreed with after every run.
     replicas: Option<Arc<dyn Replicas>>,
     agreement: AgreementStats,
+    /// Every rank agreed to stop (or failed together): this one may end.
+    agreed_end: bool,
 }
 
 /// What the agreements of a distributed monitored session cost so far.
@@ -127,6 +129,7 @@ impl MonitoredSession {
             recoveries: 0,
             replicas,
             agreement: AgreementStats::default(),
+            agreed_end: false,
         };
         ms.create_with_recovery()?;
         Ok(ms)
@@ -290,6 +293,7 @@ impl MonitoredSession {
         self.agreement.count += 1;
         self.agreement.nanos += started.elapsed().as_nanos() as u64;
         self.stop |= agreed.stop;
+        self.agreed_end |= agreed.stop || agreed.error.is_some();
         match (ran, agreed.error) {
             (Err(e), _) if !recoverable(&e) => Err(e),
             (_, Some((rank, code))) => {
@@ -601,6 +605,16 @@ impl MonitoredSession {
 
 impl Drop for MonitoredSession {
     fn drop(&mut self) {
+        if let Some(rep) = &self.replicas
+            && !self.closed
+            && !self.agreed_end
+            && self.sess.is_some()
+        {
+            rep.leave_uncleanly(
+                "its monitored session was dropped without close() while the other ranks may still train"
+                    .into(),
+            );
+        }
         if !self.closed
             && let Err(e) = self.close_with(false)
         {
@@ -1029,7 +1043,8 @@ fn distribute(
         config: config.clone(),
     });
     let replicas: Arc<dyn Replicas> = Arc::clone(&rt) as Arc<dyn Replicas>;
-    let _ = creator;
+    // The single-process creator gives way to the rank's.
+    drop(creator);
     (
         Box::new(crate::mpi::MpiSessionCreator {
             rt,

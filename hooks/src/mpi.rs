@@ -26,6 +26,9 @@ use wgtrain_engine::{
 pub struct MpiRuntime {
     universe: Mutex<Option<mpi::environment::Universe>>,
     world: World,
+    /// Why this rank left while the others may still train (then the job is ended
+    /// instead of finalized).
+    left: Mutex<Option<String>>,
     reductions: AtomicU64,
     scratch: Mutex<Vec<f32>>,
 }
@@ -86,6 +89,7 @@ pub fn init() -> Result<Arc<MpiRuntime>> {
     let rt = Arc::new(MpiRuntime {
         universe: Mutex::new(universe),
         world,
+        left: Mutex::new(None),
         reductions: AtomicU64::new(0),
         scratch: Mutex::new(Vec::new()),
     });
@@ -167,6 +171,9 @@ impl MpiRuntime {
 
 impl Drop for MpiRuntime {
     fn drop(&mut self) {
+        if let Some(why) = self.left.lock().ok().and_then(|mut l| l.take()) {
+            self.abort(&why);
+        }
         if let Ok(mut u) = self.universe.lock() {
             drop(u.take());
         }
@@ -192,6 +199,12 @@ impl Replicas for MpiRuntime {
 
     fn reductions(&self) -> u64 {
         self.reductions.load(Ordering::SeqCst)
+    }
+
+    fn leave_uncleanly(&self, why: String) {
+        if let Ok(mut l) = self.left.lock() {
+            l.get_or_insert(why);
+        }
     }
 
     fn abandon(&self, error: &Error) -> ! {

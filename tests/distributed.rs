@@ -233,7 +233,7 @@ fn rank_main() {
         .master("mpi")
         .hooks(hooks)
         .max_wait_secs(env_num("MAX_WAIT", 60) as f64)
-        .log_step_count_steps(0)
+        .log_step_count_steps(env_num("LOG_STEPS", 0))
         .save_summaries_steps(env_num("SUMMARY_STEPS", 0));
     if let Some(dir) = env("CKPT") {
         b = b
@@ -582,6 +582,7 @@ fn only_the_chief_writes_files() {
             ("CKPT", ckpt.display().to_string()),
             ("STEPS", "20".into()),
             ("SUMMARY_STEPS", "5".into()),
+            ("LOG_STEPS", "5".into()),
         ],
     ));
     let chief: Vec<String> = std::fs::read_dir(dir.join("run-0"))
@@ -603,6 +604,18 @@ fn only_the_chief_writes_files() {
     let worker = dir.join("run-1");
     let empty = !worker.exists() || std::fs::read_dir(&worker).unwrap().next().is_none();
     assert!(empty, "the worker wrote into {}", worker.display());
+    // The chief's step counter: global steps/s and the examples of every rank.
+    let mut tags = std::collections::BTreeSet::new();
+    for f in wgtrain::checkpoint::events::event_files(&dir.join("run-0")).unwrap() {
+        for r in wgtrain::checkpoint::events::read_file(&f).unwrap().0 {
+            if let Some(wgtrain::checkpoint::proto::What::Summary(s)) = &r.event.what {
+                tags.extend(s.value.iter().map(|v| v.tag.clone()));
+            }
+        }
+    }
+    for want in ["global_step/sec", "examples/sec", "loss"] {
+        assert!(tags.contains(want), "the chief's summaries: {tags:?}");
+    }
 }
 
 fn wait_for_progress(dir: &Path, rank: usize, step: i64, limit: Duration) {

@@ -308,3 +308,21 @@ fn feeding_a_tensor_the_run_does_not_need_is_accepted() {
         .unwrap();
     assert_eq!(out[0].as_f32().unwrap(), vec![3.0]);
 }
+
+#[test]
+fn an_adapter_index_past_the_adapters_wraps_around() {
+    // A distributed rank asks for the adapter of its node-local rank.
+    let Some(probe) = gpu(Graph::new()) else {
+        return;
+    };
+    let names: Vec<String> = wgtrain::engine::runtime::list_adapters(&Default::default())
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    let cfg = wgtrain::SessionConfig::default()
+        .adapter_name(probe.adapter().name.clone())
+        .adapter_index(7);
+    let s = wgtrain::Session::new(Graph::new(), cfg).unwrap();
+    assert_eq!(s.adapter().name, probe.adapter().name);
+    assert!(names.contains(&s.adapter().name), "{names:?}");
+}

@@ -403,13 +403,45 @@ impl MpiSessionCreator {
         if !self.all_ok(true) {
             return Err(mismatch(self.chief));
         }
-        let values = sess.read_variables(&vars)?;
+        // The workers wait for the payload: it goes out even when reading failed.
+        let values = sess.read_variables(&vars);
         let mut payload = Vec::with_capacity(header[3] as usize);
-        for v in &values {
-            payload.extend_from_slice(v.bytes());
+        match &values {
+            Ok(values) => values
+                .iter()
+                .for_each(|v| payload.extend_from_slice(v.bytes())),
+            Err(_) => payload.resize(header[3] as usize, 0),
         }
         self.broadcast_payload(&mut payload);
+        self.settle(values.map(|_| ()))?;
         Ok(sess)
+    }
+
+    /// The outcome of this creation on every rank (one agreement): a rank's failure
+    /// after the broadcast fails every rank with its code, or re-creates every rank's
+    /// session when it is recoverable, so that no rank trains while another is gone.
+    fn settle(&self, mine: Result<()>) -> Result<()> {
+        let state = match &mine {
+            Ok(()) => StepState::default(),
+            Err(e) if e.code.is_recoverable() => StepState {
+                recover: true,
+                ..Default::default()
+            },
+            Err(e) => StepState {
+                error: Some(e.code),
+                ..Default::default()
+            },
+        };
+        let agreed = self.rt.agree(state);
+        match (mine, agreed.error) {
+            (Err(e), _) if !e.code.is_recoverable() => Err(e),
+            (_, Some((rank, code))) => Err(distributed::peer_failed(rank, code)),
+            (Err(e), None) => Err(e),
+            (Ok(()), None) if agreed.recover => Err(Error::aborted(
+                "another rank could not start its session: every rank creates its session again",
+            )),
+            (Ok(()), None) => Ok(()),
+        }
     }
 
     fn create_worker(&mut self, graph: &Arc<Graph>, config: SessionConfig) -> Result<Session> {
@@ -442,9 +474,22 @@ impl MpiSessionCreator {
         }
         let mut payload = vec![0u8; header[3] as usize];
         self.broadcast_payload(&mut payload);
+        let started = self.start_worker(graph, &mut sess, &vars, &payload);
+        self.settle(started)?;
+        Ok(sess)
+    }
+
+    /// A worker's variables from the chief's `payload`, then its local init.
+    fn start_worker(
+        &self,
+        graph: &Graph,
+        sess: &mut Session,
+        vars: &[Tensor],
+        payload: &[u8],
+    ) -> Result<()> {
         let mut at = 0usize;
         let mut values = Vec::with_capacity(vars.len());
-        for v in &vars {
+        for v in vars {
             let n = graph.node(*v);
             let shape: Vec<usize> = n.shape.iter().map(|&d| d.max(0) as usize).collect();
             let len = shape.iter().product::<usize>() * n.dtype.host_size();
@@ -457,13 +502,13 @@ impl MpiSessionCreator {
         if let Some(op) = sc.get_local_init_op() {
             sess.run(&[], &[], &[op])?;
         }
-        if let Some(msg) = not_ready(&sess, &sc.ready_vars(graph)) {
+        if let Some(msg) = not_ready(sess, &sc.ready_vars(graph)) {
             return Err(Error::failed_precondition(format!(
                 "the chief's variables did not make the model ready on rank {}: {msg}",
                 self.rt.world.rank
             )));
         }
-        Ok(sess)
+        Ok(())
     }
 }
 

@@ -11,7 +11,8 @@
 //!   [`Code::InvalidArgument`] error at build time, naming the node and the shapes.
 //! - [`Session::run`] takes feeds, fetches and targets. The set it is asked for is planned
 //!   once (pruned node list, buffers assigned by liveness, pipelines and bind groups
-//!   created) and replayed on later calls: one queue submission per run, only fetched
+//!   created) and replayed on later calls: one queue submission per run (two around
+//!   the host all-reduce of a data-parallel step, see [`GradientReducer`]), only fetched
 //!   tensors read back, variables kept on the device.
 //! - Every error carries a TensorFlow canonical [`Code`]. Bad input never panics; wgpu
 //!   validation errors are captured and returned as [`Code::Internal`]; a lost device is

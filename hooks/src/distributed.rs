@@ -2,7 +2,8 @@
 //! `mpi`): synchronous data-parallel training, one rank per process.
 //!
 //! - **One chief.** `is_chief` defaults to rank 0; an explicit value wins; anything but
-//!   exactly one chief is InvalidArgument on every rank. Only the chief restores,
+//!   exactly one chief is InvalidArgument on every rank. The ranks meet for that within
+//!   `max_wait_secs` too. Only the chief restores,
 //!   initializes, saves checkpoints (and the `checkpoint` state file, `graph.pbtxt`,
 //!   `.meta`), writes summaries and runs `chief_only_hooks` and the default hooks; a
 //!   worker's `checkpoint_dir` stays untouched.
@@ -25,16 +26,67 @@
 //!   clock — so no rank can wait in a collective another skips. Every rank must make the
 //!   same sequence of monitored runs (MPI's SPMD rule).
 //! - **Failure never hangs.** A rank that fails while its peers wait in a collective (an
-//!   error before the gradient all-reduce, a panic) prints one line naming its rank and
-//!   the cause and ends the job with `MPI_Abort`; a killed rank ends the job through the
-//!   launcher. Running the same launch line again resumes from the chief's latest
+//!   error before the gradient all-reduce — a bad feed, a hook's `before_run`, a device
+//!   lost at the start of a step — or a panic) prints one line naming its rank and the
+//!   cause and ends the job with `MPI_Abort`; so does a rank whose monitored session is
+//!   dropped without `close()` while the others may still train. A killed rank ends the
+//!   job through the launcher. Inside `run_step_fn`, an error of the caller's code
+//!   before a training run is agreed on after the function returns, so such code must
+//!   fail on every rank alike. Running the same launch line again resumes from the chief's latest
 //!   checkpoint, with any number of ranks (checkpoints hold no per-rank state).
 
 // Without the `mpi` feature only the tests use the agreement's encoding.
 #![cfg_attr(not(feature = "mpi"), allow(dead_code))]
 
-use std::sync::OnceLock;
-use wgtrain_engine::{Code, Error};
+use crate::scaffold::{Scaffold, SessionCreator};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use wgtrain_engine::{Code, Error, SessionConfig};
+
+/// Where a monitored session runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Master {
+    /// This process (`""`).
+    #[default]
+    Local,
+    /// One rank per process over `MPI_COMM_WORLD` (`"mpi"`; cargo feature `mpi`).
+    Mpi,
+    /// Anything else: not supported (creating the session says so).
+    Other(String),
+}
+
+impl From<&str> for Master {
+    fn from(s: &str) -> Master {
+        match s {
+            "" => Master::Local,
+            "mpi" => Master::Mpi,
+            other => Master::Other(other.to_string()),
+        }
+    }
+}
+
+impl From<String> for Master {
+    fn from(s: String) -> Master {
+        Master::from(s.as_str())
+    }
+}
+
+/// What the builder gives a rank's session creator.
+pub(crate) struct RankSettings {
+    pub scaffold: Arc<Scaffold>,
+    pub config: SessionConfig,
+    /// The chief's checkpoint directory (a worker never reads or writes it).
+    pub checkpoint_dir: Option<PathBuf>,
+    pub max_wait_secs: f64,
+}
+
+/// This process's part in a distributed job, as the builder needs it: whether it is
+/// the chief, how to make its session creator, and its peers.
+pub(crate) struct Rank {
+    pub is_chief: bool,
+    pub creator: Box<dyn FnOnce(RankSettings) -> Box<dyn SessionCreator>>,
+    pub replicas: Arc<dyn Replicas>,
+}
 
 /// Where this process stands in a distributed job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 //! and background errors) → hooked (hooks around every run).
 
 use crate::coordinator::Coordinator;
-use crate::distributed::{Replicas, StepState};
+pub use crate::distributed::Master;
+use crate::distributed::{Rank, RankSettings, Replicas, StepState};
 use crate::hook::{
     SecondOrStepTimer, SessionRunArgs, SessionRunContext, SessionRunHook, SessionRunValues,
     SharedClock, SystemClock,
@@ -892,18 +893,15 @@ impl MonitoredTrainingSession {
 
     #[cfg(feature = "mpi")]
     fn create_mpi(self) -> Result<MonitoredSession> {
-        let rt = crate::mpi::init()?;
-        let chief = crate::mpi::elect_chief(&rt, self.is_chief, self.max_wait_secs)?;
-        self.create_with(Some((rt, chief)))
+        let rank = crate::mpi::join(self.is_chief, self.max_wait_secs)?;
+        self.create_with(Some(rank))
     }
 
-    /// Creates the session of this process, or of one rank of a distributed job (its
-    /// runtime and the chief's rank).
-    #[cfg_attr(not(feature = "mpi"), allow(clippy::type_complexity))]
-    fn create_with(self, dist: Option<(DistRuntime, usize)>) -> Result<MonitoredSession> {
-        let is_chief = match &dist {
+    /// Creates the session of this process, or of one rank of a distributed job.
+    fn create_with(self, rank: Option<Rank>) -> Result<MonitoredSession> {
+        let is_chief = match &rank {
             None => self.is_chief.unwrap_or(true),
-            Some((rt, chief)) => dist_rank(rt) == *chief,
+            Some(r) => r.is_chief,
         };
         let scaffold = Arc::new(self.scaffold);
         let summary_dir = self.summary_dir.clone().or(self.checkpoint_dir.clone());
@@ -960,14 +958,20 @@ impl MonitoredTrainingSession {
             })
         };
         let stop_grace = Duration::from_secs_f64(self.stop_grace_period_secs.clamp(0.0, 1e9));
-        let (creator, replicas) = distribute(
-            creator,
-            dist,
-            &scaffold,
-            &self.config,
-            self.checkpoint_dir.clone(),
-            self.max_wait_secs,
-        );
+        // A rank's creator replaces the single-process one.
+        let (creator, replicas) = match rank {
+            None => (creator, None),
+            Some(r) => {
+                drop(creator);
+                let settings = RankSettings {
+                    scaffold: Arc::clone(&scaffold),
+                    config: self.config.clone(),
+                    checkpoint_dir: self.checkpoint_dir.clone(),
+                    max_wait_secs: self.max_wait_secs,
+                };
+                ((r.creator)(settings), Some(r.replicas))
+            }
+        };
         MonitoredSession::with_replicas(
             self.graph,
             scaffold,
@@ -977,100 +981,6 @@ impl MonitoredTrainingSession {
             stop_grace,
             replicas,
         )
-    }
-}
-
-/// Where a monitored session runs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Master {
-    /// This process (`""`).
-    #[default]
-    Local,
-    /// One rank per process over `MPI_COMM_WORLD` (`"mpi"`; cargo feature `mpi`).
-    Mpi,
-    /// Anything else: not supported (creating the session says so).
-    Other(String),
-}
-
-impl From<&str> for Master {
-    fn from(s: &str) -> Master {
-        match s {
-            "" => Master::Local,
-            "mpi" => Master::Mpi,
-            other => Master::Other(other.to_string()),
-        }
-    }
-}
-
-impl From<String> for Master {
-    fn from(s: String) -> Master {
-        Master::from(s.as_str())
-    }
-}
-
-#[cfg(feature = "mpi")]
-type DistRuntime = Arc<crate::mpi::MpiRuntime>;
-#[cfg(not(feature = "mpi"))]
-type DistRuntime = std::convert::Infallible;
-
-#[cfg(feature = "mpi")]
-fn dist_rank(rt: &DistRuntime) -> usize {
-    rt.world().rank
-}
-#[cfg(not(feature = "mpi"))]
-fn dist_rank(rt: &DistRuntime) -> usize {
-    match *rt {}
-}
-
-/// The creator and replicas of one rank: the chief's creator wrapped to broadcast its
-/// variables, a worker's replaced by one that receives them.
-#[cfg(feature = "mpi")]
-fn distribute(
-    creator: Box<dyn SessionCreator>,
-    dist: Option<(DistRuntime, usize)>,
-    scaffold: &Arc<Scaffold>,
-    config: &SessionConfig,
-    checkpoint_dir: Option<PathBuf>,
-    max_wait_secs: f64,
-) -> (Box<dyn SessionCreator>, Option<Arc<dyn Replicas>>) {
-    let Some((rt, chief)) = dist else {
-        return (creator, None);
-    };
-    let inner = (rt.world().rank == chief).then(|| ChiefSessionCreator {
-        scaffold: Arc::clone(scaffold),
-        checkpoint_dir,
-        checkpoint_filename_with_path: None,
-        config: config.clone(),
-    });
-    let replicas: Arc<dyn Replicas> = Arc::clone(&rt) as Arc<dyn Replicas>;
-    // The single-process creator gives way to the rank's.
-    drop(creator);
-    (
-        Box::new(crate::mpi::MpiSessionCreator {
-            rt,
-            chief,
-            inner,
-            scaffold: Arc::clone(scaffold),
-            config: config.clone(),
-            max_wait_secs,
-            logged: false,
-        }),
-        Some(replicas),
-    )
-}
-
-#[cfg(not(feature = "mpi"))]
-fn distribute(
-    creator: Box<dyn SessionCreator>,
-    dist: Option<(DistRuntime, usize)>,
-    _: &Arc<Scaffold>,
-    _: &SessionConfig,
-    _: Option<PathBuf>,
-    _: f64,
-) -> (Box<dyn SessionCreator>, Option<Arc<dyn Replicas>>) {
-    match dist {
-        None => (creator, None),
-        Some((rt, _)) => match rt {},
     }
 }
 

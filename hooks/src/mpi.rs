@@ -266,11 +266,7 @@ impl GradientReducer for MpiReducer {
 /// Which rank is the chief: each rank's `is_chief` (rank 0 when not given), gathered
 /// within `max_wait_secs`; anything but exactly one chief is InvalidArgument on every
 /// rank.
-pub(crate) fn elect_chief(
-    rt: &Arc<MpiRuntime>,
-    is_chief: Option<bool>,
-    max_wait_secs: f64,
-) -> Result<usize> {
+fn elect_chief(rt: &Arc<MpiRuntime>, is_chief: Option<bool>, max_wait_secs: f64) -> Result<usize> {
     let mine: &'static i32 = Box::leak(Box::new(i32::from(is_chief.unwrap_or(rt.world.rank == 0))));
     let all: &'static mut [i32] = Box::leak(vec![0i32; rt.world.size].into_boxed_slice());
     let req = rt.comm().immediate_all_gather_into(StaticScope, mine, all);
@@ -287,6 +283,37 @@ pub(crate) fn elect_chief(
             rt.world.size
         ))),
     }
+}
+
+/// Joins the job: the chief elected within `max_wait_secs`, and how this rank creates
+/// its sessions.
+pub(crate) fn join(is_chief: Option<bool>, max_wait_secs: f64) -> Result<distributed::Rank> {
+    let rt = init()?;
+    let chief = elect_chief(&rt, is_chief, max_wait_secs)?;
+    let replicas: Arc<dyn Replicas> = Arc::clone(&rt) as Arc<dyn Replicas>;
+    let is_chief = rt.world.rank == chief;
+    let creator = move |s: distributed::RankSettings| -> Box<dyn SessionCreator> {
+        let inner = is_chief.then(|| ChiefSessionCreator {
+            scaffold: Arc::clone(&s.scaffold),
+            checkpoint_dir: s.checkpoint_dir,
+            checkpoint_filename_with_path: None,
+            config: s.config.clone(),
+        });
+        Box::new(MpiSessionCreator {
+            rt,
+            chief,
+            inner,
+            scaffold: s.scaffold,
+            config: s.config,
+            max_wait_secs: s.max_wait_secs,
+            logged: false,
+        })
+    };
+    Ok(distributed::Rank {
+        is_chief,
+        creator: Box::new(creator),
+        replicas,
+    })
 }
 
 const MAGIC: u64 = 0x7767_7472_6169_6e01;
@@ -322,20 +349,20 @@ fn payload_bytes(g: &Graph, vars: &[Tensor]) -> u64 {
 /// single process would (restore or initialize) and broadcasts its variables; a worker
 /// opens its device, waits for them at most `max_wait_secs`, and runs its local init.
 /// Every session averages its gradients over the ranks.
-pub(crate) struct MpiSessionCreator {
-    pub rt: Arc<MpiRuntime>,
-    pub chief: usize,
+struct MpiSessionCreator {
+    rt: Arc<MpiRuntime>,
+    chief: usize,
     /// The chief's own creator (on the chief only).
-    pub inner: Option<ChiefSessionCreator>,
-    pub scaffold: Arc<Scaffold>,
-    pub config: SessionConfig,
-    pub max_wait_secs: f64,
-    pub logged: bool,
+    inner: Option<ChiefSessionCreator>,
+    scaffold: Arc<Scaffold>,
+    config: SessionConfig,
+    max_wait_secs: f64,
+    logged: bool,
 }
 
 impl MpiSessionCreator {
     /// The config of this rank: the adapter of its node-local rank unless one is named.
-    pub fn rank_config(config: &SessionConfig, world: World) -> SessionConfig {
+    fn rank_config(config: &SessionConfig, world: World) -> SessionConfig {
         let mut c = config.clone();
         if c.adapter_name.is_none() && c.adapter_index.is_none() {
             c.adapter_index = Some(world.local_rank);

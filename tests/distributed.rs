@@ -62,6 +62,8 @@ fn net(model: &str, opt: &str) -> Net {
         let p = layers::max_pool2d(&mut g, c, [2, 2], [2, 2], Padding::Same).unwrap();
         let f = layers::flatten(&mut g, p).unwrap();
         layers::dense(&mut g, f, 10, Activation::Linear, "logits").unwrap()
+    } else if model == "linear" {
+        layers::dense(&mut g, x, 10, Activation::Linear, "logits").unwrap()
     } else {
         let h = layers::dense(&mut g, x, 32, Activation::Relu, "hidden").unwrap();
         layers::dense(&mut g, h, 10, Activation::Linear, "logits").unwrap()
@@ -207,6 +209,9 @@ fn rank_main() {
     } else {
         hooks.push(StopAtStepHook::num_steps(steps).boxed());
     }
+    if env("NAN_HOOK").is_some() {
+        hooks.push(Box::new(wgtrain::hooks::NanTensorHook::new(n.loss, true)));
+    }
     if rank == 1
         && let Some(at) = env("FAIL_RANK1_AT")
     {
@@ -285,6 +290,9 @@ fn rank_main() {
             .map(|i| ((step as usize) * global_batch + rank * local + i) % data.len())
             .collect();
         let (mut bx, by) = data.batch(&rows, cnn).unwrap();
+        if rank == 1 && env_num("NAN_RANK1_AT", -1) == step {
+            bx = HostTensor::from_f32(bx.shape(), vec![f32::NAN; bx.len()]).unwrap();
+        }
         if rank == 1 && env_num("BAD_FEED_RANK1_AT", -1) == step {
             std::fs::write(out.join("failed"), epoch_secs().to_string()).unwrap();
             bx = HostTensor::zeros(DType::F32, &[local, 63]);
@@ -844,4 +852,24 @@ fn a_global_step_waiter_on_a_worker_fails_instead_of_waiting_forever() {
     let vars = [("WAITER_RANK1", "1000".into()), ("STEPS", "100000".into())];
     let line = "rank 1 of 2 failed: FAILED_PRECONDITION: GlobalStepWaiterHook";
     job_ends("waiter", &vars, line, None);
+}
+
+#[test]
+fn a_nan_loss_on_rank_1_fails_every_rank_after_the_same_step() {
+    let dir = scratch("nan");
+    let vars = [
+        // No ReLU between the input and the loss to turn the NaN into a zero.
+        ("MODEL", "linear".into()),
+        ("NAN_HOOK", "1".into()),
+        ("NAN_RANK1_AT", "4".into()),
+        ("STEPS", "40".into()),
+    ];
+    ok(&run(2, &dir, &vars));
+    let (r0, r1) = (report(&dir, 0), report(&dir, 1));
+    assert_eq!(r1["error"], "INVALID_ARGUMENT", "{r1}");
+    assert!(r1["message"].as_str().unwrap().contains("NaN loss"), "{r1}");
+    assert_eq!(r0["error"], "INVALID_ARGUMENT", "{r0}");
+    assert!(r0["message"].as_str().unwrap().contains("rank 1"), "{r0}");
+    assert_eq!(r0["final_step"], 5);
+    assert_eq!(r1["final_step"], 5);
 }

@@ -177,9 +177,7 @@ struct Idx {
 fn read_idx(dir: &Path, name: &str) -> Result<Idx> {
     let raw = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
-    let io = |p: &Path, e: std::io::Error| {
-        Error::new(Code::DataLoss, format!("MNIST file {}: {e}", p.display()))
-    };
+    let io = |p: &Path, e: std::io::Error| Error::io(format!("MNIST file {}", p.display()), &e);
     let (path, bytes) = if raw.is_file() {
         let b = std::fs::read(&raw).map_err(|e| io(&raw, e))?;
         (raw, b)

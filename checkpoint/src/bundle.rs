@@ -35,12 +35,7 @@ fn suffixed(prefix: &Path, suffix: &str) -> PathBuf {
 }
 
 fn io(path: &Path, e: std::io::Error) -> Error {
-    let code = match e.kind() {
-        std::io::ErrorKind::NotFound => Code::NotFound,
-        std::io::ErrorKind::PermissionDenied => Code::PermissionDenied,
-        _ => Code::Unavailable,
-    };
-    Error::new(code, format!("{}: {e}", path.display()))
+    Error::io(path.display(), &e)
 }
 
 /// The file operations of a save, in order; a test makes one fail to check that a

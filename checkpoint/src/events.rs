@@ -116,15 +116,14 @@ pub fn read_records(bytes: &[u8], file: &str) -> (Vec<Record>, Option<Error>) {
 
 /// Reads a whole event file; see [`read_records`].
 pub fn read_file(path: &Path) -> Result<(Vec<Record>, Option<Error>)> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::new(Code::NotFound, format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path.display(), &e))?;
     Ok(read_records(&bytes, &path.display().to_string()))
 }
 
 /// The event files of `dir`, oldest first (by name, which starts with the time).
 pub fn event_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::new(Code::NotFound, format!("{}: {e}", dir.display())))?
+        .map_err(|e| Error::io(dir.display(), &e))?
         .filter_map(|e| e.ok())
         .map(|e| e.path())
         .filter(|p| {
@@ -488,16 +487,14 @@ impl EventWriter {
     /// A writer of a new event file in `dir` (created if missing).
     pub fn new(dir: impl AsRef<Path>, opts: WriterOptions) -> Result<EventWriter> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), &e))?;
         let secs = wall_time() as u64;
         let host = gethostname::gethostname().to_string_lossy().into_owned();
         let path = dir.join(format!(
             "events.out.tfevents.{secs:010}.{host}{}",
             opts.filename_suffix
         ));
-        let mut file = File::create(&path)
-            .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", path.display())))?;
+        let mut file = File::create(&path).map_err(|e| Error::io(path.display(), &e))?;
         let first = Event {
             wall_time: secs as f64,
             step: 0,
@@ -506,9 +503,7 @@ impl EventWriter {
                 writer: "wgtrain".into(),
             }),
         };
-        let io = |e: std::io::Error, p: &Path| {
-            Error::new(Code::Unavailable, format!("{}: {e}", p.display()))
-        };
+        let io = |e: std::io::Error, p: &Path| Error::io(p.display(), &e);
         file.write_all(&frame(&first.encode_to_vec()))
             .and_then(|_| file.flush())
             .map_err(|e| io(e, &path))?;

@@ -829,12 +829,7 @@ pub fn parse_pbtxt(text: &str) -> Result<GraphDef> {
 
 /// Writes `graph.pbtxt` of `g` in `dir` (atomically).
 pub fn write_graph_pbtxt(dir: &std::path::Path, g: &Graph) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| {
-        Error::new(
-            crate::error::Code::Unavailable,
-            format!("{}: {e}", dir.display()),
-        )
-    })?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display(), &e))?;
     crate::bundle::write_atomic(
         &dir.join("graph.pbtxt"),
         to_pbtxt(&graph_def(g)).as_bytes(),

@@ -470,8 +470,7 @@ impl Saver {
             .unwrap_or(Path::new("."))
             .to_path_buf();
         if !self.made.contains(&dir) {
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), &e))?;
             self.made.insert(dir.clone());
         }
         let file_name = path

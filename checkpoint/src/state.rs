@@ -3,7 +3,7 @@
 //! directory.
 
 use crate::bundle::{Fault, NoFault, index_path, sync_dir, write_atomic};
-use crate::error::{Code, Error, Result};
+use crate::error::{Error, Result};
 use crate::text::{quote_bytes, unquote_bytes};
 use std::path::{Path, PathBuf};
 
@@ -112,10 +112,7 @@ pub fn read_state(dir: &Path) -> Result<Option<CheckpointState>> {
             .map(Some)
             .map_err(|e| Error::new(e.code, format!("{}: {}", path.display(), e.message))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::new(
-            Code::Unavailable,
-            format!("{}: {e}", path.display()),
-        )),
+        Err(e) => Err(Error::io(path.display(), &e)),
     }
 }
 

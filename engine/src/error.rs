@@ -189,4 +189,37 @@ impl Error {
         self.message = format!("{context}: {}", self.message);
         self
     }
+
+    /// A local I/O error on `what` (a path) with the code it means, as TF maps errno:
+    /// NotFound, AlreadyExists, PermissionDenied (also a read-only file system),
+    /// FailedPrecondition for a path that is (not) a directory where it must (not) be,
+    /// ResourceExhausted for a full disk or quota (ENOSPC, EDQUOT) or a file too large,
+    /// DataLoss for unexpected end of file or invalid data, DeadlineExceeded for a time
+    /// out, Unknown for the rest. None of them is recoverable by re-creating a session:
+    /// only a lost device (or peer) is.
+    pub fn io(what: impl fmt::Display, e: &std::io::Error) -> Self {
+        Self::new(io_code(e), format!("{what}: {e}"))
+    }
+}
+
+/// The canonical code of a local I/O error (see [`Error::io`]).
+pub fn io_code(e: &std::io::Error) -> Code {
+    use std::io::ErrorKind as K;
+    // ENOSPC and EDQUOT on Linux and macOS, whatever kind the platform gives them.
+    if matches!(e.raw_os_error(), Some(28 | 122 | 69)) {
+        return Code::ResourceExhausted;
+    }
+    match e.kind() {
+        K::NotFound => Code::NotFound,
+        K::AlreadyExists => Code::AlreadyExists,
+        K::PermissionDenied | K::ReadOnlyFilesystem => Code::PermissionDenied,
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge | K::OutOfMemory => {
+            Code::ResourceExhausted
+        }
+        K::UnexpectedEof | K::InvalidData => Code::DataLoss,
+        K::TimedOut => Code::DeadlineExceeded,
+        K::NotADirectory | K::IsADirectory | K::DirectoryNotEmpty => Code::FailedPrecondition,
+        K::InvalidInput | K::InvalidFilename => Code::InvalidArgument,
+        _ => Code::Unknown,
+    }
 }

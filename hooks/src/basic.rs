@@ -979,8 +979,7 @@ pub fn chrome_trace(meta: &wgtrain_engine::RunMetadata) -> String {
 impl SessionRunHook for ProfilerHook {
     fn begin(&mut self, g: &mut Graph) -> Result<()> {
         self.gs = Some(global_step_of(g, "ProfilerHook")?);
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", self.dir.display())))?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(self.dir.display(), &e))?;
         self.writer = Some(events::writer_for(&self.dir)?);
         Ok(())
     }
@@ -1008,8 +1007,7 @@ impl SessionRunHook for ProfilerHook {
         {
             self.timer.update_last_triggered_step(step);
             let path = self.dir.join(format!("timeline-{step}.json"));
-            std::fs::write(&path, chrome_trace(meta))
-                .map_err(|e| Error::new(Code::Unavailable, format!("{}: {e}", path.display())))?;
+            std::fs::write(&path, chrome_trace(meta)).map_err(|e| Error::io(path.display(), &e))?;
             if let Ok(mut w) = self.written.lock() {
                 w.push(path);
             }

@@ -230,8 +230,7 @@ fn ckpt_show(path: &Path, name: &str, all: bool, out: &mut String) -> Result<()>
 /// Event files under `dir`, subdirectories included (a TensorBoard log directory).
 fn event_files_under(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     found.extend(events::event_files(dir)?);
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| Error::new(Code::NotFound, format!("{}: {e}", dir.display())))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir.display(), &e))?;
     let mut subdirs: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())

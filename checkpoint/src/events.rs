@@ -3,8 +3,10 @@
 //!
 //! A record is `u64 length | masked CRC32C of those 8 bytes | payload | masked CRC32C
 //! of the payload`, little endian. A file is named
-//! `events.out.tfevents.<10-digit seconds>.<hostname><suffix>` and begins with an event
-//! whose `file_version` is `brain.Event:2`.
+//! `events.out.tfevents.<10-digit seconds>.<hostname>.<pid>.<counter><suffix>` (TF 2's
+//! scheme: two writers, or two runs started within one second, never share a name, and a
+//! writer never truncates an existing file) and begins with an event whose
+//! `file_version` is `brain.Event:2`.
 
 use crate::crc::masked_crc32c;
 use crate::error::{Code, Error, Result};
@@ -483,18 +485,44 @@ pub struct EventWriter {
     dir: PathBuf,
 }
 
+/// Writers this process opened (the counter in event file names).
+static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Creates a file of a name no file in `dir` has: the process id and a counter in it,
+/// and the counter moved on past names already taken (a pid reused after a restart).
+fn new_event_file(dir: &Path, secs: u64, suffix: &str) -> Result<(PathBuf, File)> {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let pid = std::process::id();
+    loop {
+        let n = OPENED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = dir.join(format!(
+            "events.out.tfevents.{secs:010}.{host}.{pid}.{n}{suffix}"
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(f) => return Ok((path, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 1 << 20 => {}
+            Err(e) => return Err(Error::io(path.display(), &e)),
+        }
+    }
+}
+
 impl EventWriter {
     /// A writer of a new event file in `dir` (created if missing).
     pub fn new(dir: impl AsRef<Path>, opts: WriterOptions) -> Result<EventWriter> {
         let dir = dir.as_ref().to_path_buf();
+        if !opts.flush_secs.is_finite() || !(0.0..=1e12).contains(&opts.flush_secs) {
+            return Err(Error::invalid_argument(format!(
+                "flush_secs must be a finite number of seconds, at least 0 (got {})",
+                opts.flush_secs
+            )));
+        }
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display(), &e))?;
         let secs = wall_time() as u64;
-        let host = gethostname::gethostname().to_string_lossy().into_owned();
-        let path = dir.join(format!(
-            "events.out.tfevents.{secs:010}.{host}{}",
-            opts.filename_suffix
-        ));
-        let mut file = File::create(&path).map_err(|e| Error::io(path.display(), &e))?;
+        let (path, mut file) = new_event_file(&dir, secs, &opts.filename_suffix)?;
         let first = Event {
             wall_time: secs as f64,
             step: 0,
@@ -512,7 +540,7 @@ impl EventWriter {
         let error = Arc::new(Mutex::new(None));
         let err = Arc::clone(&error);
         let p = path.clone();
-        let flush_every = Duration::from_secs_f64(opts.flush_secs.max(0.0));
+        let flush_every = Duration::from_secs_f64(opts.flush_secs);
         let worker = std::thread::Builder::new()
             .name("wgtrain-events".into())
             .spawn(move || {

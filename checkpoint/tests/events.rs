@@ -341,3 +341,35 @@ fn graph_summaries_are_fetched_asynchronously_and_written_by_the_writer() {
     assert_eq!(h.num, 18.0);
     assert_eq!(records[2].event.step, 2);
 }
+
+#[test]
+fn two_writers_within_one_second_keep_both_files() {
+    // Two runs into one directory in the same second: before, the second writer took
+    // the first's name and truncated its file.
+    let d = scratch("events", "twice");
+    let a = EventWriter::new(&d, WriterOptions::default()).unwrap();
+    a.add_summary(1, vec![events::scalar("loss", 1.0)]).unwrap();
+    a.close().unwrap();
+    let b = EventWriter::new(&d, WriterOptions::default()).unwrap();
+    b.add_summary(2, vec![events::scalar("loss", 2.0)]).unwrap();
+    b.close().unwrap();
+    assert_ne!(a.path(), b.path());
+    let files = events::event_files(&d).unwrap();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let pid = format!(".{}.", std::process::id());
+    let mut steps = Vec::new();
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.contains(&pid), "{name}: the process id in the name");
+        let (records, err) = read_file(f).unwrap();
+        assert!(err.is_none());
+        steps.extend(
+            records
+                .iter()
+                .filter(|r| r.event.step > 0)
+                .map(|r| r.event.step),
+        );
+    }
+    steps.sort_unstable();
+    assert_eq!(steps, vec![1, 2], "both runs' points are on disk");
+}

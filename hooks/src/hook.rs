@@ -3,7 +3,7 @@
 
 use crate::coordinator::Coordinator;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wgtrain_engine::{Error, Graph, HostTensor, Operation, Result, RunMetadata, Session, Tensor};
 
 /// What one run computes: tensors to fetch, ops to run, values to feed, and whether to
@@ -244,6 +244,17 @@ impl std::fmt::Debug for SecondOrStepTimer {
     }
 }
 
+/// `secs` of the setting `name` as a duration: InvalidArgument unless it is a finite
+/// number of seconds, at least 0 (so no user value can make a duration panic).
+pub fn seconds(name: &str, secs: f64) -> Result<Duration> {
+    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
+        return Err(Error::invalid_argument(format!(
+            "{name} must be a finite number of seconds, at least 0 (got {secs})"
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
 impl SecondOrStepTimer {
     /// A timer of exactly one of `every_secs` and `every_steps` (InvalidArgument with
     /// both or neither, as TF's ValueError).
@@ -259,6 +270,15 @@ impl SecondOrStepTimer {
             (None, None) => Err(Error::invalid_argument(
                 "Either every_secs or every_steps should be provided.",
             )),
+            (Some(secs), None) => {
+                seconds("every_secs", secs)?;
+                Ok(SecondOrStepTimer {
+                    every_secs,
+                    every_steps,
+                    last: None,
+                    clock,
+                })
+            }
             _ => Ok(SecondOrStepTimer {
                 every_secs,
                 every_steps,

@@ -675,9 +675,9 @@ impl Every {
         if n > 0 { Every::Steps(n) } else { Every::Never }
     }
 
-    /// Every `secs` seconds; 0 or less is never.
+    /// Every `secs` seconds; 0 or less is never (NaN is kept, for `create` to refuse).
     fn secs(secs: f64) -> Self {
-        if secs > 0.0 {
+        if secs > 0.0 || secs.is_nan() {
             Every::Secs(secs)
         } else {
             Every::Never
@@ -874,7 +874,23 @@ impl MonitoredTrainingSession {
     }
 
     /// Builds the hooks, creates (restores or initializes) the session.
+    /// InvalidArgument for a duration that is negative, infinite or NaN.
     pub fn create(self) -> Result<MonitoredSession> {
+        for (name, secs) in [
+            ("stop_grace_period_secs", self.stop_grace_period_secs),
+            ("max_wait_secs", self.max_wait_secs),
+            ("recovery_wait_secs", self.recovery_wait_secs),
+        ] {
+            crate::hook::seconds(name, secs)?;
+        }
+        for (name, every) in [
+            ("save_checkpoint_secs", self.save_checkpoints),
+            ("save_summaries_secs", self.save_summaries),
+        ] {
+            if let Every::Secs(secs) = every {
+                crate::hook::seconds(name, secs)?;
+            }
+        }
         match &self.master {
             Master::Local => self.create_with(None),
             Master::Mpi => self.create_mpi(),
@@ -957,7 +973,8 @@ impl MonitoredTrainingSession {
                 recovery_wait_secs: self.recovery_wait_secs,
             })
         };
-        let stop_grace = Duration::from_secs_f64(self.stop_grace_period_secs.clamp(0.0, 1e9));
+        let stop_grace =
+            crate::hook::seconds("stop_grace_period_secs", self.stop_grace_period_secs)?;
         // A rank's creator replaces the single-process one.
         let (creator, replicas) = match rank {
             None => (creator, None),

@@ -146,7 +146,7 @@ impl MpiRuntime {
         limit: f64,
         what: impl Fn(f64) -> String,
     ) -> Result<&'static D> {
-        let limit = Duration::from_secs_f64(limit.clamp(0.0, 1e9));
+        let limit = crate::hook::seconds("max_wait_secs", limit)?;
         let mut pause = Duration::from_micros(50);
         loop {
             match req.test_with_data() {

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use wgtrain_checkpoint::{Saver, SaverOptions, latest_checkpoint};
 use wgtrain_engine::summary::MergedSummary;
 use wgtrain_engine::{
@@ -409,7 +409,10 @@ impl SessionCreator for WorkerSessionCreator {
                 "Waiting for model to be ready."
             );
             drop(sess);
-            std::thread::sleep(Duration::from_secs_f64(self.recovery_wait_secs.max(0.0)));
+            std::thread::sleep(crate::hook::seconds(
+                "recovery_wait_secs",
+                self.recovery_wait_secs,
+            )?);
         }
     }
 }

@@ -138,3 +138,47 @@ fn local_io_errors_carry_their_code() {
         );
     }
 }
+
+#[test]
+fn durations_that_are_not_finite_seconds_are_invalid_argument() {
+    // Before, an infinite or NaN duration panicked in Duration::from_secs_f64.
+    let m = model();
+    let builders: Vec<(&str, MonitoredTrainingSession)> = vec![
+        (
+            "stop_grace_period_secs",
+            MonitoredTrainingSession::new(m.g.clone()).stop_grace_period_secs(f64::INFINITY),
+        ),
+        (
+            "max_wait_secs",
+            MonitoredTrainingSession::new(m.g.clone()).max_wait_secs(f64::NAN),
+        ),
+        (
+            "recovery_wait_secs",
+            MonitoredTrainingSession::new(m.g.clone()).recovery_wait_secs(-1.0),
+        ),
+        (
+            "save_checkpoint_secs",
+            MonitoredTrainingSession::new(m.g.clone()).save_checkpoint_secs(f64::NAN),
+        ),
+        (
+            "save_summaries_secs",
+            MonitoredTrainingSession::new(m.g.clone()).save_summaries_secs(f64::INFINITY),
+        ),
+    ];
+    for (name, b) in builders {
+        let e = b.create().err().unwrap();
+        assert_eq!(e.code, Code::InvalidArgument, "{name}: {e}");
+        assert!(e.message.contains(name), "{e}");
+    }
+    let clock: wgtrain_hooks::hook::SharedClock = std::sync::Arc::new(SystemClock);
+    let e = SecondOrStepTimer::new(Some(f64::NEG_INFINITY), None, clock).unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument, "{e}");
+    let opts = wgtrain_checkpoint::events::WriterOptions {
+        flush_secs: f64::INFINITY,
+        ..Default::default()
+    };
+    let e = wgtrain_checkpoint::events::EventWriter::new(scratch("flush"), opts)
+        .err()
+        .unwrap();
+    assert_eq!(e.code, Code::InvalidArgument, "{e}");
+}

@@ -29,7 +29,9 @@ pub mod error {
 
 pub use bundle::{BundleReader, write_bundle};
 pub use saver::{Retention, Saver, SaverOptions, init_from_checkpoint};
-pub use state::{CheckpointState, latest_checkpoint};
+pub use state::{
+    CheckpointState, checkpoints_newest_first, latest_checkpoint, remove_stale_temporaries,
+};
 pub use tensor::{Data, Tensor, TfDType};
 pub use wgtrain_engine::{DType, HostTensor};
 

@@ -208,17 +208,38 @@ fn write_job(shared: &Shared, job: Job) -> Result<()> {
     }
 }
 
-/// Removes a checkpoint's files (missing ones are fine).
-fn delete_checkpoint(prefix: &Path) {
+/// The files of a checkpoint: index, data, meta graph.
+fn checkpoint_files(prefix: &Path) -> [PathBuf; 3] {
     let mut meta = prefix.as_os_str().to_owned();
     meta.push(".meta");
-    for f in [
+    [
         bundle::index_path(prefix),
         bundle::data_path(prefix, 0, 1),
         PathBuf::from(meta),
-    ] {
+    ]
+}
+
+/// Removes a checkpoint's files (missing ones are fine).
+fn delete_checkpoint(prefix: &Path) {
+    for f in checkpoint_files(prefix) {
         let _ = std::fs::remove_file(f);
     }
+}
+
+/// Moves the files of a checkpoint that cannot be restored aside (`<file>.damaged`), so
+/// that no restore picks it again and no later save overwrites what is left of it.
+/// Returns the new names.
+pub fn set_aside(prefix: &Path) -> Vec<PathBuf> {
+    let mut moved = Vec::new();
+    for f in checkpoint_files(prefix) {
+        let mut to = f.as_os_str().to_owned();
+        to.push(".damaged");
+        let to = PathBuf::from(to);
+        if f.exists() && std::fs::rename(&f, &to).is_ok() {
+            moved.push(to);
+        }
+    }
+    moved
 }
 
 /// Saves and restores a set of variables (see the module doc).
@@ -323,8 +344,25 @@ impl Saver {
     /// checkpoints it lists that still exist, with their recorded save times (else the
     /// index file's modification time), as TF's `recover_last_checkpoints`.
     pub fn recover_last_checkpoints(&mut self, dir: &Path) -> Result<()> {
-        let Some(st) = read_state(dir)? else {
-            return Ok(());
+        let st = match read_state(dir) {
+            Ok(Some(st)) => st,
+            Ok(None) => return Ok(()),
+            // An unreadable state file loses no checkpoint: they are found by name, and
+            // the next save writes a state file naming them again.
+            Err(e) => {
+                let found = crate::state::checkpoints_newest_first(dir);
+                tracing::warn!(error = %e, found = found.len(), "the checkpoint state file cannot be read; keeping the checkpoints found in the directory");
+                let all: Vec<String> = found
+                    .iter()
+                    .rev()
+                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .collect();
+                CheckpointState {
+                    model_checkpoint_path: all.last().cloned().unwrap_or_default(),
+                    all_model_checkpoint_paths: all,
+                    ..Default::default()
+                }
+            }
         };
         let mut r = self
             .shared

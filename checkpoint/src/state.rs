@@ -148,3 +148,72 @@ pub fn latest_checkpoint(dir: impl AsRef<Path>) -> Option<PathBuf> {
     (Path::new(&st.model_checkpoint_path).is_absolute() && index_path(&moved).exists())
         .then_some(moved)
 }
+
+/// Every checkpoint of `dir` a restore may use, newest first: the latest the state file
+/// names, the others it keeps (newest first), then every other `<prefix>.index` in the
+/// directory, by the global step at the end of its name (`model.ckpt-N`), newest
+/// first. The directory is scanned too, so a state file that is missing, unreadable or
+/// damaged loses no checkpoint. Only prefixes whose `.index` exists are listed.
+pub fn checkpoints_newest_first(dir: impl AsRef<Path>) -> Vec<PathBuf> {
+    let dir = dir.as_ref();
+    let mut out: Vec<PathBuf> = Vec::new();
+    let push = |p: PathBuf, out: &mut Vec<PathBuf>| {
+        if index_path(&p).exists() && !out.contains(&p) {
+            out.push(p);
+        }
+    };
+    if let Ok(Some(st)) = read_state(dir) {
+        if !st.model_checkpoint_path.is_empty() {
+            push(resolve(dir, &st.model_checkpoint_path), &mut out);
+        }
+        for p in st.all_model_checkpoint_paths.iter().rev() {
+            push(resolve(dir, p), &mut out);
+        }
+        // Absolute paths of a directory that moved: their file names here.
+        let moved: Vec<PathBuf> = std::iter::once(&st.model_checkpoint_path)
+            .chain(st.all_model_checkpoint_paths.iter().rev())
+            .filter(|p| Path::new(p).is_absolute())
+            .filter_map(|p| Path::new(p).file_name().map(|n| dir.join(n)))
+            .collect();
+        for p in moved {
+            push(p, &mut out);
+        }
+    }
+    let mut scanned: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let prefix = name.strip_suffix(".index")?;
+            let step = prefix
+                .rsplit_once('-')
+                .and_then(|(_, n)| n.parse::<i64>().ok())
+                .unwrap_or(-1);
+            Some((step, dir.join(prefix)))
+        })
+        .collect();
+    scanned.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
+    for (_, p) in scanned {
+        push(p, &mut out);
+    }
+    out
+}
+
+/// Removes the temporary files that saves interrupted by a crash left in `dir`
+/// (`*.tempstate<pid>_<n>`); returns how many. Call it only where no save into `dir` is
+/// under way (a chief starting).
+pub fn remove_stale_temporaries(dir: impl AsRef<Path>) -> usize {
+    let mut removed = 0;
+    for e in std::fs::read_dir(dir.as_ref())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains(".tempstate") && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}

@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
-use wgtrain_checkpoint::{Saver, SaverOptions, latest_checkpoint};
+use wgtrain_checkpoint::{
+    Saver, SaverOptions, checkpoints_newest_first, remove_stale_temporaries, saver::set_aside,
+};
 use wgtrain_engine::summary::MergedSummary;
 use wgtrain_engine::{
     Code, Error, Graph, HostTensor, Operation, Result, Session, SessionConfig, Tensor,
@@ -307,18 +309,27 @@ impl SessionCreator for ChiefSessionCreator {
                 .map_err(|_| Error::internal("saver lock poisoned"))?
                 .flush()?;
         }
-        let prefix = match (&self.checkpoint_filename_with_path, &self.checkpoint_dir) {
-            (Some(p), _) => Some(p.clone()),
-            (None, Some(d)) => latest_checkpoint(d),
-            _ => None,
+        let given = self.checkpoint_filename_with_path.is_some();
+        let candidates: Vec<PathBuf> = match (
+            &self.checkpoint_filename_with_path,
+            &self.checkpoint_dir,
+        ) {
+            (Some(p), _) => vec![p.clone()],
+            (None, Some(d)) => {
+                let removed = remove_stale_temporaries(d);
+                if removed > 0 {
+                    tracing::info!(removed, dir = %d.display(), "removed the temporary files of interrupted saves");
+                }
+                checkpoints_newest_first(d)
+            }
+            _ => Vec::new(),
         };
         let mut restored = false;
-        if let (Some(prefix), Some(saver)) = (prefix, sc.get_saver()) {
+        if let (false, Some(saver)) = (candidates.is_empty(), sc.get_saver()) {
             let mut s = saver
                 .lock()
                 .map_err(|_| Error::internal("saver lock poisoned"))?;
-            tracing::info!(prefix = %prefix.display(), "Restoring parameters");
-            s.restore(&mut sess, &prefix)?;
+            let prefix = restore_newest(&mut s, &mut sess, &candidates, given)?;
             if let Some(dir) = prefix.parent() {
                 s.recover_last_checkpoints(dir)?;
             }
@@ -358,6 +369,55 @@ impl SessionCreator for ChiefSessionCreator {
         }
         Ok(sess)
     }
+}
+
+/// Restores the newest of `candidates` (newest first) that restores; one that is
+/// damaged or incomplete (DataLoss, NotFound) is warned about, set aside and the next
+/// one tried, unless it was `given` by the caller. None restoring is an error naming the
+/// newest's cause: the session never starts from scratch while checkpoints exist.
+fn restore_newest(
+    saver: &mut Saver,
+    sess: &mut Session,
+    candidates: &[PathBuf],
+    given: bool,
+) -> Result<PathBuf> {
+    let mut failed: Vec<(PathBuf, Error)> = Vec::new();
+    for prefix in candidates {
+        tracing::info!(prefix = %prefix.display(), "Restoring parameters");
+        match saver.restore(sess, prefix) {
+            Ok(()) => {
+                for (bad, e) in &failed {
+                    let moved = set_aside(bad);
+                    tracing::warn!(
+                        damaged = %bad.display(),
+                        error = %e,
+                        restored = %prefix.display(),
+                        "a newer checkpoint cannot be restored: restored {} instead; its files were moved aside ({} files, suffix .damaged)",
+                        prefix.display(),
+                        moved.len()
+                    );
+                }
+                return Ok(prefix.clone());
+            }
+            Err(e) if !given && matches!(e.code, Code::DataLoss | Code::NotFound) => {
+                tracing::warn!(prefix = %prefix.display(), error = %e, "cannot restore this checkpoint; trying the one before it");
+                failed.push((prefix.clone(), e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let Some((newest, e)) = failed.into_iter().next() else {
+        return Err(Error::internal("no checkpoint to restore"));
+    };
+    Err(Error::new(
+        e.code,
+        format!(
+            "none of the {} checkpoints beside {} can be restored (the newest: {}); move them away to start from scratch",
+            candidates.len(),
+            newest.display(),
+            e.message
+        ),
+    ))
 }
 
 /// A worker's creator: never initializes or restores; waits until the model is ready

@@ -182,3 +182,118 @@ fn durations_that_are_not_finite_seconds_are_invalid_argument() {
         .unwrap();
     assert_eq!(e.code, Code::InvalidArgument, "{e}");
 }
+
+/// Trains `model()` to global step `last` in `dir`, a checkpoint every step (TF keeps 5).
+fn train_to(dir: &Path, last: i64) {
+    let m = model();
+    let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .checkpoint_dir(dir)
+        .save_checkpoint_steps(1)
+        .hooks([StopAtStepHook::last_step(last).boxed()])
+        .create()
+        .unwrap();
+    train_until_stop(&mut sess, &m);
+    sess.close().unwrap();
+}
+
+/// The global step a new monitored session over `dir` starts from.
+fn resumed_step(dir: &Path) -> wgtrain_engine::Result<i64> {
+    let m = model();
+    let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .checkpoint_dir(dir)
+        .save_checkpoint_steps(1)
+        .create()?;
+    let gs = m.g.get_global_step().unwrap();
+    let raw = sess.raw_session().unwrap();
+    let step = raw.read_variables(&[gs])?[0].scalar_value()? as i64;
+    sess.close()?;
+    Ok(step)
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn an_unreadable_state_file_restores_the_newest_checkpoint_found() {
+    // Before: the trainer silently restored step 0 and rewrote the state file.
+    if !have_gpu() {
+        return;
+    }
+    let dir = scratch("badstate");
+    train_to(&dir, 6);
+    std::fs::write(
+        dir.join("checkpoint"),
+        b"model_checkpoint_path: \"unterminated\n\x00",
+    )
+    .unwrap();
+    assert_eq!(resumed_step(&dir).unwrap(), 6);
+    // The state file is whole again and still names the older checkpoints.
+    let st = wgtrain_checkpoint::state::read_state(&dir)
+        .unwrap()
+        .unwrap();
+    assert_eq!(st.model_checkpoint_path, "model.ckpt-6");
+    assert!(
+        st.all_model_checkpoint_paths
+            .contains(&"model.ckpt-4".to_string()),
+        "{st:?}"
+    );
+}
+
+#[test]
+fn a_deleted_latest_index_falls_back_to_the_checkpoint_before_it() {
+    if !have_gpu() {
+        return;
+    }
+    let dir = scratch("noindex");
+    train_to(&dir, 6);
+    std::fs::remove_file(dir.join("model.ckpt-6.index")).unwrap();
+    assert_eq!(resumed_step(&dir).unwrap(), 5);
+}
+
+#[test]
+fn a_damaged_latest_checkpoint_falls_back_and_is_set_aside() {
+    // Before: DataLoss, and training could not start.
+    if !have_gpu() {
+        return;
+    }
+    let dir = scratch("damaged");
+    train_to(&dir, 6);
+    let data = dir.join("model.ckpt-6.data-00000-of-00001");
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[0] ^= 0x5a;
+    std::fs::write(&data, bytes).unwrap();
+    // A save interrupted by a crash left a temporary file.
+    std::fs::write(dir.join("model.ckpt-7.index.tempstate999_0"), b"partial").unwrap();
+    assert_eq!(resumed_step(&dir).unwrap(), 5);
+    let files = names(&dir);
+    assert!(
+        files.contains(&"model.ckpt-6.data-00000-of-00001.damaged".to_string()),
+        "{files:?}"
+    );
+    assert!(!files.iter().any(|f| f.contains("tempstate")), "{files:?}");
+    assert_eq!(
+        wgtrain_checkpoint::latest_checkpoint(&dir).unwrap(),
+        dir.join("model.ckpt-5")
+    );
+}
+
+#[test]
+fn no_restorable_checkpoint_is_an_error_not_a_fresh_start() {
+    if !have_gpu() {
+        return;
+    }
+    let dir = scratch("alldamaged");
+    train_to(&dir, 2);
+    for f in names(&dir).iter().filter(|f| f.contains(".data-")) {
+        std::fs::write(dir.join(f), b"garbage").unwrap();
+    }
+    let e = resumed_step(&dir).unwrap_err();
+    assert_eq!(e.code, Code::DataLoss, "{e}");
+    assert!(e.message.contains("none of the"), "{e}");
+}

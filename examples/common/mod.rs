@@ -83,6 +83,13 @@ pub fn train_and_report(
     let r = classifier::train(data, &opts)?;
     if chief {
         print_report(&r, data.test.len(), &dir);
+        if let (Some(sig), Some(c)) = (wgtrain::hooks::signals::received(), &r.checkpoint) {
+            println!(
+                "Stopped by {sig} at step {}: run the same command again to resume from {}",
+                r.final_step,
+                c.display()
+            );
+        }
     }
     Ok(())
 }

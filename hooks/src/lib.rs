@@ -25,6 +25,7 @@ pub mod monitored;
 pub mod mpi;
 pub mod progress;
 pub mod scaffold;
+pub mod signals;
 
 pub use basic::{
     CheckpointSaverHook, CheckpointSaverListener, FeedFnHook, FinalOpsHook, GlobalStepWaiterHook,

@@ -73,6 +73,10 @@ pub struct MonitoredSession {
     agreement: AgreementStats,
     /// Every rank agreed to stop (or failed together): this one may end.
     agreed_end: bool,
+    /// Whether SIGTERM and SIGINT stop this session (see [`crate::signals`]).
+    signals: bool,
+    /// Whether the stop a signal asked for was logged.
+    signal_logged: std::sync::atomic::AtomicBool,
 }
 
 /// What the agreements of a distributed monitored session cost so far.
@@ -131,6 +135,8 @@ impl MonitoredSession {
             replicas,
             agreement: AgreementStats::default(),
             agreed_end: false,
+            signals: false,
+            signal_logged: std::sync::atomic::AtomicBool::new(false),
         };
         ms.create_with_recovery()?;
         Ok(ms)
@@ -207,6 +213,23 @@ impl MonitoredSession {
             || self.sess.is_none()
             || self.stop
             || (self.coord.should_stop() && !recoverable_stop)
+            || (self.replicas.is_none() && self.signalled())
+    }
+
+    /// Whether a signal asked this session to stop (logged once).
+    fn signalled(&self) -> bool {
+        let Some(sig) = self.signals.then(crate::signals::received).flatten() else {
+            return false;
+        };
+        if !self
+            .signal_logged
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            tracing::warn!(
+                "{sig} received: stopping after this step (a final checkpoint is saved at close)"
+            );
+        }
+        true
     }
 
     /// Runs one step with the hooks (as [`Session::run`]): recoverable errors re-create
@@ -273,7 +296,7 @@ impl MonitoredSession {
         }
         let mine = match &ran {
             Ok(_) => StepState {
-                stop: self.stop || self.coord.should_stop(),
+                stop: self.stop || self.coord.should_stop() || self.signalled(),
                 ..Default::default()
             },
             Err(e) if e.code == Code::OutOfRange => StepState {
@@ -727,6 +750,9 @@ pub struct MonitoredTrainingSession {
     pub recovery: RecoveryPolicy,
     /// The clock of the default hooks' timers.
     pub clock: SharedClock,
+    /// Whether SIGTERM and SIGINT stop training after the current step, with a final
+    /// checkpoint at `close()` (a second signal exits at once); see [`crate::signals`].
+    pub handle_signals: bool,
 }
 
 impl MonitoredTrainingSession {
@@ -751,7 +777,15 @@ impl MonitoredTrainingSession {
             save_graph_def: true,
             recovery: RecoveryPolicy::default(),
             clock: Arc::new(SystemClock),
+            handle_signals: true,
         }
+    }
+
+    /// Sets whether SIGTERM and SIGINT stop training after the current step (default
+    /// on; a final checkpoint is saved at `close()`).
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.handle_signals = on;
+        self
     }
 
     /// Sets `checkpoint_dir`.
@@ -975,6 +1009,10 @@ impl MonitoredTrainingSession {
         };
         let stop_grace =
             crate::hook::seconds("stop_grace_period_secs", self.stop_grace_period_secs)?;
+        if self.handle_signals {
+            crate::signals::install()?;
+        }
+        let handle_signals = self.handle_signals;
         // A rank's creator replaces the single-process one.
         let (creator, replicas) = match rank {
             None => (creator, None),
@@ -989,7 +1027,7 @@ impl MonitoredTrainingSession {
                 ((r.creator)(settings), Some(r.replicas))
             }
         };
-        MonitoredSession::with_replicas(
+        let mut ms = MonitoredSession::with_replicas(
             self.graph,
             scaffold,
             creator,
@@ -997,7 +1035,9 @@ impl MonitoredTrainingSession {
             self.recovery,
             stop_grace,
             replicas,
-        )
+        )?;
+        ms.signals = handle_signals;
+        Ok(ms)
     }
 }
 

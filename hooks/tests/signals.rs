@@ -1,0 +1,162 @@
+//! SIGTERM and SIGINT end a monitored training run with a final checkpoint at the
+//! current step; a second signal exits at once. Each test runs this binary again as a
+//! child (the ignored test `child_main`) and signals it.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use wgtrain_hooks::*;
+
+/// Sleeps in `end` (after it said so in a file), to be signalled a second time there.
+struct SlowEnd(PathBuf);
+
+impl SessionRunHook for SlowEnd {
+    fn end(&mut self, _: &mut wgtrain_engine::Session) -> wgtrain_engine::Result<()> {
+        std::fs::write(&self.0, b"ending").unwrap();
+        std::thread::sleep(Duration::from_secs(60));
+        Ok(())
+    }
+}
+
+/// The child: trains until a signal stops it, writing its step after every run.
+#[test]
+#[ignore = "the child process of the signal tests"]
+fn child_main() {
+    let Ok(dir) = std::env::var("WGTRAIN_SIGNAL_DIR").map(PathBuf::from) else {
+        return;
+    };
+    let m = model();
+    let mut hooks: Vec<Box<dyn SessionRunHook>> = Vec::new();
+    if std::env::var_os("WGTRAIN_SIGNAL_SLOW_END").is_some() {
+        hooks.push(Box::new(SlowEnd(dir.join("ending"))));
+    }
+    let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .checkpoint_dir(dir.join("ckpt"))
+        .save_checkpoint_steps(1_000_000)
+        .save_summaries_steps(1)
+        .hooks(hooks)
+        .create()
+        .unwrap();
+    let gs = m.g.get_global_step().unwrap();
+    while !sess.should_stop() {
+        sess.run(&feed(&m), &[], &[m.train]).unwrap();
+        let step = sess.raw_session().unwrap().known_scalar(gs).unwrap();
+        std::fs::write(dir.join("progress"), step.to_string()).unwrap();
+    }
+    sess.close().unwrap();
+}
+
+fn progress(dir: &Path) -> Option<i64> {
+    std::fs::read_to_string(dir.join("progress"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn child(dir: &Path, slow_end: bool) -> std::process::Child {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--ignored", "--exact", "child_main", "--nocapture"])
+        .env("WGTRAIN_SIGNAL_DIR", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if slow_end {
+        cmd.env("WGTRAIN_SIGNAL_SLOW_END", "1");
+    }
+    cmd.spawn().unwrap()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !done() {
+        assert!(t.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig} {pid}");
+}
+
+fn exit_of(mut c: std::process::Child, limit: Duration) -> (std::process::ExitStatus, f64) {
+    let t = Instant::now();
+    loop {
+        if let Some(s) = c.try_wait().unwrap() {
+            return (s, t.elapsed().as_secs_f64());
+        }
+        if t.elapsed() > limit {
+            let _ = c.kill();
+            panic!("the child did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The child is signalled once mid-training: it exits 0 within the grace period and its
+/// latest checkpoint is the step it reached (no step lost).
+fn stops_with_a_final_checkpoint(sig: &str) {
+    if !have_gpu() {
+        return;
+    }
+    let dir = scratch(&format!("signal-{sig}"));
+    let c = child(&dir, false);
+    let pid = c.id();
+    wait_for("20 steps", Duration::from_secs(60), || {
+        progress(&dir).is_some_and(|p| p >= 20)
+    });
+    signal(pid, sig);
+    let (status, secs) = exit_of(c, Duration::from_secs(30));
+    assert!(status.success(), "{sig}: {status}");
+    let reached = progress(&dir).unwrap();
+    let latest = wgtrain_checkpoint::latest_checkpoint(dir.join("ckpt")).unwrap();
+    let saved: i64 = latest
+        .to_string_lossy()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    eprintln!("{sig}: exited after {secs:.2} s; reached step {reached}, saved {saved}");
+    assert_eq!(saved, reached, "{sig}: steps lost");
+    assert!(secs < 10.0, "{sig}: exited after {secs} s");
+}
+
+#[test]
+fn sigterm_stops_after_the_step_with_a_final_checkpoint() {
+    stops_with_a_final_checkpoint("TERM");
+}
+
+#[test]
+fn sigint_stops_after_the_step_with_a_final_checkpoint() {
+    stops_with_a_final_checkpoint("INT");
+}
+
+#[test]
+fn a_second_signal_exits_at_once() {
+    if !have_gpu() {
+        return;
+    }
+    let dir = scratch("signal-twice");
+    let c = child(&dir, true);
+    let pid = c.id();
+    wait_for("5 steps", Duration::from_secs(60), || {
+        progress(&dir).is_some_and(|p| p >= 5)
+    });
+    signal(pid, "TERM");
+    wait_for("the hooks' end", Duration::from_secs(30), || {
+        dir.join("ending").exists()
+    });
+    signal(pid, "TERM");
+    let (status, secs) = exit_of(c, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(128 + 15), "{status}");
+    assert!(secs < 5.0, "exited {secs} s after the second signal");
+}

@@ -341,10 +341,16 @@ impl BundleReader {
         f.seek(SeekFrom::Start(off)).map_err(|err| io(&path, err))?;
         let mut bytes = vec![0u8; size as usize];
         f.read_exact(&mut bytes).map_err(|err| io(&path, err))?;
-        let n: usize = e.shape.iter().product();
+        // Shapes come from the file: counted without overflow, and checked against the
+        // bytes before anything of that size is allocated.
+        let n = e
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| loss(format!("shape {:?} has too many elements", e.shape)))?;
         let t = match e.dtype.size() {
             Some(s) => {
-                if bytes.len() != s * n {
+                if s.checked_mul(n) != Some(bytes.len()) {
                     return Err(loss(format!(
                         "{} bytes for {n} elements of {}",
                         bytes.len(),
@@ -377,6 +383,10 @@ impl BundleReader {
 }
 
 fn decode_strings(b: &[u8], n: usize) -> std::result::Result<Vec<Vec<u8>>, String> {
+    // Every string takes at least one byte of length.
+    if n > b.len() {
+        return Err(format!("{n} strings cannot fit in {} bytes", b.len()));
+    }
     let mut at = 0;
     let mut lens = Vec::with_capacity(n);
     for _ in 0..n {
@@ -399,9 +409,32 @@ fn decode_strings(b: &[u8], n: usize) -> std::result::Result<Vec<Vec<u8>>, Strin
     at += 4;
     let mut out = Vec::with_capacity(n);
     for l in lens {
-        let s = b.get(at..at + l).ok_or("string bytes run past the end")?;
+        let end = at.checked_add(l).ok_or("bad string length")?;
+        let s = b.get(at..end).ok_or("string bytes run past the end")?;
         out.push(s.to_vec());
-        at += l;
+        at = end;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod string_tests {
+    use super::decode_strings;
+
+    #[test]
+    fn a_string_count_the_bytes_cannot_hold_is_refused_before_allocating() {
+        // A shape claiming 2^40 strings over 12 bytes: refused, not reserved (this
+        // aborted the CLI with a 34 GB allocation).
+        let e = decode_strings(&[1, 1, 0, 0, 0, 0, b'a', b'b'], 1 << 40).unwrap_err();
+        assert!(e.contains("cannot fit"), "{e}");
+        // A length past the end of the address space is an error, not an overflow.
+        let huge = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0,
+        ];
+        assert!(decode_strings(&huge, 1).is_err());
+        assert_eq!(
+            decode_strings(&[1, 2, 0, 0, 0, 0, b'a', b'b', b'c'], 2).unwrap(),
+            vec![b"a".to_vec(), b"bc".to_vec()]
+        );
+    }
 }

@@ -622,7 +622,12 @@ impl Lexer<'_> {
                             self.at += 1;
                             break;
                         }
-                        out.push((name.clone(), Field::Scalar(self.scalar()?)));
+                        let before = self.at;
+                        let value = self.scalar()?;
+                        if self.at == before {
+                            return Err(self.err("expected a list value or ']'"));
+                        }
+                        out.push((name.clone(), Field::Scalar(value)));
                         self.skip();
                         if self.b.get(self.at) == Some(&b',') {
                             self.at += 1;

@@ -38,7 +38,12 @@ fn child_main() {
     }
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
         .checkpoint_dir(dir.join("ckpt"))
-        .save_checkpoint_steps(1_000_000)
+        .save_checkpoint_steps(
+            std::env::var("WGTRAIN_SIGNAL_SAVE_STEPS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1_000_000),
+        )
         .save_summaries_steps(1)
         .hooks(hooks)
         .create()
@@ -59,7 +64,12 @@ fn progress(dir: &Path) -> Option<i64> {
 }
 
 fn child(dir: &Path, slow_end: bool) -> std::process::Child {
+    child_saving(dir, slow_end, 1_000_000)
+}
+
+fn child_saving(dir: &Path, slow_end: bool, every: i64) -> std::process::Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.env("WGTRAIN_SIGNAL_SAVE_STEPS", every.to_string());
     cmd.args(["--ignored", "--exact", "child_main", "--nocapture"])
         .env("WGTRAIN_SIGNAL_DIR", dir)
         .stdout(Stdio::null())
@@ -159,4 +169,62 @@ fn a_second_signal_exits_at_once() {
     let (status, secs) = exit_of(c, Duration::from_secs(10));
     assert_eq!(status.code(), Some(128 + 15), "{status}");
     assert!(secs < 5.0, "exited {secs} s after the second signal");
+}
+
+#[test]
+fn kill_9_trials_restart_from_a_valid_checkpoint_and_leave_no_temporary_files() {
+    // A checkpoint every step, killed at moments from a fixed seed, 10 times in a row
+    // over one directory: every restart restores (a child that cannot panics and never
+    // makes progress), and the last leaves no temporary file behind.
+    if !have_gpu() {
+        return;
+    }
+    let dir = scratch("kill9");
+    let mut r = wgtrain_engine::rng::Stream::new((9, 9));
+    let mut reached = 0;
+    for trial in 0..10 {
+        let c = child_saving(&dir, false, 1);
+        let pid = c.id();
+        let target = reached + 1 + (r.uniform() * 15.0) as i64;
+        wait_for(
+            &format!("trial {trial}: step {target}"),
+            Duration::from_secs(60),
+            || progress(&dir).is_some_and(|p| p >= target),
+        );
+        // Anywhere within a step or a save.
+        std::thread::sleep(Duration::from_micros((r.uniform() * 3000.0) as u64));
+        signal(pid, "KILL");
+        let (status, _) = exit_of(c, Duration::from_secs(10));
+        assert!(!status.success());
+        reached = progress(&dir).unwrap();
+    }
+    let ckpt = dir.join("ckpt");
+    let m = model();
+    let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .checkpoint_dir(&ckpt)
+        .create()
+        .unwrap();
+    let gs = m.g.get_global_step().unwrap();
+    let resumed = sess.raw_session().unwrap().read_variables(&[gs]).unwrap()[0]
+        .scalar_value()
+        .unwrap() as i64;
+    sess.close().unwrap();
+    eprintln!("10 kill -9 trials: reached step {reached}, resumed at {resumed}");
+    assert!(
+        resumed >= reached - 2 && resumed <= reached + 1,
+        "resumed {resumed}, reached {reached}"
+    );
+    let temps: Vec<String> = std::fs::read_dir(&ckpt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("tempstate"))
+        .collect();
+    assert!(temps.is_empty(), "{temps:?}");
+    let latest = wgtrain_checkpoint::latest_checkpoint(&ckpt).unwrap();
+    for (name, ok) in wgtrain_checkpoint::BundleReader::open(&latest)
+        .unwrap()
+        .verify()
+    {
+        ok.unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
 }

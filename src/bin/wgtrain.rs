@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use wgtrain::checkpoint::proto::{SummaryValueKind, What};
 use wgtrain::checkpoint::tensor::{Data, TfDType};
-use wgtrain::checkpoint::{BundleReader, events, latest_checkpoint};
+use wgtrain::checkpoint::{BundleReader, checkpoints_newest_first, events};
 use wgtrain::engine::runtime::list_adapters;
 use wgtrain::engine::{Backend, SessionConfig};
 use wgtrain::{Code, Error, Result};
@@ -112,21 +112,51 @@ fn devices(out: &mut String) -> Result<()> {
     Ok(())
 }
 
-/// The checkpoint at `path`: a prefix, or a directory's latest checkpoint.
+/// The checkpoint at `path`: a prefix, or a directory's latest checkpoint (the one its
+/// state file names, else the newest found).
 fn open(path: &Path) -> Result<BundleReader> {
     if path.is_dir() {
-        let prefix = latest_checkpoint(path).ok_or_else(|| {
-            Error::new(
-                Code::NotFound,
-                format!(
-                    "no checkpoint in {} (no readable `checkpoint` file naming one)",
-                    path.display()
-                ),
-            )
-        })?;
+        let prefix = checkpoints_newest_first(path)
+            .into_iter()
+            .next()
+            .ok_or_else(|| {
+                Error::new(
+                    Code::NotFound,
+                    format!("no checkpoint in {}", path.display()),
+                )
+            })?;
         return BundleReader::open(prefix);
     }
     BundleReader::open(path)
+}
+
+/// Which checkpoint of `dir` a restore would use: the newest whose every tensor
+/// verifies; one line per checkpoint it would skip.
+fn restore_pick(dir: &Path, out: &mut String) {
+    use std::fmt::Write;
+    for prefix in checkpoints_newest_first(dir) {
+        let bad = match BundleReader::open(&prefix) {
+            Err(e) => Some(e.to_string()),
+            Ok(r) => r
+                .verify()
+                .into_iter()
+                .find_map(|(n, v)| v.err().map(|e| format!("{n}: {e}"))),
+        };
+        match bad {
+            None => {
+                let _ = writeln!(out, "a restore would use {}", prefix.display());
+                return;
+            }
+            Some(why) => {
+                let _ = writeln!(out, "a restore would skip {}: {why}", prefix.display());
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "a restore would find no checkpoint that verifies in {}",
+        dir.display()
+    );
 }
 
 fn shape_of(shape: &[usize]) -> String {
@@ -150,6 +180,9 @@ fn ckpt_list(path: &Path, verify: bool, out: &mut String) -> Result<()> {
     }
     if !verify {
         return Ok(());
+    }
+    if path.is_dir() {
+        restore_pick(path, out);
     }
     let checked = r.verify();
     let bad: Vec<&(String, Result<()>)> = checked.iter().filter(|(_, r)| r.is_err()).collect();

@@ -246,3 +246,36 @@ fn devices_lists_the_adapter() {
         assert_eq!(o.code, 1);
     }
 }
+
+#[test]
+fn ckpt_verify_on_a_directory_says_which_checkpoint_a_restore_would_use() {
+    use wgtrain::checkpoint::tensor::{Tensor, TfDType};
+    let dir = scratch("cli-pick");
+    for step in [4i64, 9] {
+        let tensors = vec![(
+            "global_step".to_string(),
+            Tensor::from_bytes(TfDType::Int64, &[], step.to_le_bytes().to_vec()).unwrap(),
+        )];
+        wgtrain::checkpoint::write_bundle(&dir.join(format!("model.ckpt-{step}")), &tensors)
+            .unwrap();
+    }
+    // No state file: the newest is found by name; then it is damaged.
+    let o = wgtrain(&["ckpt", "list", s(&dir), "--verify"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let pick = format!("a restore would use {}", s(&dir.join("model.ckpt-9")));
+    assert!(o.stdout.contains(&pick), "{}", o.stdout);
+    let data = dir.join("model.ckpt-9.data-00000-of-00001");
+    let mut b = std::fs::read(&data).unwrap();
+    b[0] ^= 1;
+    std::fs::write(&data, b).unwrap();
+    let o = wgtrain(&["ckpt", "list", s(&dir), "--verify"]);
+    assert_eq!(o.code, 1);
+    assert!(one_error_line(&o).contains("DATA_LOSS"), "{}", o.stderr);
+    let skip = format!("a restore would skip {}", s(&dir.join("model.ckpt-9")));
+    let pick = format!("a restore would use {}", s(&dir.join("model.ckpt-4")));
+    assert!(
+        o.stdout.contains(&skip) && o.stdout.contains(&pick),
+        "{}",
+        o.stdout
+    );
+}

@@ -401,7 +401,7 @@ pub struct SummarySaverHook {
     writer: Option<Arc<EventWriter>>,
     next_step: Option<i64>,
     requested: bool,
-    /// Every step written, in order.
+    /// The steps written, in order (the most recent [`HISTORY`] at least).
     pub written: Arc<Mutex<Vec<i64>>>,
 }
 
@@ -504,7 +504,7 @@ impl SessionRunHook for SummarySaverHook {
                 })?;
                 w.add_pending(step, merged, values.clone_handle())?;
                 if let Ok(mut l) = self.written.lock() {
-                    l.push(step);
+                    push_recent(&mut l, step);
                 }
             }
         }
@@ -528,7 +528,8 @@ pub struct StepCounterHook {
     gs: Option<Tensor>,
     tag: String,
     writer: Option<Arc<EventWriter>>,
-    /// (step, steps per second) of every rate written.
+    /// (step, steps per second) of the rates written (the most recent [`HISTORY`] at
+    /// least).
     pub rates: Arc<Mutex<Vec<(i64, f64)>>>,
     /// Runs after which the global step had not moved (each logs a warning, as TF).
     pub not_increased: Arc<Mutex<usize>>,
@@ -592,7 +593,7 @@ impl SessionRunHook for StepCounterHook {
                 let rate = steps as f64 / secs;
                 tracing::info!(step, "{}: {rate:.4}", self.tag);
                 if let Ok(mut r) = self.rates.lock() {
-                    r.push((step, rate));
+                    push_recent(&mut r, (step, rate));
                 }
                 let mut values = vec![events::scalar(&self.tag, rate as f32)];
                 // In a distributed job, the examples of every rank: the leading dimension
@@ -674,7 +675,7 @@ pub struct LoggingTensorHook {
     formatter: Option<Formatter>,
     iter: i64,
     triggered: bool,
-    /// Every line logged.
+    /// The lines logged, in order (the most recent [`HISTORY`] at least).
     pub lines: Arc<Mutex<Vec<String>>>,
 }
 
@@ -744,7 +745,7 @@ impl LoggingTensorHook {
         };
         tracing::info!("{line}");
         if let Ok(mut l) = self.lines.lock() {
-            l.push(line);
+            push_recent(&mut l, line);
         }
     }
 }
@@ -801,6 +802,19 @@ impl SessionRunHook for LoggingTensorHook {
         }
         Ok(())
     }
+}
+
+/// Entries a hook's record keeps at least (and at most twice as many): a long run's
+/// memory stays flat whatever its number of steps.
+pub const HISTORY: usize = 10_000;
+
+/// Appends `item`, dropping the oldest [`HISTORY`] entries once there are twice as many
+/// (amortized: no per-step shifting).
+fn push_recent<T>(v: &mut Vec<T>, item: T) {
+    if v.len() >= 2 * HISTORY {
+        v.drain(..HISTORY);
+    }
+    v.push(item);
 }
 
 /// Delays runs until the global step reaches a value (TF's `GlobalStepWaiterHook`),
@@ -929,7 +943,7 @@ pub struct ProfilerHook {
     next_step: Option<i64>,
     requested: bool,
     writer: Option<Arc<EventWriter>>,
-    /// Every timeline written.
+    /// The timelines written, in order (the most recent [`HISTORY`] at least).
     pub written: Arc<Mutex<Vec<PathBuf>>>,
 }
 
@@ -1009,7 +1023,7 @@ impl SessionRunHook for ProfilerHook {
             let path = self.dir.join(format!("timeline-{step}.json"));
             std::fs::write(&path, chrome_trace(meta)).map_err(|e| Error::io(path.display(), &e))?;
             if let Ok(mut w) = self.written.lock() {
-                w.push(path);
+                push_recent(&mut w, path);
             }
             // As TF, the run metadata also goes to the event file, tagged "step_<N>".
             if let Some(w) = &self.writer {
@@ -1025,5 +1039,22 @@ impl SessionRunHook for ProfilerHook {
             w.flush()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::{HISTORY, push_recent};
+
+    #[test]
+    fn a_hook_record_stays_bounded_and_keeps_the_most_recent() {
+        let mut v = Vec::new();
+        for i in 0..(10 * HISTORY + 7) {
+            push_recent(&mut v, i);
+            assert!(v.len() <= 2 * HISTORY);
+        }
+        assert!(v.len() >= HISTORY);
+        assert_eq!(v.last(), Some(&(10 * HISTORY + 6)));
+        assert!(v.windows(2).all(|w| w[1] == w[0] + 1), "in order, no gaps");
     }
 }

@@ -282,23 +282,26 @@ pub fn train(data: &Split, opts: &Options) -> Result<Report> {
     let batch = opts.batch / ranks;
     let train_set = &train_set.shard(rank, ranks);
 
-    // Batches drawn with replacement from this rank's shard, seeded by the seed, the
-    // starting step (a resumed run does not repeat the first run's batches) and the rank.
-    let mut rng = Stream::new((opts.seed ^ ((rank as u64) << 32), start_step as u64));
+    // The batch of each global step is drawn (with replacement, from this rank's shard)
+    // from a stream keyed on the seed, the rank and that step: the input position is the
+    // global step the checkpoint holds, so a resumed run trains on exactly the batches
+    // an uninterrupted one would have.
     let loss_every = (opts.steps / 20).max(1);
     let mut losses = Vec::new();
     let started = Instant::now();
     let mut runs = 0i64;
     while !sess.should_stop() {
+        let step = start_step + runs;
+        let mut rng = Stream::new((opts.seed ^ ((rank as u64) << 32), step as u64));
         let rows: Vec<usize> = (0..batch)
             .map(|_| ((rng.uniform() * train_set.len() as f64) as usize).min(train_set.len() - 1))
             .collect();
         let (bx, by) = train_set.batch(&rows, cnn)?;
         let feeds = [(n.x, bx), (n.y, by)];
         runs += 1;
-        if runs % loss_every == 0 || runs == 1 {
+        if (step + 1) % loss_every == 0 || runs == 1 {
             let out = sess.run(&feeds, &[n.loss], &[n.train])?;
-            losses.push((start_step + runs, out[0].scalar_value()? as f32));
+            losses.push((step + 1, out[0].scalar_value()? as f32));
         } else {
             sess.run(&feeds, &[], &[n.train])?;
         }

@@ -163,20 +163,18 @@ pub fn checkpoints_newest_first(dir: impl AsRef<Path>) -> Vec<PathBuf> {
         }
     };
     if let Ok(Some(st)) = read_state(dir) {
-        if !st.model_checkpoint_path.is_empty() {
-            push(resolve(dir, &st.model_checkpoint_path), &mut out);
-        }
-        for p in st.all_model_checkpoint_paths.iter().rev() {
-            push(resolve(dir, p), &mut out);
-        }
-        // Absolute paths of a directory that moved: their file names here.
-        let moved: Vec<PathBuf> = std::iter::once(&st.model_checkpoint_path)
+        let named = std::iter::once(&st.model_checkpoint_path)
             .chain(st.all_model_checkpoint_paths.iter().rev())
-            .filter(|p| Path::new(p).is_absolute())
-            .filter_map(|p| Path::new(p).file_name().map(|n| dir.join(n)))
-            .collect();
-        for p in moved {
-            push(p, &mut out);
+            .filter(|p| !p.is_empty());
+        for p in named {
+            push(resolve(dir, p), &mut out);
+            // An absolute path of a directory that moved: its file name here.
+            if let Some(name) = Path::new(p)
+                .file_name()
+                .filter(|_| Path::new(p).is_absolute())
+            {
+                push(dir.join(name), &mut out);
+            }
         }
     }
     let mut scanned: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)

@@ -205,8 +205,10 @@ impl Error {
 /// The canonical code of a local I/O error (see [`Error::io`]).
 pub fn io_code(e: &std::io::Error) -> Code {
     use std::io::ErrorKind as K;
-    // ENOSPC and EDQUOT on Linux and macOS, whatever kind the platform gives them.
-    if matches!(e.raw_os_error(), Some(28 | 122 | 69)) {
+    // ENOSPC (28 everywhere) and EDQUOT (69 on macOS and the BSDs, 122 on Linux),
+    // whatever kind the platform gives them.
+    const EDQUOT: i32 = if cfg!(target_os = "linux") { 122 } else { 69 };
+    if matches!(e.raw_os_error(), Some(c) if c == 28 || c == EDQUOT) {
         return Code::ResourceExhausted;
     }
     match e.kind() {

@@ -141,6 +141,46 @@ pub(crate) struct Agreed {
     pub error: Option<(usize, Code)>,
 }
 
+impl StepState {
+    /// What a rank brings after a run that gave `ran`, wanting to stop with `stop`: an
+    /// input run out is a stop, a recoverable error a recovery, another error its code.
+    pub(crate) fn of<T>(ran: &Result<T, Error>, stop: bool) -> StepState {
+        match ran {
+            Ok(_) => StepState {
+                stop,
+                ..Default::default()
+            },
+            Err(e) if e.code == Code::OutOfRange => StepState {
+                stop: true,
+                ..Default::default()
+            },
+            Err(e) if e.code.is_recoverable() => StepState {
+                recover: true,
+                ..Default::default()
+            },
+            Err(e) => StepState {
+                error: Some(e.code),
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl Agreed {
+    /// This rank's result once every rank agreed: its own error unless recoverable, else
+    /// the first failing rank's, else its own, else Aborted (`recover_why`) when another
+    /// rank must recover, so every rank takes the same path.
+    pub(crate) fn outcome<T>(self, ran: Result<T, Error>, recover_why: &str) -> Result<T, Error> {
+        match (ran, self.error) {
+            (Err(e), _) if !e.code.is_recoverable() => Err(e),
+            (_, Some((rank, code))) => Err(peer_failed(rank, code)),
+            (Err(e), None) => Err(e),
+            (Ok(_), None) if self.recover => Err(Error::aborted(recover_why.to_string())),
+            (Ok(v), None) => Ok(v),
+        }
+    }
+}
+
 const CODES: i32 = 32;
 
 /// Packs a rank's state into words whose elementwise maximum over ranks is the

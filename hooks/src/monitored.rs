@@ -263,10 +263,12 @@ impl MonitoredSession {
             }
             let reduced = self.replicas.as_ref().map_or(0, |r| r.reductions());
             let ran = self.hooked_run(args);
-            let would_reduce = self.sess.as_ref().is_some_and(|s| {
-                s.has_gradient_reducer()
-                    && s.computes_averaged_gradients(&args.fetches, &args.targets)
-            });
+            // Walked only for a failed run: whether its peers wait in an all-reduce.
+            let would_reduce = ran.is_err()
+                && self.sess.as_ref().is_some_and(|s| {
+                    s.has_gradient_reducer()
+                        && s.computes_averaged_gradients(&args.fetches, &args.targets)
+                });
             match self.agree(ran, reduced, would_reduce) {
                 // The input ran out: the loop ends cleanly (TF's OutOfRangeError).
                 Err(e) if e.code == Code::OutOfRange => {
@@ -294,42 +296,20 @@ impl MonitoredSession {
         {
             rep.abandon(e);
         }
-        let mine = match &ran {
-            Ok(_) => StepState {
-                stop: self.stop || self.coord.should_stop() || self.signalled(),
-                ..Default::default()
-            },
-            Err(e) if e.code == Code::OutOfRange => StepState {
-                stop: true,
-                ..Default::default()
-            },
-            Err(e) if recoverable(e) => StepState {
-                recover: true,
-                ..Default::default()
-            },
-            Err(e) => StepState {
-                error: Some(e.code),
-                ..Default::default()
-            },
-        };
+        let stop = ran.is_ok() && (self.stop || self.coord.should_stop() || self.signalled());
+        let mine = StepState::of(&ran, stop);
         let started = std::time::Instant::now();
         let agreed = rep.agree(mine);
         self.agreement.count += 1;
         self.agreement.nanos += started.elapsed().as_nanos() as u64;
-        self.stop |= agreed.stop;
+        // A rank failing for another one's error stops (its own error stands otherwise).
+        let own_error_stands = ran.as_ref().err().is_some_and(|e| !recoverable(e));
+        self.stop |= agreed.stop || (agreed.error.is_some() && !own_error_stands);
         self.agreed_end |= agreed.stop || agreed.error.is_some();
-        match (ran, agreed.error) {
-            (Err(e), _) if !recoverable(&e) => Err(e),
-            (_, Some((rank, code))) => {
-                self.stop = true;
-                Err(crate::distributed::peer_failed(rank, code))
-            }
-            (Err(e), None) => Err(e),
-            (Ok(_), None) if agreed.recover => Err(Error::aborted(
-                "another rank must re-create its session: every rank restores the chief's latest checkpoint and runs again",
-            )),
-            (Ok(v), None) => Ok(v),
-        }
+        agreed.outcome(
+            ran,
+            "another rank must re-create its session: every rank restores the chief's latest checkpoint and runs again",
+        )
     }
 
     fn check_open(&self) -> Result<()> {

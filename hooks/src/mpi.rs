@@ -448,27 +448,11 @@ impl MpiSessionCreator {
     /// after the broadcast fails every rank with its code, or re-creates every rank's
     /// session when it is recoverable, so that no rank trains while another is gone.
     fn settle(&self, mine: Result<()>) -> Result<()> {
-        let state = match &mine {
-            Ok(()) => StepState::default(),
-            Err(e) if e.code.is_recoverable() => StepState {
-                recover: true,
-                ..Default::default()
-            },
-            Err(e) => StepState {
-                error: Some(e.code),
-                ..Default::default()
-            },
-        };
-        let agreed = self.rt.agree(state);
-        match (mine, agreed.error) {
-            (Err(e), _) if !e.code.is_recoverable() => Err(e),
-            (_, Some((rank, code))) => Err(distributed::peer_failed(rank, code)),
-            (Err(e), None) => Err(e),
-            (Ok(()), None) if agreed.recover => Err(Error::aborted(
-                "another rank could not start its session: every rank creates its session again",
-            )),
-            (Ok(()), None) => Ok(()),
-        }
+        let agreed = self.rt.agree(StepState::of(&mine, false));
+        agreed.outcome(
+            mine,
+            "another rank could not start its session: every rank creates its session again",
+        )
     }
 
     fn create_worker(&mut self, graph: &Arc<Graph>, config: SessionConfig) -> Result<Session> {

@@ -441,7 +441,11 @@ impl Session {
             .chain(targets.iter().map(|o| o.0))
             .filter(|&i| i < n)
             .collect();
-        let order = self.graph.ancestors(&roots, &|_| false);
+        let order: std::collections::HashSet<usize> = self
+            .graph
+            .ancestors(&roots, &|_| false)
+            .into_iter()
+            .collect();
         marked.iter().any(|m| order.contains(&m.0))
     }
 

@@ -18,7 +18,7 @@ use crate::{
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use wgtrain_checkpoint::{events, latest_checkpoint};
+use wgtrain_checkpoint::{checkpoints_newest_first, events, latest_checkpoint};
 use wgtrain_engine::rng::Stream;
 
 /// The model.
@@ -229,7 +229,6 @@ pub fn train(data: &Split, opts: &Options) -> Result<Report> {
         opts.lr,
         opts.seed,
     )?;
-    let restored_from = opts.checkpoint_dir.as_ref().and_then(latest_checkpoint);
     let mut hooks: Vec<Box<dyn SessionRunHook>> = vec![
         StopAtStepHook::num_steps(opts.steps).boxed(),
         Box::new(NanTensorHook::new(n.loss, true)),
@@ -269,6 +268,13 @@ pub fn train(data: &Split, opts: &Options) -> Result<Report> {
         .ok_or_else(|| crate::Error::internal("no session"))?;
     let adapter = raw.adapter().name.clone();
     let start_step = raw.read_variables(&[gs])?[0].scalar_value()? as i64;
+    // What the session restored: the newest checkpoint left once damaged ones were set
+    // aside (their `.index` is gone), read after the session started.
+    let restored_from = opts
+        .checkpoint_dir
+        .as_ref()
+        .and_then(|d| checkpoints_newest_first(d).into_iter().next())
+        .filter(|_| start_step > 0);
     let (rank, ranks) = match opts.master {
         Master::Local => (0, 1),
         _ => crate::hooks::distributed::current_world().map_or((0, 1), |w| (w.rank, w.size)),

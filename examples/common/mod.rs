@@ -63,7 +63,8 @@ pub fn train_and_report(
     };
     let dir = opts.checkpoint_dir.clone().unwrap_or_default();
     let chief = rank == 0;
-    if chief && let Some(prefix) = wgtrain::checkpoint::latest_checkpoint(&dir) {
+    let announced = wgtrain::checkpoint::latest_checkpoint(&dir);
+    if chief && let Some(prefix) = &announced {
         println!("Resuming from {}", prefix.display());
     }
     let split = if ranks > 1 {
@@ -81,6 +82,17 @@ pub fn train_and_report(
         );
     }
     let r = classifier::train(data, &opts)?;
+    if chief
+        && let Some(used) = r
+            .restored_from
+            .as_ref()
+            .filter(|u| Some(*u) != announced.as_ref())
+    {
+        println!(
+            "Restored {} instead: the newer checkpoint cannot be restored (its files were moved aside as *.damaged)",
+            used.display()
+        );
+    }
     if chief {
         print_report(&r, data.test.len(), &dir);
         if let (Some(sig), Some(c)) = (wgtrain::hooks::signals::received(), &r.checkpoint) {

@@ -319,7 +319,7 @@ pub fn train(data: &Split, opts: &Options) -> Result<Report> {
     let final_step = raw.read_variables(&[gs])?[0].scalar_value()? as i64;
     let held_out_accuracy = evaluate(raw, test_set, &n, cnn)?;
     if let Some(dir) = opts.checkpoint_dir.as_ref().filter(|_| rank == 0) {
-        events::writer_for(dir)?.add_summary(
+        sess.coordinator().event_writer(dir)?.add_summary(
             final_step,
             vec![events::scalar(
                 "held_out_accuracy",

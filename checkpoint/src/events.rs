@@ -15,17 +15,15 @@ use crate::proto::{
     SessionLog, StepStats, Summary, SummaryMetadata, SummaryValue, SummaryValueKind,
     TaggedRunMetadata, TensorProto, TensorShapeProto, What,
 };
-use crossbeam_channel::{Receiver, Sender};
 use prost::Message;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wgtrain_engine::summary::{MergedSummary, SummaryKind};
-use wgtrain_engine::{DType, HostTensor, Snapshot};
+use wgtrain_engine::{DType, HostTensor, Snapshot, Worker, WorkerOptions};
 
 /// The first event's `file_version`.
 pub const FILE_VERSION: &str = "brain.Event:2";
@@ -465,13 +463,49 @@ enum Msg {
     Event(Box<Event>),
     /// Summaries whose values are still on their way from the device.
     Pending(i64, MergedSummary, Snapshot),
-    Flush(Sender<()>),
 }
 
-struct Inner {
-    tx: Option<Sender<Msg>>,
-    worker: Option<JoinHandle<()>>,
+/// Frames events into the file (the writer's background worker).
+struct WriteEvents {
+    out: std::io::BufWriter<File>,
     path: PathBuf,
+    /// Tags whose metadata was written.
+    seen: HashSet<String>,
+}
+
+impl WriteEvents {
+    fn write(&mut self, mut ev: Event) -> Result<()> {
+        if let Some(What::Summary(s)) = &mut ev.what {
+            for v in &mut s.value {
+                if v.metadata.is_some() && !self.seen.insert(v.tag.clone()) {
+                    v.metadata = None;
+                }
+            }
+        }
+        self.out
+            .write_all(&frame(&ev.encode_to_vec()))
+            .map_err(|e| Error::io(self.path.display(), &e))
+    }
+}
+
+impl wgtrain_engine::Task for WriteEvents {
+    type Job = Msg;
+
+    fn run(&mut self, job: Msg) -> Result<()> {
+        match job {
+            Msg::Event(ev) => self.write(*ev),
+            Msg::Pending(step, merged, values) => {
+                let vals = values.wait().and_then(|v| summary_values(&merged, &v))?;
+                self.write(event(step, What::Summary(Summary { value: vals })))
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out
+            .flush()
+            .map_err(|e| Error::io(self.path.display(), &e))
+    }
 }
 
 /// An asynchronous event file writer (TF's `EventFileWriter`): `add` queues an event;
@@ -480,8 +514,8 @@ struct Inner {
 /// `add` is FailedPrecondition. Summary metadata is written only the first time a tag
 /// appears in the file, as TF does.
 pub struct EventWriter {
-    inner: Mutex<Inner>,
-    error: Arc<Mutex<Option<Error>>>,
+    worker: Worker<Msg>,
+    path: PathBuf,
     dir: PathBuf,
 }
 
@@ -535,102 +569,25 @@ impl EventWriter {
         file.write_all(&frame(&first.encode_to_vec()))
             .and_then(|_| file.flush())
             .map_err(|e| io(e, &path))?;
-        let (tx, rx): (Sender<Msg>, Receiver<Msg>) =
-            crossbeam_channel::bounded(opts.max_queue.max(1));
-        let error = Arc::new(Mutex::new(None));
-        let err = Arc::clone(&error);
-        let p = path.clone();
-        let flush_every = Duration::from_secs_f64(opts.flush_secs);
-        let worker = std::thread::Builder::new()
-            .name("wgtrain-events".into())
-            .spawn(move || {
-                crate::background_priority();
-                let mut out = std::io::BufWriter::new(file);
-                let mut seen: HashSet<String> = HashSet::new();
-                let mut last_flush = Instant::now();
-                let fail = |e: std::io::Error| {
-                    if let Ok(mut g) = err.lock()
-                        && g.is_none()
-                    {
-                        *g = Some(io(e, &p));
-                    }
-                };
-                loop {
-                    let timeout = flush_every.saturating_sub(last_flush.elapsed());
-                    match rx.recv_timeout(timeout) {
-                        Ok(Msg::Event(mut ev)) => {
-                            if let Some(What::Summary(s)) = &mut ev.what {
-                                for v in &mut s.value {
-                                    if v.metadata.is_some() && !seen.insert(v.tag.clone()) {
-                                        v.metadata = None;
-                                    }
-                                }
-                            }
-                            if let Err(e) = out.write_all(&frame(&ev.encode_to_vec())) {
-                                fail(e);
-                            }
-                        }
-                        Ok(Msg::Pending(step, merged, values)) => {
-                            let built = values.wait().and_then(|v| summary_values(&merged, &v));
-                            match built {
-                                Ok(mut vals) => {
-                                    for v in &mut vals {
-                                        if v.metadata.is_some() && !seen.insert(v.tag.clone()) {
-                                            v.metadata = None;
-                                        }
-                                    }
-                                    let ev = event(step, What::Summary(Summary { value: vals }));
-                                    if let Err(e) = out.write_all(&frame(&ev.encode_to_vec())) {
-                                        fail(e);
-                                    }
-                                }
-                                Err(e) => {
-                                    if let Ok(mut g) = err.lock()
-                                        && g.is_none()
-                                    {
-                                        *g = Some(e);
-                                    }
-                                }
-                            }
-                        }
-                        Ok(Msg::Flush(done)) => {
-                            if let Err(e) = out.flush() {
-                                fail(e);
-                            }
-                            last_flush = Instant::now();
-                            let _ = done.send(());
-                        }
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                            if let Err(e) = out.flush() {
-                                fail(e);
-                            }
-                            last_flush = Instant::now();
-                        }
-                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-                if let Err(e) = out.flush() {
-                    fail(e);
-                }
-            })
-            .map_err(|e| Error::internal(format!("starting the event writer: {e}")))?;
-        Ok(EventWriter {
-            inner: Mutex::new(Inner {
-                tx: Some(tx),
-                worker: Some(worker),
-                path,
-            }),
-            error,
-            dir,
-        })
+        let worker = Worker::spawn(
+            "events",
+            WorkerOptions {
+                capacity: opts.max_queue.max(1),
+                flush_every: Some(Duration::from_secs_f64(opts.flush_secs)),
+                low_priority: true,
+            },
+            WriteEvents {
+                out: std::io::BufWriter::new(file),
+                path: path.clone(),
+                seen: HashSet::new(),
+            },
+        )?;
+        Ok(EventWriter { worker, path, dir })
     }
 
     /// The file being written.
     pub fn path(&self) -> PathBuf {
-        self.inner
-            .lock()
-            .map(|i| i.path.clone())
-            .unwrap_or_default()
+        self.path.clone()
     }
 
     /// The log directory.
@@ -638,36 +595,32 @@ impl EventWriter {
         &self.dir
     }
 
-    fn check(&self) -> Result<()> {
-        let mut g = self
-            .error
-            .lock()
-            .map_err(|_| Error::internal("event writer lock poisoned"))?;
-        match g.take() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+    /// Whether events are still taken (not closed).
+    pub fn is_open(&self) -> bool {
+        self.worker.is_open()
     }
 
-    fn sender(&self) -> Result<Sender<Msg>> {
-        let g = self
-            .inner
-            .lock()
-            .map_err(|_| Error::internal("event writer lock poisoned"))?;
-        g.tx.clone().ok_or_else(|| {
+    /// The writer's worker, for a coordinator to stop and wait for at close.
+    pub fn background(&self) -> Arc<dyn wgtrain_engine::Background> {
+        self.worker.background()
+    }
+
+    fn closed(&self, e: Error) -> Error {
+        if e.code == Code::FailedPrecondition {
             Error::new(
                 Code::FailedPrecondition,
-                format!("the event writer of {} is closed", g.path.display()),
+                format!("the event writer of {} is closed", self.path.display()),
             )
-        })
+        } else {
+            e
+        }
     }
 
     /// Queues an event (blocks while `max_queue` are waiting).
     pub fn add(&self, event: Event) -> Result<()> {
-        self.check()?;
-        self.sender()?
-            .send(Msg::Event(Box::new(event)))
-            .map_err(|_| Error::aborted("the event writer thread stopped"))
+        self.worker
+            .submit(Msg::Event(Box::new(event)))
+            .map_err(|e| self.closed(e))
     }
 
     /// Queues a summary at `step`.
@@ -680,66 +633,110 @@ impl EventWriter {
     /// `merged.fetches()`): the writer thread waits for them and builds the
     /// histograms and PNGs, so the training thread never does.
     pub fn add_pending(&self, step: i64, merged: MergedSummary, values: Snapshot) -> Result<()> {
-        self.check()?;
-        self.sender()?
-            .send(Msg::Pending(step, merged, values))
-            .map_err(|_| Error::aborted("the event writer thread stopped"))
+        self.worker
+            .submit(Msg::Pending(step, merged, values))
+            .map_err(|e| self.closed(e))
     }
 
     /// Writes everything queued to the file and flushes it.
     pub fn flush(&self) -> Result<()> {
-        self.check()?;
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        self.sender()?
-            .send(Msg::Flush(tx))
-            .map_err(|_| Error::aborted("the event writer thread stopped"))?;
-        rx.recv()
-            .map_err(|_| Error::aborted("the event writer thread stopped"))?;
-        self.check()
+        self.worker.flush(None).map_err(|e| self.closed(e))
     }
 
     /// Flushes, stops the thread and closes the file; later `add`s are errors.
     pub fn close(&self) -> Result<()> {
-        let (tx, worker) = {
-            let mut g = self
-                .inner
-                .lock()
-                .map_err(|_| Error::internal("event writer lock poisoned"))?;
-            (g.tx.take(), g.worker.take())
-        };
-        drop(tx);
-        if let Some(w) = worker {
-            w.join()
-                .map_err(|_| Error::internal("the event writer thread panicked"))?;
-        }
-        self.check()
+        self.close_within(None)
+    }
+
+    /// [`close`](Self::close), waiting at most `timeout` (then DeadlineExceeded and
+    /// the thread is left to finish).
+    pub fn close_within(&self, timeout: Option<Duration>) -> Result<()> {
+        self.worker.close(timeout)
     }
 }
 
 impl Drop for EventWriter {
+    /// Closes a writer still open (waiting for its queue); one closed before (perhaps
+    /// past a deadline) is left to its thread.
     fn drop(&mut self) {
-        if let Err(e) = self.close() {
+        if self.worker.is_open()
+            && let Err(e) = self.close()
+        {
             tracing::error!(error = %e, "event writer failed (reported at drop)");
         }
     }
 }
 
-/// One writer per log directory, shared by everything writing there (TF's
-/// `FileWriterCache`).
-pub fn writer_for(dir: impl AsRef<Path>) -> Result<Arc<EventWriter>> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<EventWriter>>>> = OnceLock::new();
-    let dir = dir.as_ref();
-    let key = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
-    let mut cache = CACHE
-        .get_or_init(|| Mutex::new(HashMap::new()))
-        .lock()
-        .map_err(|_| Error::internal("event writer cache lock poisoned"))?;
-    if let Some(w) = cache.get(&key)
-        && w.sender().is_ok()
-    {
-        return Ok(Arc::clone(w));
+/// The event writers of one owner, one per log directory (TF's `FileWriterCache`, but
+/// owned: a monitored session's coordinator holds them and closes them with it, so a
+/// session leaves no writer open behind it). Clones share the writers.
+#[derive(Clone, Default)]
+pub struct EventWriters {
+    open: Arc<Mutex<HashMap<PathBuf, Arc<EventWriter>>>>,
+}
+
+impl std::fmt::Debug for EventWriters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dirs: Vec<PathBuf> = self
+            .open
+            .lock()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        f.debug_struct("EventWriters").field("dirs", &dirs).finish()
     }
-    let w = Arc::new(EventWriter::new(&key, WriterOptions::default())?);
-    cache.insert(key, Arc::clone(&w));
-    Ok(w)
+}
+
+impl EventWriters {
+    /// No writers yet.
+    pub fn new() -> EventWriters {
+        EventWriters::default()
+    }
+
+    /// The writer of `dir`, opened (a new event file) when there is none or it was
+    /// closed.
+    pub fn get(&self, dir: impl AsRef<Path>) -> Result<Arc<EventWriter>> {
+        let dir = dir.as_ref();
+        let key = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let mut open = self
+            .open
+            .lock()
+            .map_err(|_| Error::internal("event writers lock poisoned"))?;
+        if let Some(w) = open.get(&key)
+            && w.is_open()
+        {
+            return Ok(Arc::clone(w));
+        }
+        let w = Arc::new(EventWriter::new(&key, WriterOptions::default())?);
+        open.insert(key, Arc::clone(&w));
+        Ok(w)
+    }
+
+    /// The workers of the open writers.
+    pub fn backgrounds(&self) -> Vec<Arc<dyn wgtrain_engine::Background>> {
+        self.open
+            .lock()
+            .map(|m| m.values().map(|w| w.background()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Flushes and closes every writer, all within `deadline` when given (a writer
+    /// still busy then is DeadlineExceeded); returns the first error. Later `get`s
+    /// open new files.
+    pub fn close_all(&self, deadline: Option<Instant>) -> Result<()> {
+        let writers: Vec<Arc<EventWriter>> = self
+            .open
+            .lock()
+            .map(|mut m| m.drain().map(|(_, w)| w).collect())
+            .unwrap_or_default();
+        let mut first = Ok(());
+        for w in writers {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if let Err(e) = w.close_within(left)
+                && first.is_ok()
+            {
+                first = Err(e);
+            }
+        }
+        first
+    }
 }

@@ -34,15 +34,3 @@ pub use state::{
 };
 pub use tensor::{Data, Tensor, TfDType};
 pub use wgtrain_engine::{DType, HostTensor};
-
-/// Lowers the calling thread's CPU priority (the lowest nice value where the OS has
-/// one): the writer threads then take only the CPU time the training step leaves, so
-/// a save or an event flush never slows the steps around it. Where the OS refuses,
-/// the thread keeps its priority.
-pub(crate) fn background_priority() {
-    if let Err(e) =
-        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
-    {
-        tracing::debug!(error = ?e, "could not lower the writer thread's priority");
-    }
-}

@@ -14,12 +14,10 @@ use crate::bundle::{self, BundleReader, write_bundle};
 use crate::error::{Code, Error, Result};
 use crate::state::{CheckpointState, read_state, resolve, write_state};
 use crate::tensor::{Tensor as CkptTensor, TfDType};
-use crossbeam_channel::{Receiver, Sender};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{SystemTime, UNIX_EPOCH};
-use wgtrain_engine::{Graph, Session, Snapshot, Tensor};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wgtrain_engine::{Graph, Session, Snapshot, Tensor, Worker, WorkerOptions};
 
 /// Options of a [`Saver`] (TF's defaults).
 #[derive(Clone, Debug)]
@@ -136,10 +134,23 @@ struct Job {
     on_written: Option<OnWritten>,
 }
 
+/// Writes queued checkpoints (the saver's background worker).
+struct WriteCheckpoints(Arc<Shared>);
+
+impl wgtrain_engine::Task for WriteCheckpoints {
+    type Job = Job;
+
+    fn run(&mut self, job: Job) -> Result<()> {
+        let prefix = job.prefix.clone();
+        write_job(&self.0, job).inspect_err(|e| {
+            tracing::error!(prefix = %prefix.display(), error = %e, "checkpoint write failed");
+        })
+    }
+}
+
 /// State shared with the writer thread.
 struct Shared {
     retention: Mutex<Retention>,
-    errors: Mutex<Vec<Error>>,
     meta: Option<MetaExporter>,
     /// The last `.meta` the exporter wrote: later ones (the same bytes) are hard links
     /// to it, which need no data written or synced.
@@ -150,7 +161,6 @@ impl Shared {
     fn new(retention: Retention, meta: Option<MetaExporter>) -> Shared {
         Shared {
             retention: Mutex::new(retention),
-            errors: Mutex::new(Vec::new()),
             meta,
             last_meta: Mutex::new(None),
         }
@@ -248,8 +258,8 @@ pub struct Saver {
     vars: Vec<(String, Tensor)>,
     opts: SaverOptions,
     shared: Arc<Shared>,
-    jobs: Option<Sender<Job>>,
-    worker: Option<JoinHandle<()>>,
+    /// Writes asynchronous saves (started with the first).
+    worker: Option<Worker<Job>>,
     /// Directories already created.
     made: std::collections::HashSet<PathBuf>,
 }
@@ -299,7 +309,6 @@ impl Saver {
             vars,
             shared: Arc::new(Shared::new(retention, None)),
             opts,
-            jobs: None,
             worker: None,
             made: std::collections::HashSet::new(),
         })
@@ -315,7 +324,10 @@ impl Saver {
 
     /// Sets or clears the `.meta` exporter of later saves (waits for queued saves).
     pub fn set_meta_exporter(&mut self, exporter: Option<MetaExporter>) -> Result<()> {
-        self.flush()?;
+        // The writer worker shares the old state: it finishes, the next save starts one.
+        if let Some(w) = self.worker.take() {
+            w.close(None)?;
+        }
         let retention = self
             .shared
             .retention
@@ -395,43 +407,37 @@ impl Saver {
     }
 
     fn take_error(&self) -> Result<()> {
-        let mut errs = self
-            .shared
-            .errors
-            .lock()
-            .map_err(|_| Error::internal("saver error lock poisoned"))?;
-        match errs.drain(..).next() {
-            Some(e) => Err(e),
+        match &self.worker {
+            Some(w) => w.take_error(),
             None => Ok(()),
         }
     }
 
-    fn sender(&mut self) -> Result<&Sender<Job>> {
-        if self.jobs.is_none() {
-            let (tx, rx): (Sender<Job>, Receiver<Job>) =
-                crossbeam_channel::bounded(self.opts.max_in_flight.max(1) - 1);
-            let shared = Arc::clone(&self.shared);
-            let worker = std::thread::Builder::new()
-                .name("wgtrain-saver".into())
-                .spawn(move || {
-                    crate::background_priority();
-                    for job in rx {
-                        let prefix = job.prefix.clone();
-                        if let Err(e) = write_job(&shared, job) {
-                            tracing::error!(prefix = %prefix.display(), error = %e, "checkpoint write failed");
-                            if let Ok(mut errs) = shared.errors.lock() {
-                                errs.push(e);
-                            }
-                        }
-                    }
-                })
-                .map_err(|e| Error::internal(format!("starting the saver thread: {e}")))?;
-            self.jobs = Some(tx);
-            self.worker = Some(worker);
+    /// The writer worker, started when there is none or a coordinator closed it.
+    fn writer(&mut self) -> Result<&Worker<Job>> {
+        if let Some(old) = self.worker.take_if(|w| !w.is_open()) {
+            old.take_error()?;
         }
-        self.jobs
+        if self.worker.is_none() {
+            self.worker = Some(Worker::spawn(
+                "saver",
+                WorkerOptions {
+                    capacity: self.opts.max_in_flight.max(1) - 1,
+                    flush_every: None,
+                    low_priority: true,
+                },
+                WriteCheckpoints(Arc::clone(&self.shared)),
+            )?);
+        }
+        self.worker
             .as_ref()
-            .ok_or_else(|| Error::internal("saver channel missing"))
+            .ok_or_else(|| Error::internal("saver worker missing"))
+    }
+
+    /// The writer worker of asynchronous saves, once one started, for a coordinator
+    /// to stop and wait for at close.
+    pub fn background(&mut self) -> Result<Arc<dyn wgtrain_engine::Background>> {
+        Ok(self.writer()?.background())
     }
 
     /// Saves the variables as `<prefix>-<global_step>` (or `<prefix>` without a step)
@@ -545,9 +551,7 @@ impl Saver {
             on_written,
         };
         if self.opts.asynchronous {
-            self.sender()?
-                .send(job)
-                .map_err(|_| Error::aborted("the saver thread stopped"))?;
+            self.writer()?.submit(job)?;
         } else {
             write_job(&self.shared, job)?;
         }
@@ -556,14 +560,18 @@ impl Saver {
 
     /// Waits for every queued save; returns the first write error since the last call.
     pub fn flush(&mut self) -> Result<()> {
-        if let Some(tx) = self.jobs.take() {
-            drop(tx);
-            if let Some(w) = self.worker.take() {
-                w.join()
-                    .map_err(|_| Error::internal("the saver thread panicked"))?;
-            }
+        self.flush_within(None)
+    }
+
+    /// [`flush`](Self::flush), waiting at most `timeout` (then DeadlineExceeded; the
+    /// writes still queued finish on their own).
+    pub fn flush_within(&mut self, timeout: Option<Duration>) -> Result<()> {
+        match &self.worker {
+            Some(w) if w.is_open() => w.flush(timeout),
+            // Closed by a coordinator: what it queued is done or past its deadline.
+            Some(_) => self.worker.take().map_or(Ok(()), |w| w.close(timeout)),
+            None => Ok(()),
         }
-        self.take_error()
     }
 
     /// Drains and joins the writer; returns the first write error.

@@ -271,12 +271,32 @@ fn a_flipped_byte_or_a_truncated_tail_is_data_loss_with_the_offset() {
 }
 
 #[test]
-fn one_writer_per_directory_and_float_images_as_tf() {
+fn one_writer_per_directory_closed_with_its_owner_and_float_images_as_tf() {
     let d = scratch("events", "cache");
-    let a = events::writer_for(&d).unwrap();
-    let b = events::writer_for(&d).unwrap();
+    let writers = events::EventWriters::new();
+    let a = writers.get(&d).unwrap();
+    let b = writers.get(&d).unwrap();
     assert!(std::sync::Arc::ptr_eq(&a, &b));
-    a.flush().unwrap();
+    a.add_summary(1, vec![events::scalar("x", 1.0)]).unwrap();
+    // Another owner opens a file of its own beside it.
+    let other = events::EventWriters::new().get(&d).unwrap();
+    assert_ne!(other.path(), a.path());
+    writers.close_all(None).unwrap();
+    assert!(!a.is_open());
+    let e = a.add_summary(2, vec![]).unwrap_err();
+    assert_eq!(e.code, Code::FailedPrecondition);
+    assert!(e.message.contains("closed"), "{e}");
+    let (got, err) = read_records(&std::fs::read(a.path()).unwrap(), "a");
+    assert!(err.is_none());
+    assert_eq!(
+        got.len(),
+        2,
+        "file version and the summary, flushed at close"
+    );
+    // After close, the owner opens a new file.
+    let c = writers.get(&d).unwrap();
+    assert_ne!(c.path(), a.path());
+    other.close().unwrap();
     // Non-negative floats: the largest becomes 255; with negatives 0.0 maps to 128.
     assert_eq!(events::float_pixels(&[0.0, 0.5, 1.0]), vec![0, 128, 255]);
     assert_eq!(events::float_pixels(&[-1.0, 0.0, 0.5]), vec![1, 128, 192]);

@@ -58,6 +58,7 @@ pub mod rng;
 pub mod runtime;
 pub mod summary;
 pub mod tensor;
+pub mod worker;
 
 pub use autodiff::gradients;
 pub use error::{Code, Error, Result};
@@ -75,3 +76,4 @@ pub use runtime::{
     SessionConfig, Snapshot, shaders,
 };
 pub use tensor::{DType, HostTensor};
+pub use worker::{Background, Task, Worker, WorkerOptions};

@@ -286,14 +286,14 @@ impl SessionRunHook for CheckpointSaverHook {
                 SaverOptions::default(),
             )?)));
         }
-        self.writer = Some(events::writer_for(&self.dir)?);
         for l in &mut self.listeners {
             l.begin()?;
         }
         Ok(())
     }
 
-    fn after_create_session(&mut self, sess: &mut Session, _: &Coordinator) -> Result<()> {
+    fn after_create_session(&mut self, sess: &mut Session, coord: &Coordinator) -> Result<()> {
+        self.writer = Some(coord.event_writer(&self.dir)?);
         let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
         let step = read_step(sess, gs)?;
         if self.save_graph_def && self.graph.is_none() {
@@ -315,6 +315,13 @@ impl SessionRunHook for CheckpointSaverHook {
                 )))?;
             }
             self.graph = Some(g);
+        }
+        if let Some(saver) = self.saver() {
+            let bg = saver
+                .lock()
+                .map_err(|_| Error::internal("saver lock poisoned"))?
+                .background()?;
+            coord.register_worker(bg);
         }
         // TF saves at creation, before the first step (model.ckpt-0 on a fresh run).
         self.save(sess, step)?;
@@ -467,8 +474,12 @@ impl SummarySaverHook {
 impl SessionRunHook for SummarySaverHook {
     fn begin(&mut self, g: &mut Graph) -> Result<()> {
         self.gs = Some(global_step_of(g, "SummarySaverHook")?);
-        self.writer = Some(events::writer_for(&self.dir)?);
         self.next_step = None;
+        Ok(())
+    }
+
+    fn after_create_session(&mut self, _: &mut Session, coord: &Coordinator) -> Result<()> {
+        self.writer = Some(coord.event_writer(&self.dir)?);
         Ok(())
     }
 
@@ -566,8 +577,12 @@ impl SessionRunHook for StepCounterHook {
         // TF's tag: the global step's name and "/sec" ("global_step/sec").
         self.tag = format!("{}/sec", g.name(gs));
         self.gs = Some(gs);
+        Ok(())
+    }
+
+    fn after_create_session(&mut self, _: &mut Session, coord: &Coordinator) -> Result<()> {
         if let Some(d) = &self.dir {
-            self.writer = Some(events::writer_for(d)?);
+            self.writer = Some(coord.event_writer(d)?);
         }
         Ok(())
     }
@@ -994,7 +1009,11 @@ impl SessionRunHook for ProfilerHook {
     fn begin(&mut self, g: &mut Graph) -> Result<()> {
         self.gs = Some(global_step_of(g, "ProfilerHook")?);
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(self.dir.display(), &e))?;
-        self.writer = Some(events::writer_for(&self.dir)?);
+        Ok(())
+    }
+
+    fn after_create_session(&mut self, _: &mut Session, coord: &Coordinator) -> Result<()> {
+        self.writer = Some(coord.event_writer(&self.dir)?);
         Ok(())
     }
 

@@ -169,7 +169,10 @@ impl MonitoredSession {
 
     fn create(&mut self) -> Result<()> {
         let mut sess = self.creator.create_session(&self.graph)?;
-        self.coord = Coordinator::new();
+        // The failed session's threads and workers are stopped and joined; the event
+        // writers carry over.
+        self.coord = self.coord.successor(self.stop_grace);
+        self.coord.register_worker(sess.background());
         for h in &mut self.hooks {
             h.after_create_session(&mut sess, &self.coord)?;
         }
@@ -570,13 +573,19 @@ impl MonitoredSession {
                 }
             }
         }
+        let deadline = std::time::Instant::now() + self.stop_grace;
         let joined = self.coord.join(self.stop_grace, true);
-        // Queued checkpoint writes finish before close returns, clean or not.
+        // Queued checkpoint writes finish before close returns, clean or not (within
+        // the grace period: the coordinator waited for the saver's worker already).
         let flushed = match self.scaffold.get_saver() {
             Some(s) => s
                 .lock()
                 .map_err(|_| Error::internal("saver lock poisoned"))
-                .and_then(|mut s| s.flush()),
+                .and_then(|mut s| {
+                    s.flush_within(Some(
+                        deadline.saturating_duration_since(std::time::Instant::now()),
+                    ))
+                }),
             None => Ok(()),
         };
         self.sess = None;

@@ -297,3 +297,66 @@ fn no_restorable_checkpoint_is_an_error_not_a_fresh_start() {
     assert_eq!(e.code, Code::DataLoss, "{e}");
     assert!(e.message.contains("none of the"), "{e}");
 }
+
+/// A background job that never finishes (a device that stopped answering).
+struct Stuck;
+
+impl wgtrain_engine::Task for Stuck {
+    type Job = ();
+    fn run(&mut self, (): ()) -> wgtrain_engine::Result<()> {
+        std::thread::sleep(Duration::from_secs(3600));
+        Ok(())
+    }
+}
+
+/// Registers a worker stuck in its first job with each session's coordinator.
+struct StuckWorkerHook(Vec<wgtrain_engine::Worker<()>>);
+
+impl SessionRunHook for StuckWorkerHook {
+    fn after_create_session(
+        &mut self,
+        _: &mut wgtrain_engine::Session,
+        coord: &Coordinator,
+    ) -> wgtrain_engine::Result<()> {
+        let w = wgtrain_engine::Worker::spawn("stuck", Default::default(), Stuck)?;
+        w.submit(())?;
+        coord.register_worker(w.background());
+        self.0.push(w);
+        Ok(())
+    }
+}
+
+#[test]
+fn close_is_bounded_by_the_grace_period_when_a_worker_hangs() {
+    if !have_gpu() {
+        return;
+    }
+    let m = model();
+    let dir = scratch("stuck-close");
+    let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .checkpoint_dir(&dir)
+        .stop_grace_period_secs(0.5)
+        .hooks([Box::new(StuckWorkerHook(Vec::new())) as Box<dyn SessionRunHook>])
+        .create()
+        .unwrap();
+    for _ in 0..3 {
+        sess.run(&feed(&m), &[], &[m.train]).unwrap();
+    }
+    let t = Instant::now();
+    let e = sess.close().unwrap_err();
+    let took = t.elapsed();
+    assert_eq!(e.code, Code::DeadlineExceeded, "{e}");
+    assert!(e.message.contains("stuck"), "{e}");
+    assert!(took < Duration::from_secs(5), "close took {took:?}");
+    // The workers that were not stuck finished: the final checkpoint and the events
+    // are complete.
+    assert_eq!(latest_checkpoint(&dir).unwrap(), dir.join("model.ckpt-3"));
+    let checked = BundleReader::open(dir.join("model.ckpt-3"))
+        .unwrap()
+        .verify();
+    assert!(checked.iter().all(|(_, r)| r.is_ok()), "{checked:?}");
+    for f in wgtrain_checkpoint::events::event_files(&dir).unwrap() {
+        let (_, err) = wgtrain_checkpoint::events::read_file(&f).unwrap();
+        assert!(err.is_none(), "{f:?}: {err:?}");
+    }
+}

@@ -87,3 +87,68 @@ fn bounded_recovery_gives_up() {
     assert_eq!(e.code, Code::Aborted, "{e}");
     assert_eq!(sess.recoveries(), 2);
 }
+
+/// Keeps the readback worker of each session created.
+struct SessionWorkers(std::sync::Arc<Mutex<Vec<std::sync::Arc<dyn wgtrain_engine::Background>>>>);
+
+impl SessionRunHook for SessionWorkers {
+    fn after_create_session(
+        &mut self,
+        sess: &mut wgtrain_engine::Session,
+        _: &Coordinator,
+    ) -> wgtrain_engine::Result<()> {
+        self.0.lock().unwrap().push(sess.background());
+        Ok(())
+    }
+}
+
+#[test]
+fn recovery_joins_the_failed_sessions_workers_and_keeps_its_event_file() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    if !have_gpu() {
+        return;
+    }
+    let m = model();
+    let dir = scratch("devloss-workers");
+    let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .checkpoint_dir(&dir)
+        .save_checkpoint_steps(2)
+        .save_summaries_steps(1)
+        .recovery(RecoveryPolicy {
+            max_attempts: 3,
+            backoff: std::time::Duration::from_millis(1),
+            max_backoff: std::time::Duration::from_millis(10),
+        })
+        .hooks([
+            StopAtStepHook::last_step(6).boxed(),
+            Box::new(SessionWorkers(std::sync::Arc::clone(&seen))) as Box<dyn SessionRunHook>,
+        ])
+        .create()
+        .unwrap();
+    while !sess.should_stop() {
+        if global_step(&mut sess) == 3 && sess.recoveries() == 0 {
+            sess.raw_session().unwrap().simulate_device_loss();
+        }
+        sess.run(&feed(&m), &[], &[m.train]).unwrap();
+    }
+    assert_eq!(sess.recoveries(), 1);
+    {
+        let workers = seen.lock().unwrap();
+        assert_eq!(workers.len(), 2);
+        // The failed session's readback worker was stopped and joined at recovery.
+        let now = Some(std::time::Instant::now());
+        workers[0].wait(now).unwrap_or_else(|e| {
+            assert_ne!(e.code, Code::DeadlineExceeded, "{e}");
+        });
+        // The live session's is still serving.
+        let e = workers[1].wait(now).unwrap_err();
+        assert_eq!(e.code, Code::DeadlineExceeded);
+    }
+    sess.close().unwrap();
+    // One event file: the writer carried over to the re-created session.
+    let files = wgtrain_checkpoint::events::event_files(&dir).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let steps = summary_steps(&dir, "loss");
+    assert!(steps.contains(&6), "{steps:?}");
+}

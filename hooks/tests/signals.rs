@@ -52,7 +52,10 @@ fn child_main() {
     while !sess.should_stop() {
         sess.run(&feed(&m), &[], &[m.train]).unwrap();
         let step = sess.raw_session().unwrap().known_scalar(gs).unwrap();
-        std::fs::write(dir.join("progress"), step.to_string()).unwrap();
+        // Atomically: a kill between truncating and writing must not leave it empty.
+        let tmp = dir.join("progress.tmp");
+        std::fs::write(&tmp, step.to_string()).unwrap();
+        std::fs::rename(&tmp, dir.join("progress")).unwrap();
     }
     sess.close().unwrap();
 }

@@ -326,3 +326,35 @@ fn an_adapter_index_past_the_adapters_wraps_around() {
     assert_eq!(s.adapter().name, probe.adapter().name);
     assert!(names.contains(&s.adapter().name), "{names:?}");
 }
+
+#[test]
+fn a_device_wait_past_the_operation_timeout_is_deadline_exceeded() {
+    // Four chained 1024×1024 matmuls take far longer than 1 ms on any device.
+    let n = 1024;
+    let mut g = Graph::new();
+    let a = g
+        .variable("a", DType::F32, &[n, n], Initializer::Constant(1e-3))
+        .unwrap();
+    let mut y = a;
+    for _ in 0..4 {
+        y = g.matmul(y, a).unwrap();
+    }
+    let init = g.global_variables_initializer().unwrap();
+    let config = wgtrain::SessionConfig::default().operation_timeout_in_ms(1);
+    let mut s = match wgtrain::Session::new(g, config) {
+        Ok(s) => s,
+        Err(e) if e.code == Code::NotFound => {
+            assert!(gpu(Graph::new()).is_none());
+            return;
+        }
+        Err(e) => panic!("{e}"),
+    };
+    s.run(&[], &[], &[init]).unwrap();
+    let t = std::time::Instant::now();
+    let e = s.run(&[], &[y], &[]).unwrap_err();
+    assert_eq!(e.code, Code::DeadlineExceeded, "{e}");
+    assert!(e.message.contains("operation_timeout_in_ms"), "{e}");
+    eprintln!("DeadlineExceeded after {:?}", t.elapsed());
+    let config = wgtrain::SessionConfig::default();
+    assert_eq!(config.operation_timeout(), None);
+}

@@ -45,6 +45,9 @@ pub struct SessionConfig {
     /// and wrapping around (`index % count`): a distributed rank picks its node-local
     /// rank, so each rank of a node with as many adapters opens its own.
     pub adapter_index: Option<usize>,
+    /// How long a wait for the device may take, in milliseconds, before it is
+    /// DeadlineExceeded (TF's `operation_timeout_in_ms`); 0 waits for as long as it takes.
+    pub operation_timeout_in_ms: u64,
 }
 
 impl SessionConfig {
@@ -70,6 +73,18 @@ impl SessionConfig {
     pub fn adapter_index(mut self, index: usize) -> Self {
         self.adapter_index = Some(index);
         self
+    }
+
+    /// Fails a wait for the device after `ms` milliseconds (0: never).
+    pub fn operation_timeout_in_ms(mut self, ms: u64) -> Self {
+        self.operation_timeout_in_ms = ms;
+        self
+    }
+
+    /// The device wait bound, if there is one.
+    pub fn operation_timeout(&self) -> Option<std::time::Duration> {
+        (self.operation_timeout_in_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.operation_timeout_in_ms))
     }
 
     fn backends(&self) -> wgpu::Backends {
@@ -201,6 +216,11 @@ impl Gpu {
     /// The shared context for `config`, created on first use and re-created after the
     /// device was lost.
     pub fn shared(config: &SessionConfig) -> Result<Arc<Gpu>> {
+        // The wait bound is the session's, not the device's.
+        let config = &SessionConfig {
+            operation_timeout_in_ms: 0,
+            ..config.clone()
+        };
         let mut reg = registry()
             .lock()
             .map_err(|_| Error::internal("GPU registry lock poisoned"))?;

@@ -10,10 +10,10 @@ use crate::graph::{Graph, Operation, Tensor};
 use crate::ops::Op;
 use crate::rng::initial_value;
 use crate::tensor::{DType, HostTensor};
+use crate::worker::{Task, Worker, WorkerOptions};
 use crossbeam_channel::{Receiver, Sender};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use wgpu::util::DeviceExt;
 
 /// Counters of device work, for benchmarks and tests.
@@ -114,6 +114,23 @@ impl Snapshot {
             .map_err(|_| Error::aborted("the snapshot's readback thread stopped"))?
     }
 
+    /// Blocks until the bytes arrive, for at most `timeout` (then DeadlineExceeded;
+    /// the values may still arrive on another handle).
+    pub fn wait_timeout(self, timeout: std::time::Duration) -> Result<Vec<HostTensor>> {
+        self.rx.recv_timeout(timeout).map_err(|e| match e {
+            crossbeam_channel::RecvTimeoutError::Timeout => Error::new(
+                crate::Code::DeadlineExceeded,
+                format!(
+                    "the snapshot's values did not arrive within {:.1} s",
+                    timeout.as_secs_f64()
+                ),
+            ),
+            crossbeam_channel::RecvTimeoutError::Disconnected => {
+                Error::aborted("the snapshot's readback thread stopped")
+            }
+        })?
+    }
+
     /// The bytes if they have arrived.
     pub fn try_get(&self) -> Option<Result<Vec<HostTensor>>> {
         self.rx.try_recv().ok()
@@ -138,22 +155,20 @@ struct ReadbackJob {
 /// maps it once the device is done and delivers its tensors on the returned
 /// snapshot; the buffer then goes back to `recycle`, if given.
 fn read_back_later(
-    jobs: Option<&Sender<ReadbackJob>>,
+    jobs: &Worker<ReadbackJob>,
     staging: wgpu::Buffer,
     index: &wgpu::SubmissionIndex,
     layout: &Arc<ReadLayout>,
     recycle: Option<Arc<std::sync::Mutex<Vec<wgpu::Buffer>>>>,
 ) -> Result<Snapshot> {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let jobs = jobs.ok_or_else(|| Error::internal("readback thread stopped"))?;
-    jobs.send(ReadbackJob {
+    jobs.submit(ReadbackJob {
         staging,
         index: index.clone(),
         layout: Arc::clone(layout),
         reply: tx,
         recycle,
-    })
-    .map_err(|_| Error::aborted("the readback thread stopped"))?;
+    })?;
     Ok(Snapshot { rx })
 }
 
@@ -179,13 +194,44 @@ fn record_effects(
     }
 }
 
+/// Maps the staging buffers of readback jobs once the device is done with them and
+/// delivers their tensors (the session's background worker).
+struct Readback {
+    device: wgpu::Device,
+    timeout: Option<std::time::Duration>,
+}
+
+impl Task for Readback {
+    type Job = ReadbackJob;
+
+    fn run(&mut self, job: ReadbackJob) -> Result<()> {
+        let r = map_and_read(
+            &self.device,
+            &job.staging,
+            job.index,
+            &job.layout,
+            self.timeout,
+        );
+        if let (Ok(_), Some(pool)) = (&r, &job.recycle)
+            && let Ok(mut p) = pool.lock()
+            && p.len() < 4
+        {
+            p.push(job.staging.clone());
+        }
+        // The error goes to whoever waits on the snapshot.
+        let _ = job.reply.send(r);
+        Ok(())
+    }
+}
+
 fn map_and_read(
     device: &wgpu::Device,
     staging: &wgpu::Buffer,
     index: wgpu::SubmissionIndex,
     layout: &[(u64, DType, Vec<usize>)],
+    timeout: Option<std::time::Duration>,
 ) -> Result<Vec<HostTensor>> {
-    map_bytes(device, staging, index, |data| {
+    map_bytes(device, staging, index, timeout, |data| {
         layout
             .iter()
             .map(|(off, dtype, shape)| {
@@ -203,6 +249,7 @@ fn map_bytes<T>(
     device: &wgpu::Device,
     staging: &wgpu::Buffer,
     index: wgpu::SubmissionIndex,
+    timeout: Option<std::time::Duration>,
     read: impl FnOnce(&[u8]) -> T,
 ) -> Result<T> {
     let slice = staging.slice(..);
@@ -213,9 +260,19 @@ fn map_bytes<T>(
     device
         .poll(wgpu::PollType::Wait {
             submission_index: Some(index),
-            timeout: None,
+            timeout,
         })
-        .map_err(|e| Error::aborted(format!("waiting for the device: {e}")))?;
+        .map_err(|e| match e {
+            wgpu::PollError::Timeout => Error::new(
+                crate::Code::DeadlineExceeded,
+                format!(
+                    "the device did not finish a submission within {:.1} s \
+                     (SessionConfig::operation_timeout_in_ms)",
+                    timeout.unwrap_or_default().as_secs_f64()
+                ),
+            ),
+            e => Error::aborted(format!("waiting for the device: {e}")),
+        })?;
     rx.recv()
         .map_err(|_| Error::aborted("buffer mapping was dropped"))?
         .map_err(|e| Error::aborted(format!("mapping a readback buffer: {e}")))?;
@@ -322,8 +379,10 @@ pub struct Session {
     pub(super) groups: Vec<ApplyGroup>,
     placeholder: Option<Loc>,
     stats: RunStats,
-    jobs: Option<Sender<ReadbackJob>>,
-    worker: Option<JoinHandle<()>>,
+    /// Maps and delivers asynchronous readbacks.
+    readback: Worker<ReadbackJob>,
+    /// The bound on device waits.
+    timeout: Option<std::time::Duration>,
     /// Host copies of int64 scalar variables (the global step) known exactly: set when
     /// read or written, moved by the constant increments of each run, forgotten when a
     /// run changes them otherwise.
@@ -335,10 +394,14 @@ pub struct Session {
 }
 
 impl Drop for Session {
+    /// Waits for the readbacks still queued, within the session's device wait bound;
+    /// when a coordinator closed the worker already (and waited as long as it would),
+    /// the thread is left to finish.
     fn drop(&mut self) {
-        self.jobs = None;
-        if let Some(w) = self.worker.take() {
-            let _ = w.join();
+        if self.readback.is_open()
+            && let Err(e) = self.readback.close(self.timeout)
+        {
+            tracing::warn!(error = %e, "closing the session's readback worker");
         }
     }
 }
@@ -356,23 +419,15 @@ impl Session {
     /// Fails with NotFound (and how to get an adapter) when there is none.
     pub fn new(graph: impl Into<Arc<Graph>>, config: SessionConfig) -> Result<Session> {
         let gpu = Gpu::shared(&config)?;
-        let (tx, rx) = crossbeam_channel::bounded::<ReadbackJob>(64);
-        let device = gpu.device.clone();
-        let worker = std::thread::Builder::new()
-            .name("wgtrain-readback".into())
-            .spawn(move || {
-                for job in rx {
-                    let r = map_and_read(&device, &job.staging, job.index, &job.layout);
-                    if let (Ok(_), Some(pool)) = (&r, &job.recycle)
-                        && let Ok(mut p) = pool.lock()
-                        && p.len() < 4
-                    {
-                        p.push(job.staging.clone());
-                    }
-                    let _ = job.reply.send(r);
-                }
-            })
-            .map_err(|e| Error::resource_exhausted(format!("starting the readback thread: {e}")))?;
+        let timeout = config.operation_timeout();
+        let readback = Worker::spawn(
+            "readback",
+            WorkerOptions::default(),
+            Readback {
+                device: gpu.device.clone(),
+                timeout,
+            },
+        )?;
         let mut sess = Session {
             graph: graph.into(),
             gpu,
@@ -382,8 +437,8 @@ impl Session {
             groups: Vec::new(),
             placeholder: None,
             stats: RunStats::default(),
-            jobs: Some(tx),
-            worker: Some(worker),
+            readback,
+            timeout,
             scalars: HashMap::new(),
             reducer: None,
             reduced: false,
@@ -405,6 +460,11 @@ impl Session {
     /// The adapter the session runs on.
     pub fn adapter(&self) -> &AdapterSummary {
         &self.gpu.adapter
+    }
+
+    /// The readback worker, for a coordinator to stop and wait for at close.
+    pub fn background(&self) -> Arc<dyn crate::Background> {
+        self.readback.background()
     }
 
     /// Counters of the last run and totals.
@@ -776,7 +836,9 @@ impl Session {
             }
             let index = gpu.queue.submit(Some(enc.finish()));
             submissions += 1;
-            let mut grads = map_bytes(&gpu.device, &point.staging, index, |b| point.pack(b))?;
+            let mut grads = map_bytes(&gpu.device, &point.staging, index, self.timeout, |b| {
+                point.pack(b)
+            })?;
             let started = std::time::Instant::now();
             reducer.all_reduce_mean(&mut grads)?;
             self.reduced = true;
@@ -862,7 +924,7 @@ impl Session {
         let snap = match snap_staging {
             None => None,
             Some(buf) => Some(read_back_later(
-                self.jobs.as_ref(),
+                &self.readback,
                 buf,
                 &index,
                 &plan.snapshot_layout,
@@ -870,8 +932,7 @@ impl Session {
             )?),
         };
         if let Some(buf) = async_staging {
-            let pending =
-                read_back_later(self.jobs.as_ref(), buf, &index, &plan.fetch_layout, None)?;
+            let pending = read_back_later(&self.readback, buf, &index, &plan.fetch_layout, None)?;
             record_effects(plan, &mut self.vars, &mut self.scalars);
             gpu.check_health()?;
             self.stats.dispatches = dispatches;
@@ -883,7 +944,13 @@ impl Session {
         }
         let mut outputs = match &plan.fetch_staging {
             None => Vec::new(),
-            Some(staging) => map_and_read(&gpu.device, staging, index.clone(), &plan.fetch_layout)?,
+            Some(staging) => map_and_read(
+                &gpu.device,
+                staging,
+                index.clone(),
+                &plan.fetch_layout,
+                self.timeout,
+            )?,
         };
         if !plan.gather_checks.is_empty() {
             let words = outputs
@@ -911,7 +978,8 @@ impl Session {
                 Some(t) if !t.labels.is_empty() => {
                     let n = t.labels.len() * 2;
                     let layout = [(0, DType::U32, vec![n * 2])];
-                    let words = map_and_read(&gpu.device, &t.staging, index, &layout)?;
+                    let words =
+                        map_and_read(&gpu.device, &t.staging, index, &layout, self.timeout)?;
                     let ticks: Vec<u64> = words
                         .first()
                         .map(|h| {

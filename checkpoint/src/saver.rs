@@ -277,6 +277,12 @@ impl Saver {
 
     /// A saver of `vars` under their own names.
     pub fn with_vars(graph: &Graph, vars: &[Tensor], opts: SaverOptions) -> Result<Saver> {
+        if let Some(v) = vars.iter().find(|v| !graph.contains(**v)) {
+            return Err(Error::invalid_argument(format!(
+                "saver: tensor #{} does not belong to this graph",
+                v.index()
+            )));
+        }
         let named = vars
             .iter()
             .map(|&v| (graph.name(v).to_string(), v))
@@ -292,6 +298,12 @@ impl Saver {
     ) -> Result<Saver> {
         let mut seen = std::collections::HashSet::new();
         for (name, v) in &vars {
+            if !graph.contains(*v) {
+                return Err(Error::invalid_argument(format!(
+                    "saver: '{name}' (tensor #{}) does not belong to this graph",
+                    v.index()
+                )));
+            }
             if !graph.is_variable(*v) {
                 return Err(Error::invalid_argument(format!(
                     "saver: '{}' is not a variable",

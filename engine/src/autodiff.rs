@@ -103,7 +103,7 @@ pub fn gradients(
             if !needs.iter().any(|&b| b) {
                 continue;
             }
-            let grads = grad_rule(g, Tensor(i), grad)?;
+            let grads = grad_rule(g, g.handle(i), grad)?;
             for ((t, gi), need) in node.inputs.iter().zip(grads).zip(needs) {
                 if let (Some(gi), true) = (gi, need) {
                     pending[t.0].push(gi);

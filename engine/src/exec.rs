@@ -82,7 +82,7 @@ pub fn schedule(
         roots.push(i);
     }
     for &o in targets {
-        roots.push(graph.check(Tensor(o.0))?);
+        roots.push(graph.check(Tensor(o.0, o.1))?);
     }
     let order = graph.ancestors(&roots, &|i| fed.contains_key(&i));
     let mut shapes: HashMap<usize, Vec<usize>> = HashMap::with_capacity(order.len());

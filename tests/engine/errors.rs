@@ -358,3 +358,37 @@ fn a_device_wait_past_the_operation_timeout_is_deadline_exceeded() {
     let config = wgtrain::SessionConfig::default();
     assert_eq!(config.operation_timeout(), None);
 }
+
+#[test]
+fn a_handle_of_another_graph_is_invalid_argument_even_when_its_index_exists() {
+    let (mut g, x, w, _) = graph();
+    let mut other = Graph::new();
+    let a = other.placeholder("a", DType::F32, &[-1, 4]).unwrap();
+    let b = other
+        .variable("b", DType::F32, &[4, 2], Initializer::Ones)
+        .unwrap();
+    assert!(a.index() < g.nodes().len() && b.index() < g.nodes().len());
+    assert!(!g.contains(a) && g.contains(x));
+    let e = g.matmul(a, w).unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    assert!(e.message.contains("another graph"), "{e}");
+    assert!(!g.is_variable(b));
+    let Err(e) = wgtrain::checkpoint::Saver::with_vars(&g, &[b], Default::default()) else {
+        panic!("a saver of another graph's variable");
+    };
+    assert_eq!(e.code, Code::InvalidArgument);
+    // A clone shares the identity: its handles stay good in the original and back.
+    let mut copy = g.clone();
+    let y2 = copy.matmul(x, w).unwrap();
+    assert!(copy.contains(y2) && copy.contains(x));
+    let init = g.global_variables_initializer().unwrap();
+    let Some(mut s) = gpu(g) else { return };
+    s.run(&[], &[], &[init]).unwrap();
+    let feed = HostTensor::from_f32(&[1, 4], vec![1.0; 4]).unwrap();
+    let e = s.run(&[(a, feed.clone())], &[x], &[]).unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument, "{e}");
+    let e = s.run(&[(x, feed)], &[b], &[]).unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument, "{e}");
+    let e = s.read_variables(&[b]).unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument, "{e}");
+}

@@ -19,18 +19,32 @@ use std::collections::{BTreeMap, HashMap};
 
 pub use variables::VariableOptions;
 
-/// A handle to the value of a node of a graph.
+/// A handle to the value of a node of a graph: the node's index and the identity of
+/// the graph it came from (a graph and its clones share one), so a handle given to
+/// another graph is InvalidArgument, never another node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tensor(pub(crate) usize);
+pub struct Tensor(pub(crate) usize, pub(crate) GraphId);
 
 /// A handle to a node run for its effect (a train op, an initializer, a `group`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Operation(pub(crate) usize);
+pub struct Operation(pub(crate) usize, pub(crate) GraphId);
+
+/// The identity of a graph, new for each graph built or imported and kept by its
+/// clones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct GraphId(u64);
+
+impl Default for GraphId {
+    fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        GraphId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
 
 impl Tensor {
     /// The node that produces this tensor, as an operation to run for its effect.
     pub fn op(self) -> Operation {
-        Operation(self.0)
+        Operation(self.0, self.1)
     }
 
     /// The node's index in its graph.
@@ -100,6 +114,7 @@ pub struct Graph {
     seed: u64,
     summaries: Vec<crate::summary::SummarySpec>,
     averaged: Vec<usize>,
+    id: GraphId,
 }
 
 impl Graph {
@@ -149,7 +164,7 @@ impl Graph {
 
     /// The gradients marked by [`average_across_replicas`](Self::average_across_replicas).
     pub fn averaged_gradients(&self) -> Vec<Tensor> {
-        self.averaged.iter().map(|&i| Tensor(i)).collect()
+        self.averaged.iter().map(|&i| self.handle(i)).collect()
     }
 
     /// Freezes the graph: adding a node afterwards is a FailedPrecondition error.
@@ -175,33 +190,65 @@ impl Graph {
     }
 
     /// The node behind a handle.
+    ///
+    /// # Panics
+    ///
+    /// When `t` names no node of this graph ([`contains`](Self::contains) says).
     pub fn node(&self, id: impl Into<Operation>) -> &Node {
         &self.nodes[id.into().0]
     }
 
     /// The node index of a handle after checking that it belongs to this graph.
     pub(crate) fn check(&self, t: Tensor) -> Result<usize> {
-        if t.0 >= self.nodes.len() {
+        if t.1 != self.id || t.0 >= self.nodes.len() {
             return Err(Error::invalid_argument(format!(
-                "tensor #{} does not belong to this graph ({} nodes)",
+                "tensor #{} does not belong to this graph ({} nodes){}",
                 t.0,
-                self.nodes.len()
+                self.nodes.len(),
+                if t.1 != self.id {
+                    ": it was made by another graph"
+                } else {
+                    ""
+                }
             )));
         }
         Ok(t.0)
     }
 
+    /// The handle of node `index` of this graph.
+    pub(crate) fn handle(&self, index: usize) -> Tensor {
+        Tensor(index, self.id)
+    }
+
+    /// Whether `t` was made by this graph (or a clone of it) and names one of its nodes.
+    pub fn contains(&self, t: impl Into<Operation>) -> bool {
+        let o = t.into();
+        o.1 == self.id && o.0 < self.nodes.len()
+    }
+
     /// The dtype of a tensor.
+    ///
+    /// # Panics
+    ///
+    /// When `t` names no node of this graph ([`contains`](Self::contains) says).
     pub fn dtype(&self, t: Tensor) -> DType {
         self.nodes[t.0].dtype
     }
 
     /// The static shape of a tensor (`-1` for unknown dimensions).
+    ///
+    /// # Panics
+    ///
+    /// When `t` names no node of this graph ([`contains`](Self::contains) says).
     pub fn shape(&self, t: Tensor) -> &[i64] {
         &self.nodes[t.0].shape
     }
 
     /// The name of a node.
+    ///
+    /// # Panics
+    ///
+    /// When `t` names no node of this graph ([`contains`](Self::contains) says).
     pub fn name(&self, t: impl Into<Operation>) -> &str {
         &self.nodes[t.into().0].name
     }
@@ -212,7 +259,7 @@ impl Graph {
         self.names
             .get(name)
             .filter(|&&i| i < self.nodes.len())
-            .map(|&i| Tensor(i))
+            .map(|&i| self.handle(i))
     }
 
     /// Runs `f` with `scope` pushed onto the name-scope stack: nodes created inside are
@@ -334,7 +381,7 @@ impl Graph {
             shape,
             has_value,
         });
-        Ok(Tensor(id))
+        Ok(self.handle(id))
     }
 
     /// Adds `t` to the collection `key`.
@@ -350,7 +397,7 @@ impl Graph {
     pub fn collection(&self, key: &str) -> Vec<Tensor> {
         self.collections
             .get(key)
-            .map(|c| c.iter().map(|&i| Tensor(i)).collect())
+            .map(|c| c.iter().map(|&i| self.handle(i)).collect())
             .unwrap_or_default()
     }
 
@@ -362,7 +409,7 @@ impl Graph {
     /// A node that runs all of `ops` (TF's `tf.group`).
     pub fn group(&mut self, ops: &[Operation], name: &str) -> Result<Operation> {
         for op in ops {
-            self.check(Tensor(op.0))?;
+            self.check(Tensor(op.0, op.1))?;
         }
         let t = self.control_dependencies(ops, |g| {
             g.push_node(Op::NoOp, vec![], DType::F32, vec![], name, false)

@@ -134,7 +134,7 @@ impl Graph {
 
     /// Whether `t` is a variable.
     pub fn is_variable(&self, t: Tensor) -> bool {
-        t.0 < self.nodes.len() && matches!(self.nodes[t.0].op, Op::Variable { .. })
+        self.contains(t) && matches!(self.nodes[t.0].op, Op::Variable { .. })
     }
 
     /// The assign op that initializes variable `var`.

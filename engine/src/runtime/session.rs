@@ -1047,7 +1047,7 @@ impl Session {
     fn note_scalar(&mut self, id: usize, t: &HostTensor) {
         if t.dtype() == DType::I64
             && t.shape().is_empty()
-            && self.graph.is_variable(Tensor(id))
+            && self.graph.is_variable(self.graph.handle(id))
             && let Ok(v) = t.as_i64()
         {
             self.scalars.insert(id, v[0]);

@@ -735,6 +735,9 @@ pub struct MonitoredTrainingSession {
     pub summary_dir: Option<PathBuf>,
     /// Write graph.pbtxt and a .meta per checkpoint.
     pub save_graph_def: bool,
+    /// When no checkpoint of `checkpoint_dir` restores, set them aside and start from
+    /// scratch instead of failing (default false).
+    pub start_fresh_if_unrestorable: bool,
     /// Recovery bound and back-off.
     pub recovery: RecoveryPolicy,
     /// The clock of the default hooks' timers.
@@ -764,6 +767,7 @@ impl MonitoredTrainingSession {
             recovery_wait_secs: 30.0,
             summary_dir: None,
             save_graph_def: true,
+            start_fresh_if_unrestorable: false,
             recovery: RecoveryPolicy::default(),
             clock: Arc::new(SystemClock),
             handle_signals: true,
@@ -845,6 +849,14 @@ impl MonitoredTrainingSession {
     /// Sets the engine's session config.
     pub fn config(mut self, config: SessionConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Starts from scratch (the damaged checkpoints set aside with suffix `.damaged`)
+    /// when checkpoints exist but none restores; by default that is an error, so a run
+    /// never silently loses its progress.
+    pub fn start_fresh_if_unrestorable(mut self, on: bool) -> Self {
+        self.start_fresh_if_unrestorable = on;
         self
     }
 
@@ -985,6 +997,7 @@ impl MonitoredTrainingSession {
                 scaffold: Arc::clone(&scaffold),
                 checkpoint_dir: self.checkpoint_dir.clone(),
                 checkpoint_filename_with_path: None,
+                start_fresh_if_unrestorable: self.start_fresh_if_unrestorable,
                 config: self.config.clone(),
             })
         } else {
@@ -1058,6 +1071,7 @@ impl SingularMonitoredSession {
             scaffold: Arc::clone(&scaffold),
             checkpoint_dir,
             checkpoint_filename_with_path: None,
+            start_fresh_if_unrestorable: false,
             config,
         });
         MonitoredSession::new(

@@ -297,6 +297,7 @@ pub(crate) fn join(is_chief: Option<bool>, max_wait_secs: f64) -> Result<distrib
             scaffold: Arc::clone(&s.scaffold),
             checkpoint_dir: s.checkpoint_dir,
             checkpoint_filename_with_path: None,
+            start_fresh_if_unrestorable: false,
             config: s.config.clone(),
         });
         Box::new(MpiSessionCreator {

@@ -288,6 +288,10 @@ pub struct ChiefSessionCreator {
     pub checkpoint_dir: Option<PathBuf>,
     /// A checkpoint to restore instead.
     pub checkpoint_filename_with_path: Option<PathBuf>,
+    /// When checkpoints exist in `checkpoint_dir` and none restores: false (TF's
+    /// behaviour made safe) fails naming the newest one's damage; true sets them all
+    /// aside (suffix `.damaged`) and initializes the model from scratch.
+    pub start_fresh_if_unrestorable: bool,
     /// The engine's session config.
     pub config: SessionConfig,
 }
@@ -329,11 +333,13 @@ impl SessionCreator for ChiefSessionCreator {
             let mut s = saver
                 .lock()
                 .map_err(|_| Error::internal("saver lock poisoned"))?;
-            let prefix = restore_newest(&mut s, &mut sess, &candidates, given)?;
-            if let Some(dir) = prefix.parent() {
-                s.recover_last_checkpoints(dir)?;
+            let fresh = self.start_fresh_if_unrestorable && !given;
+            if let Some(prefix) = restore_newest(&mut s, &mut sess, &candidates, given, fresh)? {
+                if let Some(dir) = prefix.parent() {
+                    s.recover_last_checkpoints(dir)?;
+                }
+                restored = true;
             }
-            restored = true;
         }
         if !restored {
             let init = sc.get_init_op();
@@ -374,13 +380,15 @@ impl SessionCreator for ChiefSessionCreator {
 /// Restores the newest of `candidates` (newest first) that restores; one that is
 /// damaged or incomplete (DataLoss, NotFound) is warned about, set aside and the next
 /// one tried, unless it was `given` by the caller. None restoring is an error naming the
-/// newest's cause: the session never starts from scratch while checkpoints exist.
+/// newest's cause (the session never starts from scratch while checkpoints exist), or,
+/// when the user asked for a `fresh` start, `None` with every one set aside.
 fn restore_newest(
     saver: &mut Saver,
     sess: &mut Session,
     candidates: &[PathBuf],
     given: bool,
-) -> Result<PathBuf> {
+    fresh: bool,
+) -> Result<Option<PathBuf>> {
     let mut failed: Vec<(PathBuf, Error)> = Vec::new();
     for prefix in candidates {
         tracing::info!(prefix = %prefix.display(), "Restoring parameters");
@@ -397,7 +405,7 @@ fn restore_newest(
                         moved.len()
                     );
                 }
-                return Ok(prefix.clone());
+                return Ok(Some(prefix.clone()));
             }
             Err(e) if !given && matches!(e.code, Code::DataLoss | Code::NotFound) => {
                 tracing::warn!(prefix = %prefix.display(), error = %e, "cannot restore this checkpoint; trying the one before it");
@@ -406,13 +414,24 @@ fn restore_newest(
             Err(e) => return Err(e),
         }
     }
+    if fresh && !failed.is_empty() {
+        for (bad, e) in &failed {
+            let moved = set_aside(bad);
+            tracing::warn!(damaged = %bad.display(), error = %e, moved = moved.len(), "set aside (suffix .damaged)");
+        }
+        tracing::warn!(
+            checkpoints = failed.len(),
+            "no checkpoint restores; starting from scratch as asked (start_fresh_if_unrestorable)"
+        );
+        return Ok(None);
+    }
     let Some((newest, e)) = failed.into_iter().next() else {
         return Err(Error::internal("no checkpoint to restore"));
     };
     Err(Error::new(
         e.code,
         format!(
-            "none of the {} checkpoints beside {} can be restored (the newest: {}); move them away to start from scratch",
+            "none of the {} checkpoints beside {} can be restored (the newest: {}); move them away or set start_fresh_if_unrestorable to start from scratch",
             candidates.len(),
             newest.display(),
             e.message

@@ -293,9 +293,35 @@ fn no_restorable_checkpoint_is_an_error_not_a_fresh_start() {
     for f in names(&dir).iter().filter(|f| f.contains(".data-")) {
         std::fs::write(dir.join(f), b"garbage").unwrap();
     }
+    let before = names(&dir);
     let e = resumed_step(&dir).unwrap_err();
     assert_eq!(e.code, Code::DataLoss, "{e}");
     assert!(e.message.contains("none of the"), "{e}");
+    assert!(e.message.contains("start_fresh_if_unrestorable"), "{e}");
+    // Nothing was touched.
+    assert_eq!(names(&dir), before);
+    // Asked for, a fresh start sets every damaged checkpoint aside (none overwritten)
+    // and trains from step 0.
+    let m = model();
+    let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .checkpoint_dir(&dir)
+        .save_checkpoint_steps(1)
+        .start_fresh_if_unrestorable(true)
+        .hooks([StopAtStepHook::last_step(1).boxed()])
+        .create()
+        .unwrap();
+    assert_eq!(global_step(&mut sess), 0);
+    train_until_stop(&mut sess, &m);
+    sess.close().unwrap();
+    let after = names(&dir);
+    for f in before.iter().filter(|f| f.starts_with("model.ckpt-")) {
+        assert!(
+            after.contains(&format!("{f}.damaged")),
+            "{f} not set aside: {after:?}"
+        );
+    }
+    assert_eq!(latest_checkpoint(&dir).unwrap(), dir.join("model.ckpt-1"));
+    assert_eq!(resumed_step(&dir).unwrap(), 1);
 }
 
 /// A background job that never finishes (a device that stopped answering).

@@ -333,6 +333,7 @@ fn with_ckpt_hook(
         scaffold: Arc::clone(&scaffold),
         checkpoint_dir: None,
         checkpoint_filename_with_path: None,
+        start_fresh_if_unrestorable: false,
         config: Default::default(),
     });
     let sess = MonitoredSession::new(
@@ -1220,6 +1221,7 @@ mod session_manager_test {
             scaffold,
             checkpoint_dir: None,
             checkpoint_filename_with_path: None,
+            start_fresh_if_unrestorable: false,
             config: Default::default(),
         };
         let e = c.create_session(&Arc::new(g)).err().unwrap();
@@ -1244,6 +1246,7 @@ mod session_manager_test {
             scaffold,
             checkpoint_dir: None,
             checkpoint_filename_with_path: None,
+            start_fresh_if_unrestorable: false,
             config: Default::default(),
         };
         let mut s = c.create_session(&Arc::new(g)).unwrap();
@@ -1398,6 +1401,7 @@ mod more_monitored_session_test {
             scaffold: Arc::clone(&scaffold),
             checkpoint_dir: None,
             checkpoint_filename_with_path: Some(dir.join("model.ckpt-2")),
+            start_fresh_if_unrestorable: false,
             config: Default::default(),
         });
         let mut sess = MonitoredSession::new(
@@ -2157,6 +2161,7 @@ mod more_hooks_test {
             scaffold: Arc::clone(&scaffold),
             checkpoint_dir: Some(dir.clone()),
             checkpoint_filename_with_path: None,
+            start_fresh_if_unrestorable: false,
             config: Default::default(),
         });
         let mut sess = MonitoredSession::new(
@@ -2343,6 +2348,7 @@ fn chief_creator(scaffold: Arc<Scaffold>, dir: Option<std::path::PathBuf>) -> Ch
         scaffold,
         checkpoint_dir: dir,
         checkpoint_filename_with_path: None,
+        start_fresh_if_unrestorable: false,
         config: Default::default(),
     }
 }

@@ -252,6 +252,124 @@ pub fn set_aside(prefix: &Path) -> Vec<PathBuf> {
     moved
 }
 
+/// The file name of a checkpoint path as the state file may write it (relative or not).
+fn file_name_of(p: &str) -> String {
+    Path::new(p)
+        .file_name()
+        .map_or_else(|| p.to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The global step at the end of a checkpoint name (`model.ckpt-N`).
+fn step_of(name: &str) -> Option<i64> {
+    name.rsplit_once('-').and_then(|(_, n)| n.parse().ok())
+}
+
+/// The checkpoints to keep tracking in `dir` after a restart: the state file's when it
+/// can be trusted (it parses, every checkpoint it names exists, once, and none newer
+/// than its oldest is missing from it), else those it names that exist, every
+/// checkpoint of the directory newer than them and, for each name lost, the newest
+/// older one (all of them when the state file is unreadable), oldest first; `None`
+/// when there is neither a state file nor a checkpoint. Older checkpoints a state file
+/// left out (kept every N hours) stay out.
+fn trusted_state(dir: &Path) -> Option<CheckpointState> {
+    let on_disk: Vec<String> = crate::state::checkpoints_newest_first(dir)
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let (st, why) = match read_state(dir) {
+        // TF lists the latest among all kept: a file without it was cut short.
+        Ok(Some(st))
+            if !st
+                .all_model_checkpoint_paths
+                .iter()
+                .any(|p| file_name_of(p) == file_name_of(&st.model_checkpoint_path)) =>
+        {
+            let why = "it does not list its latest checkpoint among those kept".to_string();
+            (st, Some(why))
+        }
+        Ok(Some(st)) => (st, None),
+        Ok(None) if on_disk.is_empty() => return None,
+        Ok(None) => (
+            CheckpointState::default(),
+            Some("there is none".to_string()),
+        ),
+        Err(e) => (CheckpointState::default(), Some(e.to_string())),
+    };
+    let mut listed: Vec<(String, Option<f64>)> = Vec::new();
+    for (i, p) in st.all_model_checkpoint_paths.iter().enumerate() {
+        let exists = bundle::index_path(&resolve(dir, p)).exists();
+        if exists
+            && !listed
+                .iter()
+                .any(|(q, _)| file_name_of(q) == file_name_of(p))
+        {
+            listed.push((
+                p.clone(),
+                st.all_model_checkpoint_timestamps.get(i).copied(),
+            ));
+        }
+    }
+    let oldest = match why {
+        Some(_) => None,
+        None => listed
+            .iter()
+            .filter_map(|(p, _)| step_of(&file_name_of(p)))
+            .min(),
+    };
+    let unlisted: Vec<&String> = on_disk
+        .iter()
+        .filter(|n| !listed.iter().any(|(p, _)| file_name_of(p) == **n))
+        .collect();
+    let newer = |n: &str| step_of(n).zip(oldest).is_some_and(|(s, o)| s > o);
+    // Each name the state file lost (damaged, or given twice) stood for one checkpoint:
+    // the newest unlisted ones older than the oldest listed (on_disk is newest first).
+    let lost = st.all_model_checkpoint_paths.len() - listed.len();
+    let extra: Vec<String> = unlisted
+        .iter()
+        .filter(|n| why.is_some() || newer(n))
+        .chain(
+            unlisted
+                .iter()
+                .filter(|n| why.is_none() && !newer(n))
+                .take(lost),
+        )
+        .map(|n| (*n).clone())
+        .collect();
+    if why.is_none() && extra.is_empty() && listed.len() == st.all_model_checkpoint_paths.len() {
+        return Some(st);
+    }
+    let why = why.unwrap_or_else(|| {
+        "it names checkpoints that are not there, or twice, or misses newer ones".to_string()
+    });
+    let mut all = listed;
+    all.extend(extra.into_iter().map(|n| (n, None)));
+    all.sort_by_key(|(p, _)| step_of(&file_name_of(p)).unwrap_or(-1));
+    tracing::warn!(
+        error = %why,
+        kept = all.len(),
+        "the checkpoint state file cannot be trusted; keeping the checkpoints found in the directory"
+    );
+    let times: Vec<f64> = all
+        .iter()
+        .map(|(p, t)| {
+            t.unwrap_or_else(|| {
+                std::fs::metadata(bundle::index_path(&resolve(dir, p)))
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                    .map_or(0.0, |d| d.as_secs_f64())
+            })
+        })
+        .collect();
+    let paths: Vec<String> = all.into_iter().map(|(p, _)| p).collect();
+    Some(CheckpointState {
+        model_checkpoint_path: paths.last().cloned().unwrap_or_default(),
+        all_model_checkpoint_paths: paths,
+        all_model_checkpoint_timestamps: times,
+        last_preserved_timestamp: st.last_preserved_timestamp,
+    })
+}
+
 /// Saves and restores a set of variables (see the module doc).
 pub struct Saver {
     /// (name in the checkpoint, variable).
@@ -368,25 +486,9 @@ impl Saver {
     /// checkpoints it lists that still exist, with their recorded save times (else the
     /// index file's modification time), as TF's `recover_last_checkpoints`.
     pub fn recover_last_checkpoints(&mut self, dir: &Path) -> Result<()> {
-        let st = match read_state(dir) {
-            Ok(Some(st)) => st,
-            Ok(None) => return Ok(()),
-            // An unreadable state file loses no checkpoint: they are found by name, and
-            // the next save writes a state file naming them again.
-            Err(e) => {
-                let found = crate::state::checkpoints_newest_first(dir);
-                tracing::warn!(error = %e, found = found.len(), "the checkpoint state file cannot be read; keeping the checkpoints found in the directory");
-                let all: Vec<String> = found
-                    .iter()
-                    .rev()
-                    .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                    .collect();
-                CheckpointState {
-                    model_checkpoint_path: all.last().cloned().unwrap_or_default(),
-                    all_model_checkpoint_paths: all,
-                    ..Default::default()
-                }
-            }
+        let st = match trusted_state(dir) {
+            Some(st) => st,
+            None => return Ok(()),
         };
         let mut r = self
             .shared

@@ -35,8 +35,9 @@ fn unquote(s: &str) -> Option<String> {
 }
 
 impl CheckpointState {
-    /// Parses the text format; InvalidArgument naming the line on a malformed one
-    /// (fields TF may add are ignored).
+    /// Parses the text format; InvalidArgument naming the line on a malformed one or a
+    /// field `CheckpointState` does not have (TF's text parser rejects those too, so a
+    /// damaged field name is never read as a shorter list).
     pub fn parse(text: &str) -> Result<CheckpointState> {
         let mut st = CheckpointState::default();
         for (n, line) in text.lines().enumerate() {
@@ -65,7 +66,7 @@ impl CheckpointState {
                 "last_preserved_timestamp" => {
                     st.last_preserved_timestamp = value.parse().map_err(|_| bad())?
                 }
-                _ => {}
+                _ => return Err(bad()),
             }
         }
         Ok(st)

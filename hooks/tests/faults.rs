@@ -386,3 +386,82 @@ fn close_is_bounded_by_the_grace_period_when_a_worker_hangs() {
         assert!(err.is_none(), "{f:?}: {err:?}");
     }
 }
+
+/// Copies the files of `from` into a new scratch directory.
+fn copy_dir(from: &Path, name: &str) -> PathBuf {
+    let to = scratch(name);
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+    to
+}
+
+#[test]
+fn damage_drills_restore_the_newest_good_checkpoint_and_keep_the_rest() {
+    // The drill of the issue, per file of the newest checkpoint and the state file:
+    // a byte flipped or the file cut short at a random place, WGTRAIN_DRILL_TRIALS
+    // times each (12 in CI, 120 by hand). Every restart restores step 6 (the damage
+    // was harmless, or the state file was rebuilt from the directory) or step 5 (the
+    // newest set aside); none starts over, fails or panics, and the checkpoints
+    // before stay on disk and in the state file.
+    if !have_gpu() {
+        return;
+    }
+    let trials: u64 = std::env::var("WGTRAIN_DRILL_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    let golden = scratch("drill-golden");
+    train_to(&golden, 6);
+    let mut r = wgtrain_engine::rng::Stream::new((13, 13));
+    for file in [
+        "model.ckpt-6.data-00000-of-00001",
+        "model.ckpt-6.index",
+        "checkpoint",
+    ] {
+        let (mut newest, mut previous) = (0, 0);
+        for trial in 0..trials {
+            let dir = copy_dir(&golden, "drill");
+            let path = dir.join(file);
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = ((r.uniform() * bytes.len() as f64) as usize).min(bytes.len() - 1);
+            if trial % 2 == 0 {
+                bytes[at] ^= 1 << (trial / 2 % 8);
+            } else {
+                bytes.truncate(at);
+            }
+            std::fs::write(&path, &bytes).unwrap();
+            let damaged = if file == "checkpoint" {
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                format!("{} bytes", bytes.len())
+            };
+            let step = resumed_step(&dir)
+                .unwrap_or_else(|e| panic!("{file}, trial {trial} (byte {at}): {e}"));
+            match step {
+                6 => newest += 1,
+                5 => previous += 1,
+                s => panic!("{file}, trial {trial} (byte {at}): restored step {s}"),
+            }
+            let st = wgtrain_checkpoint::state::read_state(&dir)
+                .unwrap()
+                .unwrap();
+            for older in 2..=4 {
+                let name = format!("model.ckpt-{older}");
+                assert!(
+                    st.all_model_checkpoint_paths.contains(&name),
+                    "{file}, trial {trial}: {name} dropped from the state file: {st:?}; \
+                     the damaged file: {damaged}"
+                );
+                assert!(dir.join(format!("{name}.index")).exists());
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        eprintln!(
+            "{file}: {trials} trials, {newest} restored step 6, {previous} fell back to step 5"
+        );
+    }
+}

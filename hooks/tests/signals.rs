@@ -182,10 +182,15 @@ fn kill_9_trials_restart_from_a_valid_checkpoint_and_leave_no_temporary_files() 
     if !have_gpu() {
         return;
     }
+    let trials: usize = std::env::var("WGTRAIN_KILL_TRIALS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
     let dir = scratch("kill9");
     let mut r = wgtrain_engine::rng::Stream::new((9, 9));
     let mut reached = 0;
-    for trial in 0..10 {
+    let mut lost = Vec::new();
+    for trial in 0..trials {
         let c = child_saving(&dir, false, 1);
         let pid = c.id();
         let target = reached + 1 + (r.uniform() * 15.0) as i64;
@@ -200,7 +205,38 @@ fn kill_9_trials_restart_from_a_valid_checkpoint_and_leave_no_temporary_files() 
         let (status, _) = exit_of(c, Duration::from_secs(10));
         assert!(!status.success());
         reached = progress(&dir).unwrap();
+        // What a restart will restore: the newest checkpoint that verifies.
+        let ckpt = dir.join("ckpt");
+        let restorable = wgtrain_checkpoint::state::checkpoints_newest_first(&ckpt)
+            .into_iter()
+            .find(|p| {
+                wgtrain_checkpoint::BundleReader::open(p)
+                    .is_ok_and(|r| r.verify().iter().all(|(_, ok)| ok.is_ok()))
+            })
+            .unwrap_or_else(|| panic!("trial {trial}: no checkpoint verifies"));
+        let step: i64 = restorable
+            .to_string_lossy()
+            .rsplit_once('-')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap();
+        let temps = std::fs::read_dir(&ckpt)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().contains("tempstate"))
+            })
+            .count();
+        lost.push((reached - step, temps));
     }
+    let most = lost.iter().map(|l| l.0).max().unwrap_or(0);
+    let with_temps = lost.iter().filter(|l| l.1 > 0).count();
+    eprintln!(
+        "{trials} kill -9 trials: each left a verified checkpoint at most {most} steps back; \
+         {with_temps} left temporary files (removed by the next start)"
+    );
+    // With max_in_flight 2, at most the step's own save and the one before it are
+    // unwritten when the process dies.
+    assert!(most <= 2, "{lost:?}");
     let ckpt = dir.join("ckpt");
     let m = model();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
@@ -212,7 +248,7 @@ fn kill_9_trials_restart_from_a_valid_checkpoint_and_leave_no_temporary_files() 
         .scalar_value()
         .unwrap() as i64;
     sess.close().unwrap();
-    eprintln!("10 kill -9 trials: reached step {reached}, resumed at {resumed}");
+    eprintln!("{trials} kill -9 trials: reached step {reached}, resumed at {resumed}");
     assert!(
         resumed >= reached - 2 && resumed <= reached + 1,
         "resumed {resumed}, reached {reached}"

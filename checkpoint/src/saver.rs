@@ -208,10 +208,13 @@ fn write_job(shared: &Shared, job: Job) -> Result<()> {
         let delete = r.add(&job.state_name, job.time);
         (r.state(&job.state_name), delete)
     };
-    write_state(&job.dir, &state)?;
+    // Retired checkpoints go before the state file stops naming them: a crash in
+    // between leaves a state file naming one that is gone (restores and retention
+    // skip it), never files no state file names and no retention ever deletes.
     for p in delete {
         delete_checkpoint(&resolve(&job.dir, &p));
     }
+    write_state(&job.dir, &state)?;
     match job.on_written {
         Some(f) => f(&job.prefix),
         None => Ok(()),
@@ -267,8 +270,9 @@ fn step_of(name: &str) -> Option<i64> {
 /// The checkpoints to keep tracking in `dir` after a restart: the state file's when it
 /// can be trusted (it parses, every checkpoint it names exists, once, and none newer
 /// than its oldest is missing from it), else those it names that exist, every
-/// checkpoint of the directory newer than them and, for each name lost, the newest
-/// older one (all of them when the state file is unreadable), oldest first; `None`
+/// checkpoint of the directory newer than them and the older ones saved when a name
+/// that is not there was (all of them when the state file is unreadable), oldest
+/// first; `None`
 /// when there is neither a state file nor a checkpoint. Older checkpoints a state file
 /// left out (kept every N hours) stay out.
 fn trusted_state(dir: &Path) -> Option<CheckpointState> {
@@ -296,17 +300,19 @@ fn trusted_state(dir: &Path) -> Option<CheckpointState> {
         Err(e) => (CheckpointState::default(), Some(e.to_string())),
     };
     let mut listed: Vec<(String, Option<f64>)> = Vec::new();
+    // The recorded save times of names that are not there (damaged, or repeated).
+    let mut lost: Vec<f64> = Vec::new();
     for (i, p) in st.all_model_checkpoint_paths.iter().enumerate() {
+        let time = st.all_model_checkpoint_timestamps.get(i).copied();
         let exists = bundle::index_path(&resolve(dir, p)).exists();
         if exists
             && !listed
                 .iter()
                 .any(|(q, _)| file_name_of(q) == file_name_of(p))
         {
-            listed.push((
-                p.clone(),
-                st.all_model_checkpoint_timestamps.get(i).copied(),
-            ));
+            listed.push((p.clone(), time));
+        } else if let Some(t) = time {
+            lost.push(t);
         }
     }
     let oldest = match why {
@@ -316,24 +322,22 @@ fn trusted_state(dir: &Path) -> Option<CheckpointState> {
             .filter_map(|(p, _)| step_of(&file_name_of(p)))
             .min(),
     };
-    let unlisted: Vec<&String> = on_disk
+    let index_time = |n: &str| {
+        std::fs::metadata(bundle::index_path(&dir.join(n)))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64())
+    };
+    let newer = |n: &str| step_of(n).zip(oldest).is_some_and(|(s, o)| s > o);
+    // An older checkpoint the list lost a name of is the one saved when that name was
+    // (a checkpoint kept every N hours, older by far, stays out).
+    let renamed = |n: &str| index_time(n).is_some_and(|t| lost.iter().any(|l| (t - l).abs() < 2.0));
+    let extra: Vec<String> = on_disk
         .iter()
         .filter(|n| !listed.iter().any(|(p, _)| file_name_of(p) == **n))
-        .collect();
-    let newer = |n: &str| step_of(n).zip(oldest).is_some_and(|(s, o)| s > o);
-    // Each name the state file lost (damaged, or given twice) stood for one checkpoint:
-    // the newest unlisted ones older than the oldest listed (on_disk is newest first).
-    let lost = st.all_model_checkpoint_paths.len() - listed.len();
-    let extra: Vec<String> = unlisted
-        .iter()
-        .filter(|n| why.is_some() || newer(n))
-        .chain(
-            unlisted
-                .iter()
-                .filter(|n| why.is_none() && !newer(n))
-                .take(lost),
-        )
-        .map(|n| (*n).clone())
+        .filter(|n| why.is_some() || newer(n) || renamed(n))
+        .cloned()
         .collect();
     if why.is_none() && extra.is_empty() && listed.len() == st.all_model_checkpoint_paths.len() {
         return Some(st);

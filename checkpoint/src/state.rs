@@ -163,7 +163,27 @@ pub fn checkpoints_newest_first(dir: impl AsRef<Path>) -> Vec<PathBuf> {
             out.push(p);
         }
     };
+    let scan: Vec<(i64, PathBuf)> = scan_checkpoints(dir);
     if let Ok(Some(st)) = read_state(dir) {
+        // A checkpoint newer than the state file's latest, written after the state file
+        // was (or in the same tick): a crash came between its index and the state file
+        // naming it. (One older
+        // than the state file stays behind the latest: the user may have rolled back.)
+        let latest_step = step_of_name(&st.model_checkpoint_path);
+        let state_time = std::fs::metadata(dir.join(STATE_FILE))
+            .and_then(|m| m.modified())
+            .ok();
+        for (step, p) in &scan {
+            let index_time = std::fs::metadata(index_path(p))
+                .and_then(|m| m.modified())
+                .ok();
+            if latest_step.is_some_and(|l| *step > l)
+                // Not before: file times are coarse (a few ms), and saves can be faster.
+                && index_time.zip(state_time).is_some_and(|(i, s)| i >= s)
+            {
+                push(p.clone(), &mut out);
+            }
+        }
         let named = std::iter::once(&st.model_checkpoint_path)
             .chain(st.all_model_checkpoint_paths.iter().rev())
             .filter(|p| !p.is_empty());
@@ -178,6 +198,24 @@ pub fn checkpoints_newest_first(dir: impl AsRef<Path>) -> Vec<PathBuf> {
             }
         }
     }
+    for (_, p) in scan {
+        push(p, &mut out);
+    }
+    out
+}
+
+/// The global step at the end of a checkpoint name (`model.ckpt-N`).
+fn step_of_name(name: &str) -> Option<i64> {
+    Path::new(name)
+        .file_name()?
+        .to_str()?
+        .rsplit_once('-')
+        .and_then(|(_, n)| n.parse().ok())
+}
+
+/// Every `<prefix>.index` of `dir` as (the step its name ends with, or -1; the
+/// prefix), newest first.
+fn scan_checkpoints(dir: &Path) -> Vec<(i64, PathBuf)> {
     let mut scanned: Vec<(i64, PathBuf)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -185,32 +223,32 @@ pub fn checkpoints_newest_first(dir: impl AsRef<Path>) -> Vec<PathBuf> {
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
             let prefix = name.strip_suffix(".index")?;
-            let step = prefix
-                .rsplit_once('-')
-                .and_then(|(_, n)| n.parse::<i64>().ok())
-                .unwrap_or(-1);
-            Some((step, dir.join(prefix)))
+            Some((step_of_name(prefix).unwrap_or(-1), dir.join(prefix)))
         })
         .collect();
     scanned.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(&a.1)));
-    for (_, p) in scanned {
-        push(p, &mut out);
-    }
-    out
+    scanned
 }
 
-/// Removes the temporary files that saves interrupted by a crash left in `dir`
-/// (`*.tempstate<pid>_<n>`); returns how many. Call it only where no save into `dir` is
-/// under way (a chief starting).
+/// Removes what saves interrupted by a crash left in `dir`: temporary files
+/// (`*.tempstate<pid>_<n>`) and the data and meta files of a checkpoint whose index
+/// was never written (`<name>-<step>.data-*`, `.meta`: unusable without it); returns
+/// how many files. Call it only where no save into `dir` is under way (a chief
+/// starting).
 pub fn remove_stale_temporaries(dir: impl AsRef<Path>) -> usize {
+    let dir = dir.as_ref();
     let mut removed = 0;
-    for e in std::fs::read_dir(dir.as_ref())
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if name.contains(".tempstate") && std::fs::remove_file(e.path()).is_ok() {
+        let prefix = name
+            .split_once(".data-")
+            .map(|(p, _)| p)
+            .or_else(|| name.strip_suffix(".meta"));
+        // Files set aside as damaged are kept for whoever looks into them.
+        let orphan = !name.ends_with(".damaged")
+            && prefix
+                .is_some_and(|p| step_of_name(p).is_some() && !index_path(&dir.join(p)).exists());
+        if (name.contains(".tempstate") || orphan) && std::fs::remove_file(e.path()).is_ok() {
             removed += 1;
         }
     }

@@ -465,3 +465,63 @@ fn damage_drills_restore_the_newest_good_checkpoint_and_keep_the_rest() {
         );
     }
 }
+
+/// The checkpoint files of `dir` (not set aside), sorted.
+fn checkpoint_files(dir: &Path) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| n.starts_with("model.ckpt-") && !n.ends_with(".damaged"))
+        .collect()
+}
+
+#[test]
+fn files_of_saves_a_crash_interrupted_are_retired_not_left_forever() {
+    // A kill after a checkpoint's files were renamed into place but before the state
+    // file named it, or between its data and its index, left files no retention ever
+    // deleted (a checkpoint's size each, crash after crash).
+    if !have_gpu() {
+        return;
+    }
+    let dir = scratch("orphans");
+    train_to(&dir, 6);
+    // The state file as it was before step 6's save finished.
+    let mut st = wgtrain_checkpoint::state::read_state(&dir)
+        .unwrap()
+        .unwrap();
+    st.all_model_checkpoint_paths
+        .retain(|p| p != "model.ckpt-6");
+    st.all_model_checkpoint_timestamps.pop();
+    st.model_checkpoint_path = "model.ckpt-5".into();
+    wgtrain_checkpoint::state::write_state(&dir, &st).unwrap();
+    // Written when step 5's save finished, before step 6's index.
+    let then = std::fs::metadata(dir.join("model.ckpt-5.index"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(dir.join("checkpoint"))
+        .unwrap()
+        .set_modified(then)
+        .unwrap();
+    // A save of step 9 that died between its data and its index.
+    std::fs::copy(
+        dir.join("model.ckpt-5.data-00000-of-00001"),
+        dir.join("model.ckpt-9.data-00000-of-00001"),
+    )
+    .unwrap();
+    std::fs::copy(dir.join("model.ckpt-5.meta"), dir.join("model.ckpt-9.meta")).unwrap();
+    // The newest complete checkpoint restores, though the state file missed it.
+    assert_eq!(resumed_step(&dir).unwrap(), 6);
+    train_to(&dir, 20);
+    let files = checkpoint_files(&dir);
+    let steps: std::collections::BTreeSet<i64> = files
+        .iter()
+        .filter_map(|f| f["model.ckpt-".len()..].split('.').next()?.parse().ok())
+        .collect();
+    assert_eq!(
+        steps,
+        (16..=20).collect(),
+        "files of checkpoints retention let go are still there: {files:?}"
+    );
+}

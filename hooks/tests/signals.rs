@@ -259,6 +259,27 @@ fn kill_9_trials_restart_from_a_valid_checkpoint_and_leave_no_temporary_files() 
         .filter(|n| n.contains("tempstate"))
         .collect();
     assert!(temps.is_empty(), "{temps:?}");
+    // Every checkpoint on disk is one the state file tracks: no crash left files that
+    // retention would never delete.
+    let st = wgtrain_checkpoint::state::read_state(&ckpt)
+        .unwrap()
+        .unwrap();
+    let untracked: Vec<String> = std::fs::read_dir(&ckpt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("model.ckpt-"))
+        .filter(|n| {
+            let prefix = n.split_once(".data-").map_or_else(
+                || n.trim_end_matches(".index").trim_end_matches(".meta"),
+                |(p, _)| p,
+            );
+            !st.all_model_checkpoint_paths.iter().any(|p| p == prefix)
+        })
+        .collect();
+    assert!(
+        untracked.is_empty(),
+        "untracked checkpoint files: {untracked:?}"
+    );
     let latest = wgtrain_checkpoint::latest_checkpoint(&ckpt).unwrap();
     for (name, ok) in wgtrain_checkpoint::BundleReader::open(&latest)
         .unwrap()

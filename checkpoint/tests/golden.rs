@@ -1,4 +1,4 @@
-//! TF-written goldens (../shared/testdata/tf) read back exactly as their manifests say,
+//! TF-written goldens (testdata/tf) read back exactly as their manifests say,
 //! and rewritten byte for byte.
 
 #![allow(clippy::unwrap_used)]

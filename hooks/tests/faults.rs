@@ -27,7 +27,9 @@ impl Tmpfs {
             .output()
             .is_ok_and(|o| o.status.success());
         if !ok {
-            eprintln!("SKIPPED: mounting a tmpfs needs root (CI runs as root)");
+            wgtrain_engine::runtime::testing::report_skip(
+                "mounting a tmpfs needs root (CI runs as root)",
+            );
             return None;
         }
         Some(Tmpfs(dir))

@@ -88,7 +88,13 @@ fn main() -> ExitCode {
 fn devices(out: &mut String) -> Result<()> {
     use std::fmt::Write;
     let mut n = 0;
-    for backend in [Backend::Vulkan, Backend::Metal, Backend::Dx12, Backend::Gl] {
+    // WGPU_BACKEND narrows the listing as it narrows what a session may open.
+    let from_env = std::env::var("WGPU_BACKEND").ok().filter(|v| !v.is_empty());
+    let backends: &[Backend] = match from_env {
+        Some(_) => &[Backend::Auto],
+        None => &[Backend::Vulkan, Backend::Metal, Backend::Dx12, Backend::Gl],
+    };
+    for &backend in backends {
         for a in list_adapters(&SessionConfig::default().backend(backend)) {
             n += 1;
             let _ = writeln!(out, "{}", a.name);
@@ -104,9 +110,12 @@ fn devices(out: &mut String) -> Result<()> {
         }
     }
     if n == 0 {
+        let with = from_env.map_or(String::new(), |v| format!(" with WGPU_BACKEND={v}"));
         return Err(Error::new(
             Code::NotFound,
-            "no adapter found: on Linux without a GPU, install Mesa's software Vulkan driver (apt-get install mesa-vulkan-drivers libvulkan1)",
+            format!(
+                "no adapter found{with}: on Linux without a GPU, install Mesa's software Vulkan driver (apt-get install mesa-vulkan-drivers libvulkan1)"
+            ),
         ));
     }
     Ok(())

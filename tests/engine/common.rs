@@ -113,17 +113,7 @@ pub fn check_against_reference(
 
 /// A GPU session over a shared graph.
 pub fn gpu_session_arc(g: std::sync::Arc<Graph>) -> Option<Session> {
-    match Session::new(g, wgtrain::SessionConfig::default()) {
-        Ok(s) => Some(s),
-        Err(e)
-            if e.code == wgtrain::Code::NotFound
-                && !wgtrain::engine::runtime::testing::gpu_required() =>
-        {
-            eprintln!("SKIPPED (no GPU adapter): {e}");
-            None
-        }
-        Err(e) => panic!("GPU session could not be created: {e}"),
-    }
+    gpu_session(g)
 }
 
 /// A placeholder for an f32 tensor of known shape.

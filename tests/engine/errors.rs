@@ -343,15 +343,19 @@ fn a_device_wait_past_the_operation_timeout_is_deadline_exceeded() {
     let config = wgtrain::SessionConfig::default().operation_timeout_in_ms(1);
     let mut s = match wgtrain::Session::new(g, config) {
         Ok(s) => s,
-        Err(e) if e.code == Code::NotFound => {
-            assert!(gpu(Graph::new()).is_none());
+        Err(e) => {
+            wgtrain::engine::runtime::testing::skip_without_gpu(&e);
             return;
         }
-        Err(e) => panic!("{e}"),
     };
     s.run(&[], &[], &[init]).unwrap();
     let t = std::time::Instant::now();
-    let e = s.run(&[], &[y], &[]).unwrap_err();
+    let ran = s.run(&[], &[y], &[]);
+    // GL runs the work inside the submission itself: there is no wait to bound.
+    if ran.is_ok() && s.adapter().backend == "Gl" {
+        return;
+    }
+    let e = ran.unwrap_err();
     assert_eq!(e.code, Code::DeadlineExceeded, "{e}");
     assert!(e.message.contains("operation_timeout_in_ms"), "{e}");
     eprintln!("DeadlineExceeded after {:?}", t.elapsed());

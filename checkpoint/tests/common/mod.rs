@@ -4,12 +4,13 @@
 
 use std::path::PathBuf;
 
-/// The shared test data: `<repo>/../shared/testdata/tf`, or `WGTRAIN_TESTDATA`.
+/// TF's golden files: `testdata/tf` in the repository, or the folder
+/// `WGTRAIN_TESTDATA` names.
 pub fn testdata() -> PathBuf {
     if let Some(p) = std::env::var_os("WGTRAIN_TESTDATA") {
         return PathBuf::from(p);
     }
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/tf");
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/tf");
     assert!(
         p.join("ckpt_manifest.json").exists(),
         "TF goldens not found at {} (set WGTRAIN_TESTDATA)",

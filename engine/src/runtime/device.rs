@@ -150,11 +150,68 @@ fn rank(t: wgpu::DeviceType, low_power: bool) -> u32 {
 
 /// Lists the adapters wgpu sees for `config`'s backend.
 pub fn list_adapters(config: &SessionConfig) -> Vec<AdapterSummary> {
-    let instance = instance(config);
-    pollster::block_on(instance.enumerate_adapters(config.backends()))
-        .iter()
-        .map(summary)
-        .collect()
+    quiet_probe(|| {
+        let instance = instance(config);
+        pollster::block_on(instance.enumerate_adapters(config.backends()))
+            .iter()
+            .map(summary)
+            .collect()
+    })
+}
+
+/// What Mesa's device-select Vulkan layer (and EGL) print through libwayland when
+/// probing on a machine without a desktop session.
+const PROBE_NOISE: &str = "XDG_RUNTIME_DIR is invalid or not set in the environment";
+
+/// Runs `f` (an adapter probe) with the process's stderr passed through a filter that
+/// drops [`PROBE_NOISE`] lines, where there is no `XDG_RUNTIME_DIR` to make libwayland
+/// print them; everything else written meanwhile comes out after, unchanged.
+#[cfg(unix)]
+fn quiet_probe<T>(f: impl FnOnce() -> T) -> T {
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some() {
+        return f();
+    }
+    static ONE: Mutex<()> = Mutex::new(());
+    let _one = ONE.lock();
+    let Ok(saved) = rustix::io::dup(std::io::stderr().as_fd()) else {
+        return f();
+    };
+    let Ok((read, write)) = rustix::pipe::pipe() else {
+        return f();
+    };
+    let Ok(drain) = std::thread::Builder::new()
+        .name("wgtrain-probe-stderr".into())
+        .spawn(move || {
+            let mut out = Vec::new();
+            let _ = std::fs::File::from(read).read_to_end(&mut out);
+            out
+        })
+    else {
+        return f();
+    };
+    let redirected = rustix::stdio::dup2_stderr(&write).is_ok();
+    drop(write);
+    let out = f();
+    if redirected {
+        let _ = rustix::stdio::dup2_stderr(&saved);
+    }
+    let written = drain.join().unwrap_or_default();
+    let kept: Vec<&[u8]> = written
+        .split_inclusive(|&b| b == b'\n')
+        .filter(|l| !String::from_utf8_lossy(l).contains(PROBE_NOISE))
+        .collect();
+    let mut err = std::io::stderr().lock();
+    for l in kept {
+        let _ = err.write_all(l);
+    }
+    out
+}
+
+#[cfg(not(unix))]
+fn quiet_probe<T>(f: impl FnOnce() -> T) -> T {
+    f()
 }
 
 fn instance(config: &SessionConfig) -> wgpu::Instance {
@@ -244,12 +301,15 @@ impl Gpu {
         } else {
             backends
         };
-        let instance = instance_for(first);
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(first));
-        if adapters.is_empty() && auto {
-            let gl = instance_for(wgpu::Backends::GL);
-            adapters = pollster::block_on(gl.enumerate_adapters(wgpu::Backends::GL));
-        }
+        let mut adapters = quiet_probe(|| {
+            let instance = instance_for(first);
+            let mut adapters = pollster::block_on(instance.enumerate_adapters(first));
+            if adapters.is_empty() && auto {
+                let gl = instance_for(wgpu::Backends::GL);
+                adapters = pollster::block_on(gl.enumerate_adapters(wgpu::Backends::GL));
+            }
+            adapters
+        });
         if let Some(filter) = config.name_filter() {
             adapters.retain(|a| a.get_info().name.to_lowercase().contains(&filter));
         }

@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use wgtrain_checkpoint::events::{event_files, read_file};
 use wgtrain_checkpoint::proto::What;
-use wgtrain_engine::runtime::testing::gpu_required;
 use wgtrain_engine::{DType, Graph, HostTensor, Initializer, Operation, Sgd, Tensor};
 use wgtrain_hooks::MonitoredSession;
 
@@ -19,14 +18,9 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
-/// Whether a GPU session can be made (skip visibly otherwise).
+/// Whether a GPU session can be made (see `wgtrain_engine::runtime::testing`).
 pub fn have_gpu() -> bool {
-    let ok = wgtrain_engine::Session::new(Graph::new(), Default::default()).is_ok();
-    if !ok {
-        assert!(!gpu_required(), "no GPU adapter and WGTRAIN_REQUIRE_GPU=1");
-        eprintln!("SKIPPED (no GPU adapter)");
-    }
-    ok
+    wgtrain_engine::runtime::testing::have_gpu()
 }
 
 pub struct Model {

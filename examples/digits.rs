@@ -1,5 +1,6 @@
 //! Trains a classifier on the UCI handwritten digits (embedded in the library) through
-//! MonitoredTrainingSession: checkpoints and TensorBoard summaries in `runs/digits`,
+//! MonitoredTrainingSession: checkpoints and TensorBoard summaries in `runs/digits`
+//! (`runs/digits-mlp` for `--model mlp`),
 //! a progress bar in a terminal (log lines otherwise), the held-out accuracy at the
 //! end. Running it again continues from the latest checkpoint.
 //!
@@ -42,9 +43,10 @@ struct Args {
     /// Adam's learning rate [default: 3e-3 for the MLP, 2e-3 for the CNN].
     #[arg(long)]
     lr: Option<f32>,
-    /// Where checkpoints and TensorBoard summaries go (and are restored from).
-    #[arg(long, default_value = "runs/digits")]
-    checkpoint_dir: PathBuf,
+    /// Where checkpoints and TensorBoard summaries go (and are restored from)
+    /// [default: runs/digits for the CNN, runs/digits-mlp for the MLP].
+    #[arg(long)]
+    checkpoint_dir: Option<PathBuf>,
     /// The graphics API wgpu uses.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendArg,
@@ -63,7 +65,15 @@ fn run(args: Args) -> wgtrain::Result<()> {
     opts.steps = args.steps.unwrap_or(opts.steps);
     opts.lr = args.lr.unwrap_or(opts.lr);
     opts.batch = args.batch;
-    opts.checkpoint_dir = Some(args.checkpoint_dir.clone());
+    // Each model its own run directory: a second model never meets the first's
+    // checkpoints.
+    let dir = args.checkpoint_dir.clone().unwrap_or_else(|| {
+        PathBuf::from(match model {
+            Model::Cnn => "runs/digits",
+            Model::Mlp => "runs/digits-mlp",
+        })
+    });
+    opts.checkpoint_dir = Some(dir);
     opts.config = opts.config.backend(args.backend.into());
     let data = digits()?.split(HELD_OUT, SPLIT_SEED);
     let what = if model == Model::Cnn {

@@ -213,6 +213,50 @@ fn net(model: Model, height: usize, width: usize, lr: f32, seed: u64) -> Result<
     ))
 }
 
+/// The checkpoint a run with `opts` would resume from (the latest in its directory),
+/// checked to hold this model's variables with their shapes, before anything starts:
+/// a directory of another model's checkpoints is InvalidArgument naming the first
+/// variable that differs (the restore would fail the same way, later).
+pub fn resumable(data: &Split, opts: &Options) -> Result<Option<PathBuf>> {
+    let Some(prefix) = opts.checkpoint_dir.as_ref().and_then(latest_checkpoint) else {
+        return Ok(None);
+    };
+    let (graph, _) = net(
+        opts.model,
+        data.train.height,
+        data.train.width,
+        opts.lr,
+        opts.seed,
+    )?;
+    let reader = wgtrain_checkpoint::BundleReader::open(&prefix)?;
+    let dims = |d: &[usize]| format!("{d:?}");
+    for v in graph.global_variables() {
+        let name = graph.name(v);
+        let here: Vec<usize> = graph.shape(v).iter().map(|&d| d.max(0) as usize).collect();
+        let there = reader
+            .list()
+            .into_iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, _, shape)| shape);
+        let differs = match &there {
+            None => Some(format!("'{name}' is not there")),
+            Some(shape) if *shape != here => Some(format!(
+                "'{name}' is {} there and {} here",
+                dims(shape),
+                dims(&here)
+            )),
+            Some(_) => None,
+        };
+        if let Some(what) = differs {
+            return Err(crate::Error::invalid_argument(format!(
+                "{} holds checkpoints of another model ({what}): train this one in a directory of its own",
+                prefix.parent().unwrap_or(&prefix).display()
+            )));
+        }
+    }
+    Ok(Some(prefix))
+}
+
 /// Trains a classifier on `data.train` as `opts` says and measures it on `data.test`.
 pub fn train(data: &Split, opts: &Options) -> Result<Report> {
     let (train_set, test_set) = (&data.train, &data.test);

@@ -63,7 +63,13 @@ pub fn train_and_report(
     };
     let dir = opts.checkpoint_dir.clone().unwrap_or_default();
     let chief = rank == 0;
-    let announced = wgtrain::checkpoint::latest_checkpoint(&dir);
+    let announced = wgtrain::classifier::resumable(data, &opts).map_err(|e| {
+        if e.code == wgtrain::Code::InvalidArgument {
+            wgtrain::Error::new(e.code, format!("{}; pass --checkpoint-dir DIR", e.message))
+        } else {
+            e
+        }
+    })?;
     if chief && let Some(prefix) = &announced {
         println!("Resuming from {}", prefix.display());
     }

@@ -250,16 +250,22 @@ fn ckpt_show(path: &Path, name: &str, all: bool, out: &mut String) -> Result<()>
             let narrow = matches!(t.dtype, TfDType::Float | TfDType::Half | TfDType::BFloat16);
             let fmt = |x: f64| {
                 if narrow {
-                    (x as f32).to_string()
+                    Scalar::F32(x as f32).to_string()
                 } else {
-                    x.to_string()
+                    Scalar::F64(x).to_string()
                 }
             };
             if !v.is_empty() {
                 let min = v.iter().copied().fold(f64::INFINITY, f64::min);
                 let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
                 let mean = v.iter().sum::<f64>() / v.len() as f64;
-                let _ = writeln!(out, "  min {}  max {}  mean {mean}", fmt(min), fmt(max));
+                let _ = writeln!(
+                    out,
+                    "  min {}  max {}  mean {}",
+                    fmt(min),
+                    fmt(max),
+                    Scalar::F64(mean)
+                );
             }
             let vals: Vec<String> = v.iter().take(shown).map(|&x| fmt(x)).collect();
             let more = if shown < v.len() { " ..." } else { "" };
@@ -303,10 +309,20 @@ fn events_of(dir: &Path, csv: bool, out: &mut String) -> Result<()> {
             ),
         ));
     }
+    // Each directory holding event files is a run, as TensorBoard shows them: (run) ->
     // (tag) -> points (step, wall time, value), in file order.
-    let mut tags: std::collections::BTreeMap<String, Vec<(i64, f64, Scalar)>> = Default::default();
+    type Points = std::collections::BTreeMap<String, Vec<(i64, f64, Scalar)>>;
+    let mut runs: std::collections::BTreeMap<String, (usize, Points)> = Default::default();
     let mut damaged = Vec::new();
     for f in &files {
+        let run = f
+            .parent()
+            .and_then(|p| p.strip_prefix(dir).ok())
+            .map(|p| p.display().to_string())
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| ".".to_string());
+        let (count, tags) = runs.entry(run).or_default();
+        *count += 1;
         let (records, err) = events::read_file(f)?;
         if let Some(e) = err {
             damaged.push(e);
@@ -333,29 +349,55 @@ fn events_of(dir: &Path, csv: bool, out: &mut String) -> Result<()> {
         }
     }
     if csv {
-        let _ = writeln!(out, "tag,step,wall_time,value");
-        for (tag, points) in &tags {
-            for (step, wall, value) in points {
-                let _ = writeln!(out, "{},{step},{wall:.3},{value}", csv_field(tag));
+        let _ = writeln!(out, "run,tag,step,wall_time,value");
+        for (run, (_, tags)) in &runs {
+            for (tag, points) in tags {
+                for (step, wall, value) in points {
+                    let _ = writeln!(
+                        out,
+                        "{},{},{step},{wall:.3},{value}",
+                        csv_field(run),
+                        csv_field(tag)
+                    );
+                }
             }
         }
     } else {
-        let _ = writeln!(out, "{} event file(s) in {}", files.len(), dir.display());
-        let width = tags.keys().map(String::len).max().unwrap_or(3).max(3);
-        let _ = writeln!(
-            out,
-            "{:<width$}  {:>6}  {:>10}  {:>10}  last value",
-            "tag", "points", "first step", "last step"
-        );
-        for (tag, points) in &tags {
-            let first = points.iter().map(|p| p.0).min().unwrap_or(0);
-            let last = points.iter().max_by_key(|p| p.0);
-            if let Some((step, _, value)) = last {
-                let _ = writeln!(
-                    out,
-                    "{tag:<width$}  {:>6}  {first:>10}  {step:>10}  {value}",
-                    points.len()
-                );
+        let width = runs
+            .values()
+            .flat_map(|(_, t)| t.keys().map(String::len))
+            .max()
+            .unwrap_or(3)
+            .max(3);
+        for (i, (run, (count, tags))) in runs.iter().enumerate() {
+            if i > 0 {
+                let _ = writeln!(out);
+            }
+            let _ = writeln!(
+                out,
+                "run {run}: {count} event file(s) in {}",
+                if run == "." {
+                    dir.to_path_buf()
+                } else {
+                    dir.join(run)
+                }
+                .display()
+            );
+            let _ = writeln!(
+                out,
+                "{:<width$}  {:>6}  {:>10}  {:>10}  last value",
+                "tag", "points", "first step", "last step"
+            );
+            for (tag, points) in tags {
+                let first = points.iter().map(|p| p.0).min().unwrap_or(0);
+                let last = points.iter().max_by_key(|p| p.0);
+                if let Some((step, _, value)) = last {
+                    let _ = writeln!(
+                        out,
+                        "{tag:<width$}  {:>6}  {first:>10}  {step:>10}  {value}",
+                        points.len()
+                    );
+                }
             }
         }
     }
@@ -380,9 +422,14 @@ enum Scalar {
     F64(f64),
 }
 
+/// The shortest digits that read back as the same value: plain in the usual range,
+/// in exponent form beyond it (`3.4028235e38`, not 39 digits).
 impl std::fmt::Display for Scalar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let wide = |a: f64| a != 0.0 && a.is_finite() && !(1e-5..1e16).contains(&a.abs());
         match self {
+            Scalar::F32(x) if wide(f64::from(*x)) => write!(f, "{x:e}"),
+            Scalar::F64(x) if wide(*x) => write!(f, "{x:e}"),
             Scalar::F32(x) => write!(f, "{x}"),
             Scalar::F64(x) => write!(f, "{x}"),
         }

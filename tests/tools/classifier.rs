@@ -120,3 +120,30 @@ fn an_interrupted_and_resumed_run_equals_an_uninterrupted_one_bit_for_bit() {
         assert!(x == y, "variable {n} differs");
     }
 }
+
+#[test]
+fn another_models_checkpoints_are_caught_before_anything_trains() {
+    // Before: `--model mlp` after the CNN example printed "Resuming from ..." and
+    // then failed with a shape mismatch.
+    if !have_gpu() {
+        return;
+    }
+    let data = digits().unwrap().split(0.2, 7);
+    let dir = scratch("two-models");
+    assert_eq!(
+        wgtrain::classifier::resumable(&data, &quick(Model::Mlp, 5, &dir)).unwrap(),
+        None
+    );
+    train(&data, &quick(Model::Mlp, 5, &dir)).unwrap();
+    assert_eq!(
+        wgtrain::classifier::resumable(&data, &quick(Model::Mlp, 5, &dir)).unwrap(),
+        Some(dir.join("model.ckpt-5"))
+    );
+    let e = wgtrain::classifier::resumable(&data, &quick(Model::Cnn, 5, &dir)).unwrap_err();
+    assert_eq!(e.code, wgtrain::Code::InvalidArgument);
+    assert!(e.message.contains("another model"), "{e}");
+    assert!(
+        e.message.contains("is not there") || e.message.contains("there and"),
+        "{e}"
+    );
+}

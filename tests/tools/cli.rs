@@ -194,15 +194,89 @@ fn events_gives_the_scalars_of_tf_event_files() {
     assert!(acc.ends_with(" 40  0.9"), "{acc}");
     let o = wgtrain(&["events", s(&td.join("events")), "--csv"]);
     assert_eq!(o.code, 0);
-    assert!(o.stdout.starts_with("tag,step,wall_time,value\n"));
-    assert!(o.stdout.contains("\nloss,10,"), "{}", o.stdout);
+    assert!(o.stdout.starts_with("run,tag,step,wall_time,value\n"));
+    assert!(o.stdout.contains("\n.,loss,10,"), "{}", o.stdout);
     assert_eq!(
-        o.stdout.lines().filter(|l| l.starts_with("loss,")).count(),
+        o.stdout
+            .lines()
+            .filter(|l| l.starts_with(".,loss,"))
+            .count(),
         6
     );
     // The monitored session's events too (the global_step/sec of StepCounterHook).
     let o = wgtrain(&["events", s(&td.join("ckpt"))]);
     assert_eq!(o.code, 0, "{}", o.stderr);
+}
+
+#[test]
+fn events_shows_one_table_per_run_as_tensorboard_does() {
+    let td = testdata();
+    let logdir = scratch("cli-runs");
+    for run in ["a", "b/nested"] {
+        let d = logdir.join(run);
+        std::fs::create_dir_all(&d).unwrap();
+        for f in wgtrain::checkpoint::events::event_files(&td.join("events")).unwrap() {
+            std::fs::copy(&f, d.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let o = wgtrain(&["events", s(&logdir)]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let headers: Vec<&str> = o.stdout.lines().filter(|l| l.starts_with("run ")).collect();
+    assert_eq!(headers.len(), 2, "{}", o.stdout);
+    assert!(
+        headers[0].starts_with("run a: 1 event file(s)"),
+        "{}",
+        headers[0]
+    );
+    assert!(
+        headers[1].starts_with("run b/nested: 1 event file(s)"),
+        "{}",
+        headers[1]
+    );
+    // Each run's points alone: 6 loss points, not 12.
+    let losses: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("loss "))
+        .collect();
+    assert_eq!(losses.len(), 2);
+    for l in losses {
+        assert_eq!(l.split_whitespace().nth(1), Some("6"), "{l}");
+    }
+    let o = wgtrain(&["events", s(&logdir), "--csv"]);
+    assert_eq!(
+        o.stdout
+            .lines()
+            .filter(|l| l.starts_with("b/nested,loss,"))
+            .count(),
+        6
+    );
+}
+
+#[test]
+fn ckpt_show_prints_floats_in_shortest_round_trip_form() {
+    use wgtrain::checkpoint::tensor::{Tensor, TfDType};
+    let dir = scratch("cli-floats");
+    let prefix = dir.join("model.ckpt-1");
+    let vals = [f32::MAX, f32::MIN_POSITIVE, 0.1, -2.5e-7, 1e16];
+    let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+    wgtrain::checkpoint::bundle::write_bundle(
+        &prefix,
+        &[(
+            "v".to_string(),
+            Tensor::from_bytes(TfDType::Float, &[5], bytes).unwrap(),
+        )],
+    )
+    .unwrap();
+    let o = wgtrain(&["ckpt", "show", s(&prefix), "v"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stdout
+            .contains("[3.4028235e38, 1.1754944e-38, 0.1, -2.5e-7, 1e16]"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("max 3.4028235e38"), "{}", o.stdout);
 }
 
 #[test]

@@ -119,12 +119,24 @@ pub struct Report {
 }
 
 /// The handles of a classifier's graph.
-struct Net {
-    x: Tensor,
-    y: Tensor,
-    loss: Tensor,
-    correct: Tensor,
-    train: crate::Operation,
+#[derive(Clone, Copy, Debug)]
+pub struct Net {
+    /// The images placeholder (`[batch, h, w, 1]` for the CNN, `[batch, h*w]` else).
+    pub x: Tensor,
+    /// The labels placeholder (int32).
+    pub y: Tensor,
+    /// The mean cross-entropy.
+    pub loss: Tensor,
+    /// The number of correct predictions in the batch.
+    pub correct: Tensor,
+    /// One Adam step (and the global step's increment).
+    pub train: crate::Operation,
+}
+
+/// The graph [`train`] runs for `opts` over `height x width` images, and its handles:
+/// the same nodes and names, so a checkpoint of a run restores into it.
+pub fn network(opts: &Options, height: usize, width: usize) -> Result<(Graph, Net)> {
+    net(opts.model, height, width, opts.lr, opts.seed)
 }
 
 /// The graph of a classifier over `height x width` images, and its handles.

@@ -472,6 +472,11 @@ impl Saver {
         Ok(())
     }
 
+    /// The options the saver was made with.
+    pub fn options(&self) -> &SaverOptions {
+        &self.opts
+    }
+
     /// The (checkpoint name, variable) pairs saved.
     pub fn var_list(&self) -> &[(String, Tensor)] {
         &self.vars

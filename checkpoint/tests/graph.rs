@@ -131,9 +131,69 @@ fn a_wgtrain_graph_exports_with_tf_ops_and_round_trips_through_text() {
     for n in &gd.node {
         for i in &n.input {
             let i = i.trim_start_matches('^');
+            let i = i.split(':').next().unwrap();
             assert!(names.contains(i), "{} input {i}", n.name);
         }
     }
+    // Every op is one TF registers (tools/tf_interop.py has TF import it in CI).
+    const TF_OPS: &[&str] = &[
+        "AddV2",
+        "ApplyAdam",
+        "ArgMax",
+        "Assign",
+        "AssignAdd",
+        "BiasAdd",
+        "BroadcastGradientArgs",
+        "BroadcastTo",
+        "Cast",
+        "Const",
+        "Conv2D",
+        "Conv2DBackpropFilter",
+        "Conv2DBackpropInput",
+        "Equal",
+        "ExpandDims",
+        "FloorDiv",
+        "Identity",
+        "MatMul",
+        "MaxPool",
+        "MaxPoolGrad",
+        "Mean",
+        "Mul",
+        "NoOp",
+        "Placeholder",
+        "RandomUniform",
+        "RealDiv",
+        "Relu",
+        "ReluGrad",
+        "Reshape",
+        "Shape",
+        "Size",
+        "SparseSoftmaxCrossEntropyWithLogits",
+        "Sqrt",
+        "Sub",
+        "Sum",
+        "VariableV2",
+    ];
+    for n in &gd.node {
+        assert!(TF_OPS.contains(&n.op.as_str()), "{} is a {}", n.name, n.op);
+    }
+    // TF's inputs: ApplyAdam takes its hyperparameters as inputs, and waits for every
+    // gradient of the step.
+    let adam = gd.node.iter().find(|n| n.op == "ApplyAdam").unwrap();
+    assert_eq!(
+        adam.input.iter().filter(|i| !i.starts_with('^')).count(),
+        10
+    );
+    assert!(
+        adam.input.contains(&"^Adam/gate_gradients".to_string()),
+        "{:?}",
+        adam.input
+    );
+    // A slot's initializer is under the slot, as TF names it.
+    assert!(
+        names.contains("conv1/kernel/Adam/Initializer/zeros"),
+        "{names:?}"
+    );
     let op = |name: &str| gd.node.iter().find(|n| n.name == name).unwrap();
     assert_eq!(op("x").op, "Placeholder");
     assert_eq!(op("conv1/kernel").op, "VariableV2");
@@ -159,7 +219,12 @@ fn a_wgtrain_graph_exports_with_tf_ops_and_round_trips_through_text() {
         wgtrain_checkpoint::proto::GraphDef::decode(bytes.as_slice()).unwrap(),
         gd
     );
-    let meta = meta_graph_def(&g, 5, 10000.0);
+    let meta = meta_graph_def(
+        &g,
+        &wgtrain_checkpoint::graph_export::default_saver_vars(&g),
+        5,
+        10000.0,
+    );
     let back = MetaGraphDef::decode(meta.encode_to_vec().as_slice()).unwrap();
     assert_eq!(back, meta);
     assert!(meta.collection_def.contains_key("trainable_variables"));

@@ -308,10 +308,14 @@ impl SessionRunHook for CheckpointSaverHook {
                 let mut s = saver
                     .lock()
                     .map_err(|_| Error::internal("saver lock poisoned"))?;
+                // The .meta carries this saver's variables and retention.
+                let opts = s.options().clone();
+                let vars = s.var_list().to_vec();
                 s.set_meta_exporter(Some(graph_export::meta_exporter(
                     Arc::clone(&g),
-                    5,
-                    10_000.0,
+                    &vars,
+                    i32::try_from(opts.max_to_keep).unwrap_or(i32::MAX),
+                    opts.keep_checkpoint_every_n_hours as f32,
                 )))?;
             }
             self.graph = Some(g);

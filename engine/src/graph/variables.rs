@@ -97,7 +97,6 @@ impl Graph {
             true,
         )?;
         let full = self.name(var).to_string();
-        let short = full.rsplit('/').next().unwrap_or(&full).to_string();
         let seed = (self.seed(), opts.seed.unwrap_or(var.0 as u64));
         let kind = match &init {
             Initializer::RandomUniform { .. } | Initializer::GlorotUniform => "random_uniform",
@@ -107,19 +106,24 @@ impl Graph {
             Initializer::Ones => "ones",
             Initializer::Constant(_) | Initializer::Value(_) => "Const",
         };
-        let value = self.push_node(
-            Op::InitialValue { init, seed },
-            vec![],
-            dtype,
-            shape.to_vec(),
-            &format!("{short}/Initializer/{kind}"),
-            true,
-        )?;
-        let assign = self.add_op(
-            Op::Assign(AssignOp::Assign),
-            &[var, value],
-            &format!("{short}/Assign"),
-        )?;
+        // Under the variable's own name, wherever it was made from (TF puts a slot's
+        // initializer under the slot: `dense/kernel/Adam/Initializer/zeros`).
+        let assign = self.root_scope(|g| {
+            let value = g.push_node(
+                Op::InitialValue { init, seed },
+                vec![],
+                dtype,
+                shape.to_vec(),
+                &format!("{full}/Initializer/{kind}"),
+                true,
+            )?;
+            let assign = g.add_op(
+                Op::Assign(AssignOp::Assign),
+                &[var, value],
+                &format!("{full}/Assign"),
+            )?;
+            Ok(assign)
+        })?;
         self.initializers.insert(var.0, assign);
         if opts.local {
             self.add_to_collection(collections::LOCAL_VARIABLES, var);

@@ -67,12 +67,21 @@ def check_meta_graph(d, art):
     with g.as_default():
         saver = tf.compat.v1.train.import_meta_graph(art["checkpoint"] + ".meta")
         feeds = {art["x_name"] + ":0": x, art["y_name"] + ":0": y}
-        loss = g.get_tensor_by_name(art["loss"] + ":0")
-        train_op = g.get_operation_by_name(art["train_op"])
+        # Found as TF's tools find them: the collections and get_global_step.
+        (loss,) = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.LOSSES)
+        (train_op,) = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.TRAIN_OP)
+        step = tf.compat.v1.train.get_global_step()
+        train_name = getattr(train_op, "op", train_op).name
+        if (loss.op.name, train_name, step.op.name) != (art["loss"], art["train_op"], art["global_step"]):
+            fail(f"collections name {loss.op.name}, {train_name}, {step.op.name}; wgtrain ran "
+                 f"{art['loss']}, {art['train_op']}, {art['global_step']}")
         with tf.compat.v1.Session() as s:
             saver.restore(s, art["checkpoint"])
             e0 = close("loss on the fixed batch", s.run(loss, feeds), art["loss0"], 1e-5)
+            start = s.run(step)
             losses = [s.run([loss, train_op], feeds)[0] for _ in art["losses"]]
+            if s.run(step) != start + len(losses):
+                fail(f"the global step went from {start} to {s.run(step)} in {len(losses)} steps")
             e1 = close("losses of 10 train-op runs", losses, art["losses"], 1e-4)
             after = tf.train.load_checkpoint(art["after"])
             worst = 0.0

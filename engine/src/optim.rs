@@ -369,7 +369,9 @@ impl Optimizer {
     }
 
     /// `compute_gradients` then `apply_gradients`, with the graph's update ops (the
-    /// `update_ops` collection) run before the updates.
+    /// `update_ops` collection) run before the updates. The loss joins the `losses`
+    /// collection and the train op `train_op`, where TF's tools find them in an
+    /// imported graph.
     pub fn minimize(
         &self,
         g: &mut Graph,
@@ -383,7 +385,11 @@ impl Optimizer {
             .iter()
             .map(|t| t.op())
             .collect();
-        g.control_dependencies(&updates, |g| self.apply_gradients(g, &gv, global_step))
+        let train =
+            g.control_dependencies(&updates, |g| self.apply_gradients(g, &gv, global_step))?;
+        g.add_to_collection(collections::LOSSES, loss);
+        g.add_to_collection(collections::TRAIN_OP, train);
+        Ok(train)
     }
 
     /// Adds one update op per (gradient, variable) and, when given, increments the global

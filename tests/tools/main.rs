@@ -5,6 +5,7 @@
 
 mod classifier;
 mod cli;
+mod gpu_policy;
 mod mnist;
 
 use std::path::PathBuf;

@@ -80,6 +80,10 @@ pub mod collections {
     pub const UPDATE_OPS: &str = "update_ops";
     /// Summary ops.
     pub const SUMMARIES: &str = "summaries";
+    /// The losses optimizers minimize.
+    pub const LOSSES: &str = "losses";
+    /// The train ops (TF's `GraphKeys.TRAIN_OP`).
+    pub const TRAIN_OP: &str = "train_op";
 }
 
 /// One node: an op, its inputs, control inputs, and its inferred dtype and shape.

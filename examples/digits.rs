@@ -65,14 +65,10 @@ fn run(args: Args) -> wgtrain::Result<()> {
     opts.steps = args.steps.unwrap_or(opts.steps);
     opts.lr = args.lr.unwrap_or(opts.lr);
     opts.batch = args.batch;
-    // Each model its own run directory: a second model never meets the first's
-    // checkpoints.
-    let dir = args.checkpoint_dir.clone().unwrap_or_else(|| {
-        PathBuf::from(match model {
-            Model::Cnn => "runs/digits",
-            Model::Mlp => "runs/digits-mlp",
-        })
-    });
+    let dir = args
+        .checkpoint_dir
+        .clone()
+        .unwrap_or_else(|| wgtrain::classifier::default_run_dir(model));
     opts.checkpoint_dir = Some(dir);
     opts.config = opts.config.backend(args.backend.into());
     let data = digits()?.split(HELD_OUT, SPLIT_SEED);

@@ -225,6 +225,16 @@ fn net(model: Model, height: usize, width: usize, lr: f32, seed: u64) -> Result<
     ))
 }
 
+/// The run directory the digits example gives `model` by default: each model its own
+/// (`runs/digits` for the CNN, `runs/digits-mlp` for the MLP), so a second model never
+/// meets the first's checkpoints.
+pub fn default_run_dir(model: Model) -> PathBuf {
+    PathBuf::from(match model {
+        Model::Cnn => "runs/digits",
+        Model::Mlp => "runs/digits-mlp",
+    })
+}
+
 /// The checkpoint a run with `opts` would resume from (the latest in its directory),
 /// checked to hold this model's variables with their shapes, before anything starts:
 /// a directory of another model's checkpoints is InvalidArgument naming the first

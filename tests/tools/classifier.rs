@@ -139,6 +139,13 @@ fn another_models_checkpoints_are_caught_before_anything_trains() {
         wgtrain::classifier::resumable(&data, &quick(Model::Mlp, 5, &dir)).unwrap(),
         Some(dir.join("model.ckpt-5"))
     );
+    // The example keeps the models apart by default.
+    let (cnn, mlp) = (
+        wgtrain::classifier::default_run_dir(Model::Cnn),
+        wgtrain::classifier::default_run_dir(Model::Mlp),
+    );
+    assert_ne!(cnn, mlp);
+    assert_eq!(cnn, std::path::Path::new("runs/digits"));
     let e = wgtrain::classifier::resumable(&data, &quick(Model::Cnn, 5, &dir)).unwrap_err();
     assert_eq!(e.code, wgtrain::Code::InvalidArgument);
     assert!(e.message.contains("another model"), "{e}");

@@ -15,6 +15,7 @@ pub mod bundle;
 pub mod crc;
 pub mod events;
 pub mod graph_export;
+pub mod pbtxt;
 pub mod proto;
 pub mod saver;
 pub mod state;

@@ -48,20 +48,20 @@ fn sigmoid(x: f32) -> f32 {
 
 fn funary(x: f32) -> f32 {
     switch OP {
-        case 0u: { return -x; }
-        case 1u: { return exp(x); }
-        case 2u: { return log(x); }
-        case 3u: { return sqrt(x); }
-        case 4u: { return inverseSqrt(x); }
-        case 5u: { return x * x; }
-        case 6u: { return abs(x); }
-        case 7u: { return max(x, 0.0); }
-        case 8u: { return sigmoid(x); }
-        case 9u: {
+        case UN_NEG: { return -x; }
+        case UN_EXP: { return exp(x); }
+        case UN_LOG: { return log(x); }
+        case UN_SQRT: { return sqrt(x); }
+        case UN_RSQRT: { return inverseSqrt(x); }
+        case UN_SQUARE: { return x * x; }
+        case UN_ABS: { return abs(x); }
+        case UN_RELU: { return max(x, 0.0); }
+        case UN_SIGMOID: { return sigmoid(x); }
+        case UN_TANH: {
             let e = exp(-2.0 * abs(x));
             return sign(x) * (1.0 - e) / (1.0 + e);
         }
-        case 10u: {
+        case UN_SOFTPLUS: {
             let e = exp(-abs(x));
             var l = log(1.0 + e);
             if (e < 1e-4) {
@@ -69,22 +69,24 @@ fn funary(x: f32) -> f32 {
             }
             return max(x, 0.0) + l;
         }
-        case 11u: { return sign(x); }
-        case 12u: { return cos(x); }
-        case 13u: { return sin(x); }
-        case 14u: { return floor(x); }
-        case 15u: { return 1.0 / x; }
-        default: { return x; }
+        case UN_SIGN: { return sign(x); }
+        case UN_COS: { return cos(x); }
+        case UN_SIN: { return sin(x); }
+        case UN_FLOOR: { return floor(x); }
+        case UN_RECIPROCAL: { return 1.0 / x; }
+        // Unreachable: every opcode has its case (a test checks); NaN if not.
+        default: { return bitcast<f32>(0x7fc00000u); }
     }
 }
 
 fn iunary(x: i32) -> i32 {
     switch OP {
-        case 0u: { return -x; }
-        case 5u: { return x * x; }
-        case 6u: { return abs(x); }
-        case 11u: { return sign(x); }
-        default: { return x; }
+        case UN_NEG: { return -x; }
+        case UN_SQUARE: { return x * x; }
+        case UN_ABS: { return abs(x); }
+        case UN_SIGN: { return sign(x); }
+        // Only the opcodes defined for integers reach here (a test checks).
+        default: { return 0; }
     }
 }
 
@@ -118,74 +120,80 @@ fn fpow(x: f32, y: f32) -> f32 {
 
 fn fbinary(x: f32, y: f32) -> f32 {
     switch OP {
-        case 0u: { return x + y; }
-        case 1u: { return x - y; }
-        case 2u: { return x * y; }
-        case 3u: { return x / y; }
-        case 4u: { return max(x, y); }
-        case 5u: { return min(x, y); }
-        case 6u: { return fpow(x, y); }
-        case 7u: { return select(0.0, x, y > 0.0); }
-        case 8u: { return y * x * (1.0 - x); }
-        case 9u: { return y * (1.0 - x * x); }
-        default: { return x; }
+        case BIN_ADD: { return x + y; }
+        case BIN_SUB: { return x - y; }
+        case BIN_MUL: { return x * y; }
+        case BIN_DIV: { return x / y; }
+        case BIN_MAXIMUM: { return max(x, y); }
+        case BIN_MINIMUM: { return min(x, y); }
+        case BIN_POW: { return fpow(x, y); }
+        case BIN_RELU_GRAD: { return select(0.0, x, y > 0.0); }
+        case BIN_SIGMOID_GRAD: { return y * x * (1.0 - x); }
+        case BIN_TANH_GRAD: { return y * (1.0 - x * x); }
+        // Unreachable: every opcode has its case (a test checks); NaN if not.
+        default: { return bitcast<f32>(0x7fc00000u); }
     }
 }
 
 fn ibinary(x: i32, y: i32) -> i32 {
     switch OP {
-        case 0u: { return x + y; }
-        case 1u: { return x - y; }
-        case 2u: { return x * y; }
-        case 3u: { return x / y; }
-        case 4u: { return max(x, y); }
-        case 5u: { return min(x, y); }
-        default: { return x; }
+        case BIN_ADD: { return x + y; }
+        case BIN_SUB: { return x - y; }
+        case BIN_MUL: { return x * y; }
+        case BIN_DIV: { return x / y; }
+        case BIN_MAXIMUM: { return max(x, y); }
+        case BIN_MINIMUM: { return min(x, y); }
+        // Only the opcodes defined for integers reach here (a test checks).
+        default: { return 0; }
     }
 }
 
 fn ubinary(x: u32, y: u32) -> u32 {
     switch OP {
-        case 0u: { return x + y; }
-        case 1u: { return x - y; }
-        case 2u: { return x * y; }
-        case 3u: { return x / y; }
-        case 4u: { return max(x, y); }
-        case 5u: { return min(x, y); }
-        default: { return x; }
+        case BIN_ADD: { return x + y; }
+        case BIN_SUB: { return x - y; }
+        case BIN_MUL: { return x * y; }
+        case BIN_DIV: { return x / y; }
+        case BIN_MAXIMUM: { return max(x, y); }
+        case BIN_MINIMUM: { return min(x, y); }
+        // Only the opcodes defined for integers reach here (a test checks).
+        default: { return 0u; }
     }
 }
 
 fn compare_f(x: f32, y: f32) -> bool {
     switch OP {
-        case 100u: { return x == y; }
-        case 101u: { return x != y; }
-        case 102u: { return x > y; }
-        case 103u: { return x >= y; }
-        case 104u: { return x < y; }
-        default: { return x <= y; }
+        case CMP_EQUAL: { return x == y; }
+        case CMP_NOT_EQUAL: { return x != y; }
+        case CMP_GREATER: { return x > y; }
+        case CMP_GREATER_EQUAL: { return x >= y; }
+        case CMP_LESS: { return x < y; }
+        case CMP_LESS_EQUAL: { return x <= y; }
+        default: { return false; }
     }
 }
 
 fn compare_i(x: i32, y: i32) -> bool {
     switch OP {
-        case 100u: { return x == y; }
-        case 101u: { return x != y; }
-        case 102u: { return x > y; }
-        case 103u: { return x >= y; }
-        case 104u: { return x < y; }
-        default: { return x <= y; }
+        case CMP_EQUAL: { return x == y; }
+        case CMP_NOT_EQUAL: { return x != y; }
+        case CMP_GREATER: { return x > y; }
+        case CMP_GREATER_EQUAL: { return x >= y; }
+        case CMP_LESS: { return x < y; }
+        case CMP_LESS_EQUAL: { return x <= y; }
+        default: { return false; }
     }
 }
 
 fn compare_u(x: u32, y: u32) -> bool {
     switch OP {
-        case 100u: { return x == y; }
-        case 101u: { return x != y; }
-        case 102u: { return x > y; }
-        case 103u: { return x >= y; }
-        case 104u: { return x < y; }
-        default: { return x <= y; }
+        case CMP_EQUAL: { return x == y; }
+        case CMP_NOT_EQUAL: { return x != y; }
+        case CMP_GREATER: { return x > y; }
+        case CMP_GREATER_EQUAL: { return x >= y; }
+        case CMP_LESS: { return x < y; }
+        case CMP_LESS_EQUAL: { return x <= y; }
+        default: { return false; }
     }
 }
 

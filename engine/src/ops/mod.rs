@@ -12,25 +12,46 @@ use crate::tensor::{DType, HostTensor};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
 pub enum UnaryOp {
-    Neg,
-    Exp,
-    Log,
-    Sqrt,
-    Rsqrt,
-    Square,
-    Abs,
-    Relu,
-    Sigmoid,
-    Tanh,
-    Softplus,
-    Sign,
-    Cos,
-    Sin,
-    Floor,
-    Reciprocal,
+    Neg = 0,
+    Exp = 1,
+    Log = 2,
+    Sqrt = 3,
+    Rsqrt = 4,
+    Square = 5,
+    Abs = 6,
+    Relu = 7,
+    Sigmoid = 8,
+    Tanh = 9,
+    Softplus = 10,
+    Sign = 11,
+    Cos = 12,
+    Sin = 13,
+    Floor = 14,
+    Reciprocal = 15,
 }
 
 impl UnaryOp {
+    /// Every op with the name of its opcode constant in WGSL (`shaders/elementwise.wgsl`
+    /// uses the names; [`crate::runtime::shaders::source`] defines them from this table).
+    pub const ALL: &[(UnaryOp, &str)] = &[
+        (UnaryOp::Neg, "UN_NEG"),
+        (UnaryOp::Exp, "UN_EXP"),
+        (UnaryOp::Log, "UN_LOG"),
+        (UnaryOp::Sqrt, "UN_SQRT"),
+        (UnaryOp::Rsqrt, "UN_RSQRT"),
+        (UnaryOp::Square, "UN_SQUARE"),
+        (UnaryOp::Abs, "UN_ABS"),
+        (UnaryOp::Relu, "UN_RELU"),
+        (UnaryOp::Sigmoid, "UN_SIGMOID"),
+        (UnaryOp::Tanh, "UN_TANH"),
+        (UnaryOp::Softplus, "UN_SOFTPLUS"),
+        (UnaryOp::Sign, "UN_SIGN"),
+        (UnaryOp::Cos, "UN_COS"),
+        (UnaryOp::Sin, "UN_SIN"),
+        (UnaryOp::Floor, "UN_FLOOR"),
+        (UnaryOp::Reciprocal, "UN_RECIPROCAL"),
+    ];
+
     /// TensorFlow's op name.
     pub fn tf_name(self) -> &'static str {
         match self {
@@ -59,7 +80,7 @@ impl UnaryOp {
     }
 
     /// Whether the op is defined for integer inputs too.
-    fn allows_int(self) -> bool {
+    pub(crate) fn allows_int(self) -> bool {
         matches!(
             self,
             UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Sign
@@ -71,28 +92,43 @@ impl UnaryOp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
     /// `a + b`.
-    Add,
+    Add = 0,
     /// `a - b`.
-    Sub,
+    Sub = 1,
     /// `a * b`.
-    Mul,
+    Mul = 2,
     /// `a / b` (truncating for integers).
-    Div,
+    Div = 3,
     /// `max(a, b)`.
-    Maximum,
+    Maximum = 4,
     /// `min(a, b)`.
-    Minimum,
+    Minimum = 5,
     /// `a ^ b`.
-    Pow,
+    Pow = 6,
     /// The gradient of ReLU: `a` (incoming gradient) where `b` (the output) > 0, else 0.
-    ReluGrad,
+    ReluGrad = 7,
     /// The gradient of sigmoid: `b * a * (1 - a)` with `a` the output, `b` the gradient.
-    SigmoidGrad,
+    SigmoidGrad = 8,
     /// The gradient of tanh: `b * (1 - a^2)` with `a` the output, `b` the gradient.
-    TanhGrad,
+    TanhGrad = 9,
 }
 
 impl BinaryOp {
+    /// Every op with the name of its opcode constant in WGSL (`shaders/elementwise.wgsl`
+    /// uses the names; [`crate::runtime::shaders::source`] defines them from this table).
+    pub const ALL: &[(BinaryOp, &str)] = &[
+        (BinaryOp::Add, "BIN_ADD"),
+        (BinaryOp::Sub, "BIN_SUB"),
+        (BinaryOp::Mul, "BIN_MUL"),
+        (BinaryOp::Div, "BIN_DIV"),
+        (BinaryOp::Maximum, "BIN_MAXIMUM"),
+        (BinaryOp::Minimum, "BIN_MINIMUM"),
+        (BinaryOp::Pow, "BIN_POW"),
+        (BinaryOp::ReluGrad, "BIN_RELU_GRAD"),
+        (BinaryOp::SigmoidGrad, "BIN_SIGMOID_GRAD"),
+        (BinaryOp::TanhGrad, "BIN_TANH_GRAD"),
+    ];
+
     /// TensorFlow's op name.
     pub fn tf_name(self) -> &'static str {
         match self {
@@ -113,7 +149,7 @@ impl BinaryOp {
         self as u32
     }
 
-    fn allows_int(self) -> bool {
+    pub(crate) fn allows_int(self) -> bool {
         matches!(
             self,
             BinaryOp::Add
@@ -130,15 +166,26 @@ impl BinaryOp {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
 pub enum CompareOp {
-    Equal,
-    NotEqual,
-    Greater,
-    GreaterEqual,
-    Less,
-    LessEqual,
+    Equal = 0,
+    NotEqual = 1,
+    Greater = 2,
+    GreaterEqual = 3,
+    Less = 4,
+    LessEqual = 5,
 }
 
 impl CompareOp {
+    /// Every op with the name of its opcode constant in WGSL (`shaders/elementwise.wgsl`
+    /// uses the names; [`crate::runtime::shaders::source`] defines them from this table).
+    pub const ALL: &[(CompareOp, &str)] = &[
+        (CompareOp::Equal, "CMP_EQUAL"),
+        (CompareOp::NotEqual, "CMP_NOT_EQUAL"),
+        (CompareOp::Greater, "CMP_GREATER"),
+        (CompareOp::GreaterEqual, "CMP_GREATER_EQUAL"),
+        (CompareOp::Less, "CMP_LESS"),
+        (CompareOp::LessEqual, "CMP_LESS_EQUAL"),
+    ];
+
     /// TensorFlow's op name.
     pub fn tf_name(self) -> &'static str {
         match self {

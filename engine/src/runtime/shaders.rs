@@ -107,6 +107,24 @@ pub fn registered_files() -> Vec<&'static str> {
     v
 }
 
+/// The opcode constants of the elementwise ops (`const UN_NEG: u32 = 0u;` …), from the
+/// Rust tables: the WGSL names them, so reordering an enum cannot change a kernel.
+pub fn opcodes() -> String {
+    use crate::ops::{BinaryOp, CompareOp, UnaryOp};
+    let mut out = String::new();
+    let mut line = |name: &str, code: u32| out.push_str(&format!("const {name}: u32 = {code}u;\n"));
+    for (op, name) in UnaryOp::ALL {
+        line(name, op.code());
+    }
+    for (op, name) in BinaryOp::ALL {
+        line(name, op.code());
+    }
+    for (op, name) in CompareOp::ALL {
+        line(name, op.code());
+    }
+    out
+}
+
 /// The complete WGSL source of a family (prelude + file).
 pub fn source(shader: Shader) -> String {
     let body = SHADERS
@@ -114,7 +132,12 @@ pub fn source(shader: Shader) -> String {
         .find(|s| s.0 == shader)
         .map(|s| s.2)
         .unwrap_or("");
-    format!("{COMMON}\n{body}")
+    let codes = if shader == Shader::Elementwise {
+        opcodes()
+    } else {
+        String::new()
+    };
+    format!("{COMMON}\n{codes}\n{body}")
 }
 
 #[cfg(test)]
@@ -136,6 +159,54 @@ mod tests {
             }
             assert!(!module.entry_points.is_empty(), "{file} has no entry point");
         }
+    }
+
+    /// The opcode names each switch of `elementwise.wgsl`'s function `f` has a case for.
+    fn cases(f: &str) -> Vec<String> {
+        let src = SHADERS[0].2;
+        let start = src
+            .find(&format!("fn {f}("))
+            .unwrap_or_else(|| panic!("no fn {f}"));
+        let body = &src[start..];
+        let body = &body[..body.find("\n}\n").unwrap_or(body.len())];
+        body.lines()
+            .filter_map(|l| l.trim().strip_prefix("case "))
+            .map(|l| l.split(':').next().unwrap_or("").trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn every_elementwise_opcode_has_its_case_and_no_other() {
+        use crate::ops::{BinaryOp, CompareOp, UnaryOp};
+        assert_eq!(SHADERS[0].0, Shader::Elementwise);
+        let names = |v: &[(&str, bool)]| -> Vec<String> {
+            v.iter().filter(|x| x.1).map(|x| x.0.to_string()).collect()
+        };
+        let un: Vec<(&str, bool)> = UnaryOp::ALL
+            .iter()
+            .map(|(o, n)| (*n, o.allows_int()))
+            .collect();
+        let bi: Vec<(&str, bool)> = BinaryOp::ALL
+            .iter()
+            .map(|(o, n)| (*n, o.allows_int()))
+            .collect();
+        let all =
+            |v: &[(&str, bool)]| -> Vec<String> { v.iter().map(|x| x.0.to_string()).collect() };
+        assert_eq!(cases("funary"), all(&un));
+        assert_eq!(cases("iunary"), names(&un));
+        assert_eq!(cases("fbinary"), all(&bi));
+        assert_eq!(cases("ibinary"), names(&bi));
+        assert_eq!(cases("ubinary"), names(&bi));
+        let cm: Vec<String> = CompareOp::ALL.iter().map(|(_, n)| n.to_string()).collect();
+        for f in ["compare_f", "compare_i", "compare_u"] {
+            assert_eq!(cases(f), cm, "{f}");
+        }
+        // Codes are the explicit discriminants, distinct within each table.
+        let mut codes: Vec<u32> = UnaryOp::ALL.iter().map(|(o, _)| o.code()).collect();
+        codes.dedup();
+        assert_eq!(codes.len(), UnaryOp::ALL.len());
+        assert!(opcodes().contains("const UN_NEG: u32 = 0u;"));
+        assert!(opcodes().contains("const CMP_LESS_EQUAL: u32 = 105u;"));
     }
 
     #[test]

@@ -16,6 +16,13 @@ struct State {
     workers: Vec<Arc<dyn Background>>,
 }
 
+/// What a stop takes: (threads, the session's workers, the event writers' workers).
+type Threads = (
+    Vec<(String, JoinHandle<()>)>,
+    Vec<Arc<dyn Background>>,
+    Vec<Arc<dyn Background>>,
+);
+
 /// Shared stop state (TF's `tf.train.Coordinator`); cheap to clone.
 ///
 /// Besides TF's stop flag and threads, it keeps the [`Background`] workers of the
@@ -98,11 +105,9 @@ impl Coordinator {
         Ok(w)
     }
 
-    /// A fresh coordinator for the session re-created after this one's failed: this
-    /// one's threads and workers are stopped and waited for (up to `grace`; those still
-    /// running are named in a warning and left), its error is dropped, and the event
-    /// writers stay open for the successor.
-    pub fn successor(&self, grace: Duration) -> Coordinator {
+    /// Requests a stop and takes the registered threads, the session's workers and the
+    /// event writers' workers (all the writers, registered or not).
+    fn stop_and_take(&self) -> Threads {
         self.request_stop(None);
         let (threads, workers) = self
             .state
@@ -115,10 +120,19 @@ impl Coordinator {
             })
             .unwrap_or_default();
         let writers = self.writers.backgrounds();
-        let session_scoped: Vec<Arc<dyn Background>> = workers
+        let workers = workers
             .into_iter()
             .filter(|w| !writers.iter().any(|k| Arc::ptr_eq(k, w)))
             .collect();
+        (threads, workers, writers)
+    }
+
+    /// A fresh coordinator for the session re-created after this one's failed: this
+    /// one's threads and workers are stopped and waited for (up to `grace`; those still
+    /// running are named in a warning and left), its error is dropped, and the event
+    /// writers stay open for the successor.
+    pub fn successor(&self, grace: Duration) -> Coordinator {
+        let (threads, session_scoped, writers) = self.stop_and_take();
         let stragglers = wait_for(threads, &session_scoped, Instant::now() + grace).1;
         if !stragglers.is_empty() {
             tracing::warn!(threads = ?stragglers, "the failed session's threads still run after the grace period");
@@ -139,23 +153,9 @@ impl Coordinator {
     /// else the first error a worker met; threads still running after `grace` are an
     /// Internal error naming them (they are left running) unless `ignore_live_threads`.
     pub fn join(&self, grace: Duration, ignore_live_threads: bool) -> Result<()> {
-        self.request_stop(None);
-        let (threads, workers) = self
-            .state
-            .lock()
-            .map(|mut s| {
-                (
-                    std::mem::take(&mut s.threads),
-                    std::mem::take(&mut s.workers),
-                )
-            })
-            .unwrap_or_default();
+        let (threads, workers, writers) = self.stop_and_take();
         let deadline = Instant::now() + grace;
         // The writers close last: the saver's workers log to them as saves land.
-        let writers = self.writers.backgrounds();
-        let (workers, writers): (Vec<_>, Vec<_>) = workers
-            .into_iter()
-            .partition(|w| !writers.iter().any(|k| Arc::ptr_eq(k, w)));
         let (failed, late_workers) = wait_for(Vec::new(), &workers, deadline);
         let (failed_writer, late_writers) = wait_for(Vec::new(), &writers, deadline);
         let (_, stragglers) = wait_for(threads, &[], deadline);

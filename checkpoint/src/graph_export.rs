@@ -14,8 +14,9 @@ use crate::proto::{
 };
 use crate::tensor::TfDType;
 use std::collections::BTreeMap;
+use wgtrain_engine::ops::export::{Export, TfAttr, TfNode};
 use wgtrain_engine::ops::{Initializer, StridedSpec, XentDy};
-use wgtrain_engine::{DType, Graph, HostTensor, Op, Padding, Tensor};
+use wgtrain_engine::{DType, Graph, HostTensor, Op, Tensor};
 
 /// The `versions.producer` TF 2.21 writes.
 pub const PRODUCER: i32 = 2474;
@@ -67,8 +68,29 @@ pub fn tensor_proto(t: &HostTensor) -> TensorProto {
     }
 }
 
-fn padding(p: Padding) -> AttrValue {
-    s(p.tf_name())
+/// An attr as the protobuf holds it.
+fn tf_attr(a: TfAttr) -> AttrValue {
+    match a {
+        TfAttr::Type(d) => ty(d),
+        TfAttr::Shape(s) => attr(AttrKind::Shape(shape_proto(&s))),
+        TfAttr::Int(v) => attr(AttrKind::I(v)),
+        TfAttr::Float(v) => attr(AttrKind::F(v)),
+        TfAttr::Bool(v) => b(v),
+        TfAttr::Ints(v) => ints(&v),
+        TfAttr::Str(v) => s(&v),
+        TfAttr::Tensor(t) => attr(AttrKind::Tensor(tensor_proto(&t))),
+    }
+}
+
+/// A node as the protobuf holds it.
+fn node_def_of(n: TfNode) -> NodeDef {
+    NodeDef {
+        name: n.name,
+        op: n.op,
+        input: n.inputs,
+        device: String::new(),
+        attr: n.attrs.into_iter().map(|(k, v)| (k, tf_attr(v))).collect(),
+    }
 }
 
 /// Builds the nodes of one wgtrain node: the node itself (under its own name) and the
@@ -569,52 +591,15 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                 inputs = vec![scale, format!("{xent}:1")];
                 set(&mut attrs, vec![("T", ty(DType::F32))]);
             }
-            Op::Conv2D(c) | Op::Conv2DBackpropInput(c) | Op::Conv2DBackpropFilter(c) => {
-                match &n.op {
-                    Op::Conv2DBackpropInput(_) => {
-                        inputs[0] = e.shape("Shape", &name_of(0), dtype_of(0));
-                    }
-                    Op::Conv2DBackpropFilter(_) => {
-                        inputs[1] = e.shape("Shape", &name_of(1), dtype_of(1));
-                    }
-                    _ => {}
-                }
-                let [sh, sw] = c.strides;
-                let [dh, dw] = c.dilations;
-                set(
-                    &mut attrs,
-                    vec![
-                        ("T", ty(DType::F32)),
-                        ("strides", ints(&[1, sh as i64, sw as i64, 1])),
-                        ("dilations", ints(&[1, dh as i64, dw as i64, 1])),
-                        ("padding", padding(c.padding)),
-                        ("data_format", s("NHWC")),
-                        ("use_cudnn_on_gpu", b(true)),
-                    ],
-                );
-            }
-            Op::MaxPool(p) | Op::AvgPool(p) | Op::MaxPoolGrad(p) | Op::AvgPoolGrad(p) => {
-                let [kh, kw] = p.ksize;
-                let [sh, sw] = p.strides;
-                let pool = vec![
-                    ("T", ty(DType::F32)),
-                    ("ksize", ints(&[1, kh as i64, kw as i64, 1])),
-                    ("strides", ints(&[1, sh as i64, sw as i64, 1])),
-                    ("padding", padding(p.padding)),
-                    ("data_format", s("NHWC")),
-                ];
-                match &n.op {
-                    // TF's MaxPoolGrad takes the pooled output too: pooled again here.
-                    Op::MaxPoolGrad(_) => {
-                        let pooled = e.node("MaxPool", "MaxPool", vec![name_of(0)], pool.clone());
-                        inputs = vec![name_of(0), pooled, name_of(1)];
-                    }
-                    Op::AvgPoolGrad(_) => {
-                        inputs[0] = e.shape("Shape", &name_of(0), dtype_of(0));
-                    }
-                    _ => {}
-                }
-                set(&mut attrs, pool);
+            Op::Conv(_) => {
+                let dtypes = (0..n.inputs.len()).map(dtype_of).collect();
+                let mut x = Export::new(&n.name, &op, n.dtype, &n.shape, inputs.clone(), dtypes);
+                n.op.export(&mut x);
+                let (extra, node) = x.finish();
+                e.extra.extend(extra.into_iter().map(node_def_of));
+                op = node.op;
+                inputs = node.inputs;
+                attrs.extend(node.attrs.into_iter().map(|(k, v)| (k, tf_attr(v))));
             }
             Op::Slice { begin, size } => {
                 inputs.push(e.i32s("begin", begin));

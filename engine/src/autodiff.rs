@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Tensor};
-use crate::ops::{BinaryOp, Op, ReduceOp, StridedSpec, UnaryOp, XentDy};
+use crate::ops::{BinaryOp, Family, Op, ReduceOp, StridedSpec, UnaryOp, XentDy};
 use crate::tensor::{DType, HostTensor};
 
 /// Adds the gradients of `sum(ys)` with respect to each of `xs` (TF's `tf.gradients`).
@@ -391,21 +391,7 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             Ok(vec![Some(dl), dlabels])
         }
         Op::Compare(_) | Op::ArgMax { .. } | Op::OneHot { .. } => Ok(vec![None; n.inputs.len()]),
-        Op::Conv2D(c) => {
-            let (xi, f) = (x(0), x(1));
-            let dx = g.add_op(
-                Op::Conv2DBackpropInput(*c),
-                &[xi, f, dy],
-                "Conv2DBackpropInput",
-            )?;
-            let df = g.add_op(
-                Op::Conv2DBackpropFilter(*c),
-                &[xi, f, dy],
-                "Conv2DBackpropFilter",
-            )?;
-            Ok(vec![Some(dx), Some(df)])
-        }
-        Op::MaxPool(p) => one(g.add_op(Op::MaxPoolGrad(*p), &[x(0), dy], "MaxPoolGrad")?),
+        Op::Conv(c) => c.grad(g, &n, y, dy),
         Op::Slice { begin, size } => {
             let spec = StridedSpec::from_slice(begin, size);
             one(g.add_op(Op::StridedSliceGrad(spec), &[x(0), dy], "SliceGrad")?)
@@ -537,7 +523,6 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             )?),
             None,
         ]),
-        Op::AvgPool(p) => one(g.add_op(Op::AvgPoolGrad(*p), &[x(0), dy], "AvgPoolGrad")?),
         Op::XentGrad { .. } => Err(Error::unimplemented(
             "second-order gradient of the cross-entropy is not implemented",
         )),

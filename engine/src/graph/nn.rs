@@ -1,8 +1,8 @@
-//! Builders for convolution, pooling, softmax and the cross-entropy losses.
+//! Builders for softmax and the cross-entropy losses.
 
 use super::{Graph, Tensor};
 use crate::error::Result;
-use crate::ops::{Conv, Op, Pool};
+use crate::ops::Op;
 
 impl Graph {
     /// Softmax over the last axis.
@@ -52,21 +52,5 @@ impl Graph {
     ) -> Result<Tensor> {
         let per = self.sparse_softmax_cross_entropy_with_logits(labels, logits)?;
         self.reduce_mean(per, &[], false)
-    }
-
-    /// 2-D convolution of NHWC `x` with HWIO `filter` (TF's `tf.nn.conv2d`).
-    /// InvalidArgument when the channels disagree or a VALID window does not fit.
-    pub fn conv2d(&mut self, x: Tensor, filter: Tensor, conv: Conv) -> Result<Tensor> {
-        self.add_op(Op::Conv2D(conv), &[x, filter], "Conv2D")
-    }
-
-    /// Max pooling over NHWC `x` (TF's `tf.nn.max_pool2d`).
-    pub fn max_pool(&mut self, x: Tensor, pool: Pool) -> Result<Tensor> {
-        self.add_op(Op::MaxPool(pool), &[x], "MaxPool")
-    }
-
-    /// Average pooling over NHWC `x`, padding not counted (TF's `tf.nn.avg_pool2d`).
-    pub fn avg_pool(&mut self, x: Tensor, pool: Pool) -> Result<Tensor> {
-        self.add_op(Op::AvgPool(pool), &[x], "AvgPool")
     }
 }

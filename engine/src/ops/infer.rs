@@ -1,7 +1,7 @@
 //! Dtype and shape inference: the same rules check a node when it is added (shapes may
 //! hold `-1`) and resolve concrete shapes when a run is planned.
 
-use super::{AssignOp, BinaryOp, Op, ReduceOp};
+use super::{AssignOp, BinaryOp, Family, Op, ReduceOp};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, shape_str};
 
@@ -12,6 +12,62 @@ pub struct Inferred {
     pub dtype: DType,
     /// The shape, `-1` for a dimension unknown until run time.
     pub shape: Vec<i64>,
+}
+
+/// The inputs of a node being inferred, with the checks every family's rule makes;
+/// errors are InvalidArgument prefixed with the op's TF name.
+pub(crate) struct Check<'a> {
+    name: &'static str,
+    /// The inputs' dtypes.
+    pub dtypes: &'a [DType],
+    /// The inputs' shapes (`-1` unknown).
+    pub shapes: &'a [Vec<i64>],
+}
+
+impl<'a> Check<'a> {
+    pub(crate) fn new(name: &'static str, dtypes: &'a [DType], shapes: &'a [Vec<i64>]) -> Self {
+        Check {
+            name,
+            dtypes,
+            shapes,
+        }
+    }
+
+    /// InvalidArgument `"<op>: <msg>"`.
+    pub(crate) fn err(&self, msg: String) -> Error {
+        Error::invalid_argument(format!("{}: {msg}", self.name))
+    }
+
+    /// Exactly `n` inputs.
+    pub(crate) fn arity(&self, n: usize) -> Result<()> {
+        if self.dtypes.len() != n {
+            return Err(self.err(format!("expects {n} inputs, got {}", self.dtypes.len())));
+        }
+        Ok(())
+    }
+
+    /// Input `i` is float32.
+    pub(crate) fn float_only(&self, i: usize) -> Result<()> {
+        if self.dtypes[i] != DType::F32 {
+            return Err(self.err(format!(
+                "input {i} has dtype {}; only float32 is supported",
+                self.dtypes[i]
+            )));
+        }
+        Ok(())
+    }
+
+    /// Input `i` (called `what`) is rank 4.
+    pub(crate) fn rank4(&self, i: usize, what: &str) -> Result<()> {
+        let s = &self.shapes[i];
+        if s.len() != 4 {
+            return Err(self.err(format!(
+                "{what} must be rank 4 (NHWC / HWIO), got shape {}",
+                shape_str(s)
+            )));
+        }
+        Ok(())
+    }
 }
 
 fn err(op: &Op, msg: String) -> Error {
@@ -112,46 +168,6 @@ fn resolve_unknown(
     Ok((axes, unknown))
 }
 
-fn rank4(op: &Op, s: &[i64], what: &str) -> Result<()> {
-    if s.len() != 4 {
-        return Err(err(
-            op,
-            format!(
-                "{what} must be rank 4 (NHWC / HWIO), got shape {}",
-                shape_str(s)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// Output height and width of a window over NHWC `x` (`-1` where the input's is unknown).
-fn spatial(
-    op: &Op,
-    x: &[i64],
-    k: [usize; 2],
-    strides: [usize; 2],
-    dilations: [usize; 2],
-    padding: super::Padding,
-) -> Result<(i64, i64)> {
-    let one = |d: i64, i: usize| -> Result<i64> {
-        // An unknown size still has its attrs checked, against a size any window fits.
-        let known = if d < 0 {
-            k[i] * dilations[i].max(1)
-        } else {
-            d as usize
-        };
-        let a = super::conv::axis(known, k[i], strides[i], dilations[i], padding).map_err(|e| {
-            err(
-                op,
-                format!("input of shape {}: {}", shape_str(x), e.message),
-            )
-        })?;
-        Ok(if d < 0 { -1 } else { a.out as i64 })
-    };
-    Ok((one(x[1], 0)?, one(x[2], 1)?))
-}
-
 /// Infers the dtype and shape of `op` applied to inputs of `dtypes` and `shapes`.
 ///
 /// Shapes may contain `-1`; at plan time they are all known. An error is
@@ -193,62 +209,7 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             Err(err(op, "source nodes carry their own shape".into()))
         }
         Op::NoOp => out(DType::F32, vec![]),
-        Op::Conv2D(c) => {
-            arity(2)?;
-            float_only(0)?;
-            float_only(1)?;
-            let (x, f) = (&shapes[0], &shapes[1]);
-            rank4(op, x, "input")?;
-            rank4(op, f, "filter")?;
-            if f.iter().any(|&d| d < 1) {
-                return Err(err(
-                    op,
-                    format!("filter shape {} must be known and positive", shape_str(f)),
-                ));
-            }
-            if !dims_match(x[3], f[2]) {
-                return Err(err(
-                    op,
-                    format!(
-                        "input of shape {} has {} channels but the filter of shape {} expects {}",
-                        shape_str(x),
-                        x[3],
-                        shape_str(f),
-                        f[2]
-                    ),
-                ));
-            }
-            let k = [f[0] as usize, f[1] as usize];
-            let (oh, ow) = spatial(op, x, k, c.strides, c.dilations, c.padding)?;
-            out(DType::F32, vec![x[0], oh, ow, f[3]])
-        }
-        Op::Conv2DBackpropInput(c) | Op::Conv2DBackpropFilter(c) => {
-            arity(3)?;
-            float_only(2)?;
-            let (x, f, dy) = (&shapes[0], &shapes[1], &shapes[2]);
-            rank4(op, x, "input")?;
-            rank4(op, f, "filter")?;
-            rank4(op, dy, "gradient")?;
-            let k = [f[0].max(1) as usize, f[1].max(1) as usize];
-            let (oh, ow) = spatial(op, x, k, c.strides, c.dilations, c.padding)?;
-            let want = [x[0], oh, ow, f[3]];
-            if !want.iter().zip(dy).all(|(&a, &b)| dims_match(a, b)) {
-                return Err(err(
-                    op,
-                    format!(
-                        "gradient of shape {} does not match the output {} of input {} and filter {}",
-                        shape_str(dy),
-                        shape_str(&want),
-                        shape_str(x),
-                        shape_str(f)
-                    ),
-                ));
-            }
-            match op {
-                Op::Conv2DBackpropInput(_) => out(DType::F32, x.clone()),
-                _ => out(DType::F32, f.clone()),
-            }
-        }
+        Op::Conv(c) => c.infer(dtypes, shapes),
         Op::Slice { begin, size } => {
             arity(1)?;
             let x = &shapes[0];
@@ -483,34 +444,6 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
                 ));
             }
             out(DType::F32, shapes[0].clone())
-        }
-        Op::MaxPool(p) | Op::AvgPool(p) => {
-            arity(1)?;
-            float_only(0)?;
-            let x = &shapes[0];
-            rank4(op, x, "input")?;
-            let (oh, ow) = spatial(op, x, p.ksize, p.strides, [1, 1], p.padding)?;
-            out(DType::F32, vec![x[0], oh, ow, x[3]])
-        }
-        Op::MaxPoolGrad(p) | Op::AvgPoolGrad(p) => {
-            arity(2)?;
-            float_only(1)?;
-            let (x, dy) = (&shapes[0], &shapes[1]);
-            rank4(op, x, "input")?;
-            let (oh, ow) = spatial(op, x, p.ksize, p.strides, [1, 1], p.padding)?;
-            let want = [x[0], oh, ow, x[3]];
-            if dy.len() != 4 || !want.iter().zip(dy).all(|(&a, &b)| dims_match(a, b)) {
-                return Err(err(
-                    op,
-                    format!(
-                        "gradient of shape {} does not match the pooled shape {} of input {}",
-                        shape_str(dy),
-                        shape_str(&want),
-                        shape_str(x)
-                    ),
-                ));
-            }
-            out(DType::F32, x.clone())
         }
         Op::Identity => {
             arity(1)?;
@@ -894,7 +827,8 @@ fn broadcast2(op: &Op, shapes: &[Vec<i64>]) -> Result<Vec<i64>> {
     })
 }
 
-fn dims_match(a: i64, b: i64) -> bool {
+/// Whether two dimensions can be equal (`-1` matches anything).
+pub(crate) fn dims_match(a: i64, b: i64) -> bool {
     a < 0 || b < 0 || a == b
 }
 

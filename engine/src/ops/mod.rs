@@ -446,23 +446,8 @@ pub enum Op {
         /// Epsilon.
         epsilon: f32,
     },
-    /// 2-D convolution of an NHWC input (input 0) with an HWIO filter (input 1).
-    Conv2D(Conv),
-    /// The gradient of [`Op::Conv2D`] with respect to its input: inputs (input, read for
-    /// its shape only; filter; dy).
-    Conv2DBackpropInput(Conv),
-    /// The gradient of [`Op::Conv2D`] with respect to its filter: inputs (input; filter,
-    /// read for its shape only; dy).
-    Conv2DBackpropFilter(Conv),
-    /// Maximum over windows of an NHWC input (padding never wins).
-    MaxPool(Pool),
-    /// The gradient of [`Op::MaxPool`]: inputs (input, dy); each window's gradient goes to
-    /// its first maximum, as in TF.
-    MaxPoolGrad(Pool),
-    /// Mean over windows of an NHWC input (padding not counted).
-    AvgPool(Pool),
-    /// The gradient of [`Op::AvgPool`]: inputs (input, read for its shape only; dy).
-    AvgPoolGrad(Pool),
+    /// Convolutions and pooling (the [`conv`] family).
+    Conv(ConvOp),
     /// A slice: `begin` and `size` per axis (`size` -1: to the end; negative `begin`
     /// counts from the end).
     Slice {
@@ -704,13 +689,7 @@ impl Op {
             Op::ApplyMomentum { .. } => "ApplyMomentum",
             Op::ApplyAdam { .. } => "ApplyAdam",
             Op::ApplyRmsProp { .. } => "ApplyRMSProp",
-            Op::Conv2D(_) => "Conv2D",
-            Op::Conv2DBackpropInput(_) => "Conv2DBackpropInput",
-            Op::Conv2DBackpropFilter(_) => "Conv2DBackpropFilter",
-            Op::MaxPool(_) => "MaxPool",
-            Op::MaxPoolGrad(_) => "MaxPoolGrad",
-            Op::AvgPool(_) => "AvgPool",
-            Op::AvgPoolGrad(_) => "AvgPoolGrad",
+            Op::Conv(c) => c.tf_name(),
             Op::Slice { .. } => "Slice",
             Op::StridedSlice(_) => "StridedSlice",
             Op::StridedSliceGrad(_) => "StridedSliceGrad",
@@ -725,15 +704,20 @@ impl Op {
         }
     }
 
+    /// Fills in the TensorFlow spelling of a node of this op (see [`export::Export`]).
+    pub fn export(&self, e: &mut export::Export<'_>) {
+        if let Op::Conv(c) = self {
+            c.export(e)
+        }
+    }
+
     /// Whether input `k` is read for its shape only (its value is never computed for
     /// this op).
     pub fn shape_only_input(&self, k: usize) -> bool {
         match self {
-            Op::BroadcastLike { .. }
-            | Op::SumLike
-            | Op::ReshapeLike
-            | Op::Conv2DBackpropFilter(_) => k == 1,
-            Op::Conv2DBackpropInput(_) | Op::AvgPoolGrad(_) | Op::StridedSliceGrad(_) => k == 0,
+            Op::Conv(c) => c.shape_only_input(k),
+            Op::BroadcastLike { .. } | Op::SumLike | Op::ReshapeLike => k == 1,
+            Op::StridedSliceGrad(_) => k == 0,
             _ => false,
         }
     }
@@ -775,7 +759,10 @@ impl Op {
 }
 
 pub mod conv;
+pub mod export;
+mod family;
 mod infer;
 
-pub use conv::{Conv, Padding, Pool, Window};
+pub use conv::{Conv, ConvOp, Padding, Pool, Window};
+pub(crate) use family::Family;
 pub use infer::{Inferred, broadcast_shapes, infer, reshape_target};

@@ -2,7 +2,7 @@
 
 use super::Value;
 use crate::error::{Error, Result};
-use crate::ops::{BinaryOp, CompareOp, Op, ReduceOp, StridedSpec, UnaryOp};
+use crate::ops::{BinaryOp, CompareOp, Family, Op, ReduceOp, StridedSpec, UnaryOp};
 use crate::tensor::DType;
 
 /// Row-major strides of a shape.
@@ -412,17 +412,7 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
         Op::Dropout { rate, seed } => {
             super::index::dropout(ins[0], *rate, *seed, ins[1].data[0] as i64)
         }
-        Op::Conv2D(c) => super::conv::conv2d(ins[0], ins[1], c)?,
-        Op::Conv2DBackpropInput(c) => {
-            super::conv::conv2d_backprop_input(&ins[0].shape, ins[1], ins[2], c)?
-        }
-        Op::Conv2DBackpropFilter(c) => {
-            super::conv::conv2d_backprop_filter(ins[0], &ins[1].shape, ins[2], c)?
-        }
-        Op::MaxPool(p) => super::conv::pool(ins[0], p, false)?,
-        Op::AvgPool(p) => super::conv::pool(ins[0], p, true)?,
-        Op::MaxPoolGrad(p) => super::conv::max_pool_grad(ins[0], ins[1], p)?,
-        Op::AvgPoolGrad(p) => super::conv::avg_pool_grad(&ins[0].shape, ins[1], p)?,
+        Op::Conv(c) => c.eval(ins, out_shape)?,
         _ => {
             return Err(Error::internal(format!(
                 "reference: {} is not a pure op",

@@ -42,7 +42,6 @@ impl Value {
     }
 }
 
-mod conv;
 mod eval;
 mod index;
 

@@ -4,7 +4,7 @@
 mod arena;
 mod device;
 mod fusion;
-mod kernels;
+pub(crate) mod kernels;
 mod plan;
 mod reduce;
 mod session;

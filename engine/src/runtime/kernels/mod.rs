@@ -1,7 +1,6 @@
 //! Binding ops to kernels: typed uniforms mirrored in WGSL, and one function that turns
 //! a node of a plan into recorded [`Step`]s (dispatches and buffer copies).
 
-mod conv;
 mod index;
 mod matmul;
 mod optim;
@@ -12,7 +11,7 @@ mod reduce;
 
 use super::device::{Gpu, PipelineKey};
 use crate::error::{Error, Result};
-use crate::ops::{AssignOp, Op};
+use crate::ops::{AssignOp, Family, Op};
 use crate::reference::{broadcast_strides, strides};
 use crate::runtime::shaders::Shader;
 use crate::tensor::{DType, num_elements as numel};
@@ -163,7 +162,7 @@ impl<'g> Recorder<'g> {
         }
     }
 
-    fn groups_1d(&self, n: u64) -> Result<[u32; 3]> {
+    pub(crate) fn groups_1d(&self, n: u64) -> Result<[u32; 3]> {
         let max = u64::from(self.gpu.limits.max_compute_workgroups_per_dimension.max(1));
         if n == 0 {
             // Nothing to do: `dispatch` records no work for an empty grid.
@@ -180,7 +179,7 @@ impl<'g> Recorder<'g> {
         Ok([x as u32, y as u32, 1])
     }
 
-    fn dispatch(
+    pub(crate) fn dispatch(
         &mut self,
         shader: Shader,
         entry: &'static str,
@@ -371,12 +370,7 @@ impl<'g> Recorder<'g> {
             | Op::InitialValue { .. }
             | Op::NoOp => Ok(()),
             Op::Reshape(_) | Op::ReshapeLike => Ok(()),
-            Op::Conv2D(_) | Op::Conv2DBackpropInput(_) | Op::Conv2DBackpropFilter(_) => {
-                self.conv(op, ins, out, out_shape)
-            }
-            Op::MaxPool(_) | Op::AvgPool(_) | Op::MaxPoolGrad(_) | Op::AvgPoolGrad(_) => {
-                self.pool(op, ins, out, out_shape)
-            }
+            Op::Conv(c) => c.record(self, ins, out, out_dtype, out_shape),
             Op::Slice { .. }
             | Op::StridedSlice(_)
             | Op::StridedSliceGrad(_)

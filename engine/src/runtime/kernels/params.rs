@@ -110,28 +110,6 @@ impl EwParams {
     }
 }
 
-/// Mirrors `Geo` in `conv.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct GeoParams {
-    pub n: u32,
-    pub h: u32,
-    pub w: u32,
-    pub c: u32,
-    pub oh: u32,
-    pub ow: u32,
-    pub oc: u32,
-    pub kh: u32,
-    pub kw: u32,
-    pub sh: u32,
-    pub sw: u32,
-    pub dh: u32,
-    pub dw: u32,
-    pub pt: u32,
-    pub pl: u32,
-    pub pad: u32,
-}
-
 /// Mirrors `Remap` in `remap.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]

@@ -1,8 +1,21 @@
 //! Reference convolution and pooling: direct loops over NHWC / HWIO, in `f64`.
 
-use super::Value;
+use super::{Conv, ConvOp, Pool, Window};
 use crate::error::Result;
-use crate::ops::{Conv, Pool, Window};
+use crate::reference::Value;
+
+/// The output of `op` on `ins`.
+pub(super) fn eval(op: &ConvOp, ins: &[&Value]) -> Result<Vec<f64>> {
+    match op {
+        ConvOp::Conv2D(c) => conv2d(ins[0], ins[1], c),
+        ConvOp::Conv2DBackpropInput(c) => conv2d_backprop_input(&ins[0].shape, ins[1], ins[2], c),
+        ConvOp::Conv2DBackpropFilter(c) => conv2d_backprop_filter(ins[0], &ins[1].shape, ins[2], c),
+        ConvOp::MaxPool(p) => pool(ins[0], p, false),
+        ConvOp::AvgPool(p) => pool(ins[0], p, true),
+        ConvOp::MaxPoolGrad(p) => max_pool_grad(ins[0], ins[1], p),
+        ConvOp::AvgPoolGrad(p) => avg_pool_grad(&ins[0].shape, ins[1], p),
+    }
+}
 
 fn conv_window(x: &[usize], f: &[usize], c: &Conv) -> Result<Window> {
     Window::new(x, [f[0], f[1]], c.strides, c.dilations, c.padding)

@@ -324,3 +324,107 @@ fn avg_pool_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         pool_grad(i, false);
     }
 }
+
+// Depthwise convolution, one invocation per output element: output channel `o` reads
+// input channel `o / m` (m = oc / c filters per channel) and, in the filter's HWIO
+// layout, element `(ky * kw + kx) * oc + o`.
+@compute @workgroup_size(256)
+fn depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= g.n * g.oh * g.ow * g.oc) {
+        return;
+    }
+    let o = i % g.oc;
+    let pix = i / g.oc;
+    let ox = pix % g.ow;
+    let oy = (pix / g.ow) % g.oh;
+    let n = pix / (g.ow * g.oh);
+    let ch = o / (g.oc / g.c);
+    var sum = 0.0;
+    for (var ky = 0u; ky < g.kh; ky++) {
+        let iy = i32(oy * g.sh + ky * g.dh) - i32(g.pt);
+        if (iy < 0 || iy >= i32(g.h)) {
+            continue;
+        }
+        for (var kx = 0u; kx < g.kw; kx++) {
+            let ix = i32(ox * g.sw + kx * g.dw) - i32(g.pl);
+            if (ix < 0 || ix >= i32(g.w)) {
+                continue;
+            }
+            let xv = x[((n * g.h + u32(iy)) * g.w + u32(ix)) * g.c + ch];
+            sum += xv * f[(ky * g.kw + kx) * g.oc + o];
+        }
+    }
+    out[i] = sum;
+}
+
+// The input gradient of `depthwise`, one invocation per input element: the sum over the
+// taps reaching it and the channel's m filters of dy * f. `x` is bound to dy here.
+@compute @workgroup_size(256)
+fn depthwise_backprop_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= g.n * g.h * g.w * g.c) {
+        return;
+    }
+    let ch = i % g.c;
+    let pix = i / g.c;
+    let ix = i32(pix % g.w) + i32(g.pl);
+    let iy = i32((pix / g.w) % g.h) + i32(g.pt);
+    let n = pix / (g.w * g.h);
+    let m = g.oc / g.c;
+    var sum = 0.0;
+    for (var ky = 0u; ky < g.kh; ky++) {
+        // Output rows oy with oy * sh + ky * dh = iy + pt.
+        let ty = iy - i32(ky * g.dh);
+        if (ty < 0 || ty % i32(g.sh) != 0 || u32(ty) / g.sh >= g.oh) {
+            continue;
+        }
+        let oy = u32(ty) / g.sh;
+        for (var kx = 0u; kx < g.kw; kx++) {
+            let tx = ix - i32(kx * g.dw);
+            if (tx < 0 || tx % i32(g.sw) != 0 || u32(tx) / g.sw >= g.ow) {
+                continue;
+            }
+            let ox = u32(tx) / g.sw;
+            let dyo = ((n * g.oh + oy) * g.ow + ox) * g.oc + ch * m;
+            let fo = (ky * g.kw + kx) * g.oc + ch * m;
+            for (var j = 0u; j < m; j++) {
+                sum += x[dyo + j] * f[fo + j];
+            }
+        }
+    }
+    out[i] = sum;
+}
+
+// The filter gradient of `depthwise`, one invocation per filter element: the sum over
+// the batch and the output pixels of x * dy. `f` is bound to dy here.
+@compute @workgroup_size(256)
+fn depthwise_backprop_filter(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    if (i >= g.kh * g.kw * g.oc) {
+        return;
+    }
+    let o = i % g.oc;
+    let tap = i / g.oc;
+    let kx = tap % g.kw;
+    let ky = tap / g.kw;
+    let ch = o / (g.oc / g.c);
+    var sum = 0.0;
+    for (var n = 0u; n < g.n; n++) {
+        for (var oy = 0u; oy < g.oh; oy++) {
+            let iy = i32(oy * g.sh + ky * g.dh) - i32(g.pt);
+            if (iy < 0 || iy >= i32(g.h)) {
+                continue;
+            }
+            for (var ox = 0u; ox < g.ow; ox++) {
+                let ix = i32(ox * g.sw + kx * g.dw) - i32(g.pl);
+                if (ix < 0 || ix >= i32(g.w)) {
+                    continue;
+                }
+                let xv = x[((n * g.h + u32(iy)) * g.w + u32(ix)) * g.c + ch];
+                sum += xv * f[((n * g.oh + oy) * g.ow + ox) * g.oc + o];
+            }
+        }
+    }
+    out[i] = sum;
+}

@@ -104,6 +104,24 @@ def check_graph_def(d):
     print(f"ok   import_graph_def: graph.pbtxt, {len(g.get_operations())} ops")
 
 
+def check_ops(d):
+    """TF imports the ops graph and computes what wgtrain did, forward and gradients."""
+    art = json.load(open(os.path.join(d, "ops.json")))
+    gd = tf.compat.v1.GraphDef()
+    text_format.Merge(open(os.path.join(d, "graph.pbtxt")).read(), gd)
+    with tf.Graph().as_default() as g:
+        tf.compat.v1.import_graph_def(gd, name="")
+        feeds = {f"{k}:0": np.array(v["values"], np.float32).reshape(v["shape"])
+                 for k, v in art["feeds"].items()}
+        names = [f["name"] for f in art["fetches"]]
+        with tf.compat.v1.Session(graph=g) as s:
+            got = s.run([f"{n}:0" for n in names], feeds)
+    ops = sorted({n.op for n in gd.node})
+    for want, have in zip(art["fetches"], got):
+        close(want["name"], have.reshape(-1), np.array(want["values"], np.float32), 1e-4)
+    print(f"ok   ops graph: TF computes the {len(names)} fetches wgtrain did ({', '.join(ops)})")
+
+
 def check_events(d):
     acc = event_accumulator.EventAccumulator(d, size_guidance={k: 0 for k in (
         event_accumulator.SCALARS, event_accumulator.HISTOGRAMS, event_accumulator.IMAGES,
@@ -143,6 +161,8 @@ def check_events(d):
 def main():
     root = sys.argv[1]
     print("tensorflow", tf.__version__)
+    print("-- ops")
+    check_ops(os.path.join(root, "ops"))
     for model in ("cnn", "mlp"):
         d = os.path.join(root, model)
         art = json.load(open(os.path.join(d, "interop.json")))

@@ -18,6 +18,16 @@ pub const CONV_CASES: &[([usize; 4], [usize; 4], [usize; 2], [usize; 2], Padding
     ([1, 4, 4, 3], [5, 5, 3, 2], [3, 3], [1, 1], Padding::Same),
 ];
 
+/// (input NHWC, filter [h, w, channels, multiplier], strides, dilations, padding)
+pub const DEPTHWISE_CASES: &[([usize; 4], [usize; 4], [usize; 2], [usize; 2], Padding)] = &[
+    ([2, 7, 9, 3], [3, 3, 3, 2], [1, 1], [1, 1], Padding::Same),
+    ([2, 7, 9, 3], [3, 3, 3, 1], [1, 1], [1, 1], Padding::Valid),
+    ([1, 7, 7, 2], [3, 3, 2, 4], [2, 2], [1, 1], Padding::Same),
+    ([3, 8, 5, 4], [2, 3, 4, 1], [2, 1], [1, 1], Padding::Valid),
+    ([1, 9, 9, 2], [3, 3, 2, 3], [1, 1], [2, 2], Padding::Same),
+    ([1, 4, 4, 3], [5, 5, 3, 2], [3, 3], [1, 1], Padding::Same),
+];
+
 /// (input, ksize, strides, padding)
 pub const POOL_CASES: &[([usize; 4], [usize; 2], [usize; 2], Padding)] = &[
     ([2, 6, 6, 3], [2, 2], [2, 2], Padding::Valid),
@@ -43,6 +53,47 @@ fn conv2d_matches_reference() {
         ];
         check_against_reference(g, &feeds, &[y], 1e-4);
     }
+}
+
+#[test]
+fn depthwise_conv2d_matches_reference() {
+    for (i, &(xs, fs, strides, dil, pad)) in DEPTHWISE_CASES.iter().enumerate() {
+        let mut r = rng(620 + i as u64);
+        let mut g = Graph::new();
+        let x = ph(&mut g, "x", &xs);
+        let f = ph(&mut g, "f", &fs);
+        let y = g
+            .depthwise_conv2d(x, f, Conv::new(strides, pad).with_dilations(dil))
+            .unwrap();
+        assert_eq!(g.shape(y)[3], (fs[2] * fs[3]) as i64);
+        let feeds = vec![
+            (x, rand_f32(&mut r, &xs, -1.0, 1.0)),
+            (f, rand_f32(&mut r, &fs, -1.0, 1.0)),
+        ];
+        check_against_reference(g, &feeds, &[y], 1e-4);
+    }
+}
+
+#[test]
+fn depthwise_conv2d_shapes_follow_tf() {
+    let mut g = Graph::new();
+    let x = g.placeholder("x", DType::F32, &[-1, 28, 28, 3]).unwrap();
+    let f = ph(&mut g, "f", &[3, 3, 3, 2]);
+    let v = g
+        .depthwise_conv2d(x, f, Conv::new([1, 1], Padding::Valid))
+        .unwrap();
+    assert_eq!(g.shape(v), &[-1, 26, 26, 6]);
+    let s = g
+        .depthwise_conv2d(x, f, Conv::new([2, 2], Padding::Same))
+        .unwrap();
+    assert_eq!(g.shape(s), &[-1, 14, 14, 6]);
+    // The filter's third axis must be the input's channels.
+    let f4 = ph(&mut g, "f4", &[3, 3, 4, 2]);
+    let e = g
+        .depthwise_conv2d(x, f4, Conv::new([1, 1], Padding::Same))
+        .unwrap_err();
+    assert_eq!(e.code, Code::InvalidArgument);
+    assert!(e.message.contains("channels"), "{e}");
 }
 
 #[test]

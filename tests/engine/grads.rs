@@ -327,6 +327,20 @@ fn conv2d_gradients() {
 }
 
 #[test]
+fn depthwise_conv2d_gradients() {
+    for (i, &(xs, fs, strides, dil, pad)) in crate::conv::DEPTHWISE_CASES.iter().enumerate() {
+        check_grad(
+            730 + i as u64,
+            vec![inp(&xs, -1.0, 1.0), inp(&fs, -1.0, 1.0)],
+            |g, x| {
+                g.depthwise_conv2d(x[0], x[1], Conv::new(strides, pad).with_dilations(dil))
+                    .unwrap()
+            },
+        );
+    }
+}
+
+#[test]
 fn pooling_gradients() {
     for (i, &(xs, k, s, pad)) in crate::conv::POOL_CASES.iter().enumerate() {
         check_grad(750 + i as u64, vec![inp(&xs, -1.0, 1.0)], |g, x| {

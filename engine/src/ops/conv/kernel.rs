@@ -78,11 +78,60 @@ pub(super) fn record(
         ConvOp::Conv2D(_) | ConvOp::Conv2DBackpropInput(_) | ConvOp::Conv2DBackpropFilter(_) => {
             conv(op, rec, ins, out)
         }
+        ConvOp::DepthwiseConv2D(_)
+        | ConvOp::DepthwiseConv2DBackpropInput(_)
+        | ConvOp::DepthwiseConv2DBackpropFilter(_) => depthwise(op, rec, ins, out, out_shape),
         ConvOp::MaxPool(_)
         | ConvOp::AvgPool(_)
         | ConvOp::MaxPoolGrad(_)
         | ConvOp::AvgPoolGrad(_) => pool(op, rec, ins, out, out_shape),
     }
+}
+
+/// A depthwise convolution or one of its gradients: one invocation per output element,
+/// each summing over the window's taps (and, for the filter gradient, over the batch
+/// and output pixels; for the input gradient, over the channel's filters).
+fn depthwise(
+    op: &ConvOp,
+    rec: &mut Recorder<'_>,
+    ins: &[Arg<'_>],
+    out: &Loc,
+    out_shape: &[usize],
+) -> Result<()> {
+    let (x_shape, f_shape) = (ins[0].shape, ins[1].shape);
+    let c = op
+        .conv()
+        .ok_or_else(|| Error::internal("conv: not a convolution"))?;
+    let w = Window::new(
+        x_shape,
+        [f_shape[0], f_shape[1]],
+        c.strides,
+        c.dilations,
+        c.padding,
+    )?;
+    let p = geo(&w, f_shape[2], f_shape[2] * f_shape[3]);
+    if numel(x_shape) == 0 || numel(f_shape) == 0 || w.oh * w.ow == 0 {
+        rec.clear(out);
+        return Ok(());
+    }
+    let (entry, a, b) = match op {
+        ConvOp::DepthwiseConv2DBackpropInput(_) => {
+            ("depthwise_backprop_input", ins[2].loc, ins[1].loc)
+        }
+        ConvOp::DepthwiseConv2DBackpropFilter(_) => {
+            ("depthwise_backprop_filter", ins[0].loc, ins[2].loc)
+        }
+        _ => ("depthwise", ins[0].loc, ins[1].loc),
+    };
+    let groups = rec.groups_1d(numel(out_shape) as u64)?;
+    rec.dispatch(
+        Shader::Conv,
+        entry,
+        vec![],
+        bytemuck::bytes_of(&p),
+        &[(1, a), (2, b), (3, out)],
+        groups,
+    )
 }
 
 /// A convolution or one of its gradients: an implicit matrix product in 32x32 tiles.

@@ -32,6 +32,17 @@ pub enum ConvOp {
     /// The gradient of [`ConvOp::Conv2D`] with respect to its filter: inputs (input;
     /// filter, read for its shape only; dy).
     Conv2DBackpropFilter(Conv),
+    /// Depthwise 2-D convolution of an NHWC input (input 0, `c` channels) with a filter
+    /// `[h, w, c, m]` (input 1): each channel convolved with its own `m` filters, output
+    /// channel `k * m + j` from input channel `k` and filter `j` (TF's
+    /// `DepthwiseConv2dNative`).
+    DepthwiseConv2D(Conv),
+    /// The gradient of [`ConvOp::DepthwiseConv2D`] with respect to its input: inputs
+    /// (input, read for its shape only; filter; dy).
+    DepthwiseConv2DBackpropInput(Conv),
+    /// The gradient of [`ConvOp::DepthwiseConv2D`] with respect to its filter: inputs
+    /// (input; filter, read for its shape only; dy).
+    DepthwiseConv2DBackpropFilter(Conv),
     /// Maximum over windows of an NHWC input (padding never wins).
     MaxPool(Pool),
     /// The gradient of [`ConvOp::MaxPool`]: inputs (input, dy); each window's gradient
@@ -49,12 +60,30 @@ impl ConvOp {
         match self {
             ConvOp::Conv2D(c)
             | ConvOp::Conv2DBackpropInput(c)
-            | ConvOp::Conv2DBackpropFilter(c) => Some(c),
+            | ConvOp::Conv2DBackpropFilter(c)
+            | ConvOp::DepthwiseConv2D(c)
+            | ConvOp::DepthwiseConv2DBackpropInput(c)
+            | ConvOp::DepthwiseConv2DBackpropFilter(c) => Some(c),
             ConvOp::MaxPool(_)
             | ConvOp::MaxPoolGrad(_)
             | ConvOp::AvgPool(_)
             | ConvOp::AvgPoolGrad(_) => None,
         }
+    }
+
+    /// Whether the op is a depthwise convolution or one of its gradients.
+    fn depthwise(&self) -> bool {
+        matches!(
+            self,
+            ConvOp::DepthwiseConv2D(_)
+                | ConvOp::DepthwiseConv2DBackpropInput(_)
+                | ConvOp::DepthwiseConv2DBackpropFilter(_)
+        )
+    }
+
+    /// Whether the op is a forward convolution (not a gradient).
+    fn forward(&self) -> bool {
+        matches!(self, ConvOp::Conv2D(_) | ConvOp::DepthwiseConv2D(_))
     }
 
     /// The window attrs of a pooling op.
@@ -66,7 +95,10 @@ impl ConvOp {
             | ConvOp::AvgPoolGrad(p) => Some(p),
             ConvOp::Conv2D(_)
             | ConvOp::Conv2DBackpropInput(_)
-            | ConvOp::Conv2DBackpropFilter(_) => None,
+            | ConvOp::Conv2DBackpropFilter(_)
+            | ConvOp::DepthwiseConv2D(_)
+            | ConvOp::DepthwiseConv2DBackpropInput(_)
+            | ConvOp::DepthwiseConv2DBackpropFilter(_) => None,
         }
     }
 }
@@ -76,6 +108,14 @@ impl Graph {
     /// InvalidArgument when the channels disagree or a VALID window does not fit.
     pub fn conv2d(&mut self, x: Tensor, filter: Tensor, conv: Conv) -> Result<Tensor> {
         self.add_op(Op::Conv(ConvOp::Conv2D(conv)), &[x, filter], "Conv2D")
+    }
+
+    /// Depthwise 2-D convolution of NHWC `x` (`c` channels) with `filter` of shape
+    /// `[h, w, c, m]`: `c * m` output channels (TF's `tf.nn.depthwise_conv2d`).
+    /// InvalidArgument when the channels disagree or a VALID window does not fit.
+    pub fn depthwise_conv2d(&mut self, x: Tensor, filter: Tensor, conv: Conv) -> Result<Tensor> {
+        let op = Op::Conv(ConvOp::DepthwiseConv2D(conv));
+        self.add_op(op, &[x, filter], "DepthwiseConv2dNative")
     }
 
     /// Max pooling over NHWC `x` (TF's `tf.nn.max_pool2d`).
@@ -125,7 +165,7 @@ fn check_dy(c: &Check<'_>, dy: &[i64], want: &[i64], of: String) -> Result<()> {
 
 fn infer_conv(c: &Check<'_>, op: &ConvOp, conv: &Conv) -> Result<Inferred> {
     let s = c.shapes;
-    if let ConvOp::Conv2D(_) = op {
+    if op.forward() {
         c.arity(2)?;
         c.float_only(0)?;
         c.float_only(1)?;
@@ -136,7 +176,7 @@ fn infer_conv(c: &Check<'_>, op: &ConvOp, conv: &Conv) -> Result<Inferred> {
     let (x, f) = (&s[0], &s[1]);
     c.rank4(0, "input")?;
     c.rank4(1, "filter")?;
-    if let ConvOp::Conv2D(_) = op {
+    if op.forward() {
         if f.iter().any(|&d| d < 1) {
             return Err(c.err(format!(
                 "filter shape {} must be known and positive",
@@ -155,9 +195,19 @@ fn infer_conv(c: &Check<'_>, op: &ConvOp, conv: &Conv) -> Result<Inferred> {
     }
     let k = [f[0].max(1) as usize, f[1].max(1) as usize];
     let (oh, ow) = spatial(c, x, k, conv.strides, conv.dilations, conv.padding)?;
-    let y = vec![x[0], oh, ow, f[3]];
+    let channels = if !op.depthwise() {
+        f[3]
+    } else if f[2] < 0 || f[3] < 0 {
+        -1
+    } else {
+        f[2] * f[3]
+    };
+    let y = vec![x[0], oh, ow, channels];
     let shape = match op {
-        ConvOp::Conv2DBackpropInput(_) | ConvOp::Conv2DBackpropFilter(_) => {
+        ConvOp::Conv2DBackpropInput(_)
+        | ConvOp::Conv2DBackpropFilter(_)
+        | ConvOp::DepthwiseConv2DBackpropInput(_)
+        | ConvOp::DepthwiseConv2DBackpropFilter(_) => {
             c.rank4(2, "gradient")?;
             let of = format!(
                 "output {} of input {} and filter {}",
@@ -166,13 +216,18 @@ fn infer_conv(c: &Check<'_>, op: &ConvOp, conv: &Conv) -> Result<Inferred> {
                 shape_str(f)
             );
             check_dy(c, &s[2], &y, of)?;
-            if let ConvOp::Conv2DBackpropInput(_) = op {
+            if let ConvOp::Conv2DBackpropInput(_) | ConvOp::DepthwiseConv2DBackpropInput(_) = op {
                 x.clone()
             } else {
                 f.clone()
             }
         }
-        _ => y,
+        ConvOp::Conv2D(_)
+        | ConvOp::DepthwiseConv2D(_)
+        | ConvOp::MaxPool(_)
+        | ConvOp::MaxPoolGrad(_)
+        | ConvOp::AvgPool(_)
+        | ConvOp::AvgPoolGrad(_) => y,
     };
     Ok(Inferred {
         dtype: DType::F32,
@@ -207,6 +262,9 @@ impl Family for ConvOp {
             ConvOp::Conv2D(_) => "Conv2D",
             ConvOp::Conv2DBackpropInput(_) => "Conv2DBackpropInput",
             ConvOp::Conv2DBackpropFilter(_) => "Conv2DBackpropFilter",
+            ConvOp::DepthwiseConv2D(_) => "DepthwiseConv2dNative",
+            ConvOp::DepthwiseConv2DBackpropInput(_) => "DepthwiseConv2dNativeBackpropInput",
+            ConvOp::DepthwiseConv2DBackpropFilter(_) => "DepthwiseConv2dNativeBackpropFilter",
             ConvOp::MaxPool(_) => "MaxPool",
             ConvOp::MaxPoolGrad(_) => "MaxPoolGrad",
             ConvOp::AvgPool(_) => "AvgPool",
@@ -219,7 +277,10 @@ impl Family for ConvOp {
         match self {
             ConvOp::Conv2D(k)
             | ConvOp::Conv2DBackpropInput(k)
-            | ConvOp::Conv2DBackpropFilter(k) => infer_conv(&c, self, k),
+            | ConvOp::Conv2DBackpropFilter(k)
+            | ConvOp::DepthwiseConv2D(k)
+            | ConvOp::DepthwiseConv2DBackpropInput(k)
+            | ConvOp::DepthwiseConv2DBackpropFilter(k) => infer_conv(&c, self, k),
             ConvOp::MaxPool(p)
             | ConvOp::MaxPoolGrad(p)
             | ConvOp::AvgPool(p)
@@ -251,6 +312,14 @@ impl Family for ConvOp {
                 )?;
                 Ok(vec![Some(dx), Some(df)])
             }
+            ConvOp::DepthwiseConv2D(c) => {
+                let ins = [x[0], x[1], dy];
+                let dx = op(ConvOp::DepthwiseConv2DBackpropInput(*c));
+                let dx = g.add_op(dx, &ins, "DepthwiseConv2dNativeBackpropInput")?;
+                let df = op(ConvOp::DepthwiseConv2DBackpropFilter(*c));
+                let df = g.add_op(df, &ins, "DepthwiseConv2dNativeBackpropFilter")?;
+                Ok(vec![Some(dx), Some(df)])
+            }
             ConvOp::MaxPool(p) => Ok(vec![Some(g.add_op(
                 op(ConvOp::MaxPoolGrad(*p)),
                 &[x[0], dy],
@@ -263,6 +332,8 @@ impl Family for ConvOp {
             )?)]),
             ConvOp::Conv2DBackpropInput(_)
             | ConvOp::Conv2DBackpropFilter(_)
+            | ConvOp::DepthwiseConv2DBackpropInput(_)
+            | ConvOp::DepthwiseConv2DBackpropFilter(_)
             | ConvOp::MaxPoolGrad(_)
             | ConvOp::AvgPoolGrad(_) => Err(super::family::not_differentiable(self, node)),
         }
@@ -300,8 +371,10 @@ impl Family for ConvOp {
                 ("dilations", nhwc(c.dilations)),
                 ("padding", padding(c.padding)),
                 ("data_format", TfAttr::Str("NHWC".into())),
-                ("use_cudnn_on_gpu", TfAttr::Bool(true)),
             ]);
+            if !self.depthwise() {
+                e.attrs(vec![("use_cudnn_on_gpu", TfAttr::Bool(true))]);
+            }
         }
         if let Some(p) = self.pool() {
             let attrs = vec![
@@ -322,9 +395,12 @@ impl Family for ConvOp {
 
     fn shape_only_input(&self, k: usize) -> bool {
         match self {
-            ConvOp::Conv2DBackpropInput(_) | ConvOp::AvgPoolGrad(_) => k == 0,
-            ConvOp::Conv2DBackpropFilter(_) => k == 1,
+            ConvOp::Conv2DBackpropInput(_)
+            | ConvOp::DepthwiseConv2DBackpropInput(_)
+            | ConvOp::AvgPoolGrad(_) => k == 0,
+            ConvOp::Conv2DBackpropFilter(_) | ConvOp::DepthwiseConv2DBackpropFilter(_) => k == 1,
             ConvOp::Conv2D(_)
+            | ConvOp::DepthwiseConv2D(_)
             | ConvOp::MaxPool(_)
             | ConvOp::MaxPoolGrad(_)
             | ConvOp::AvgPool(_) => false,

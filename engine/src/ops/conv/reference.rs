@@ -10,6 +10,13 @@ pub(super) fn eval(op: &ConvOp, ins: &[&Value]) -> Result<Vec<f64>> {
         ConvOp::Conv2D(c) => conv2d(ins[0], ins[1], c),
         ConvOp::Conv2DBackpropInput(c) => conv2d_backprop_input(&ins[0].shape, ins[1], ins[2], c),
         ConvOp::Conv2DBackpropFilter(c) => conv2d_backprop_filter(ins[0], &ins[1].shape, ins[2], c),
+        ConvOp::DepthwiseConv2D(c) => depthwise(ins[0], ins[1], c),
+        ConvOp::DepthwiseConv2DBackpropInput(c) => {
+            depthwise_backprop_input(&ins[0].shape, ins[1], ins[2], c)
+        }
+        ConvOp::DepthwiseConv2DBackpropFilter(c) => {
+            depthwise_backprop_filter(ins[0], &ins[1].shape, ins[2], c)
+        }
         ConvOp::MaxPool(p) => pool(ins[0], p, false),
         ConvOp::AvgPool(p) => pool(ins[0], p, true),
         ConvOp::MaxPoolGrad(p) => max_pool_grad(ins[0], ins[1], p),
@@ -102,6 +109,69 @@ pub fn conv2d_backprop_filter(
             for o in 0..co {
                 df[fo + o] += x.data[xo + i] * dy.data[yo + o];
             }
+        }
+    });
+    Ok(df)
+}
+
+/// `y[n, oh, ow, k * m + j] = sum x[n, ih, iw, k] * f[kh, kw, k, j]`: in the filter's
+/// row-major layout, output channel `o` of tap `(kh, kw)` is at `(kh * kw_len + kw) *
+/// channels * m + o`, and reads input channel `o / m`.
+pub fn depthwise(x: &Value, f: &Value, c: &Conv) -> Result<Vec<f64>> {
+    let w = conv_window(&x.shape, &f.shape, c)?;
+    let (ci, m) = (f.shape[2], f.shape[3]);
+    let co = ci * m;
+    let mut y = vec![0.0; w.n * w.oh * w.ow * co];
+    taps(&w, |n, oh, ow, kh, kw, ih, iw| {
+        let xo = ((n * w.h + ih) * w.w + iw) * ci;
+        let yo = ((n * w.oh + oh) * w.ow + ow) * co;
+        let fo = (kh * w.k[1] + kw) * co;
+        for o in 0..co {
+            y[yo + o] += x.data[xo + o / m] * f.data[fo + o];
+        }
+    });
+    Ok(y)
+}
+
+/// The gradient of [`depthwise`] with respect to `x` (of `x_shape`).
+pub fn depthwise_backprop_input(
+    x_shape: &[usize],
+    f: &Value,
+    dy: &Value,
+    c: &Conv,
+) -> Result<Vec<f64>> {
+    let w = conv_window(x_shape, &f.shape, c)?;
+    let (ci, m) = (f.shape[2], f.shape[3]);
+    let co = ci * m;
+    let mut dx = vec![0.0; x_shape.iter().product()];
+    taps(&w, |n, oh, ow, kh, kw, ih, iw| {
+        let xo = ((n * w.h + ih) * w.w + iw) * ci;
+        let yo = ((n * w.oh + oh) * w.ow + ow) * co;
+        let fo = (kh * w.k[1] + kw) * co;
+        for o in 0..co {
+            dx[xo + o / m] += dy.data[yo + o] * f.data[fo + o];
+        }
+    });
+    Ok(dx)
+}
+
+/// The gradient of [`depthwise`] with respect to the filter (of `f_shape`).
+pub fn depthwise_backprop_filter(
+    x: &Value,
+    f_shape: &[usize],
+    dy: &Value,
+    c: &Conv,
+) -> Result<Vec<f64>> {
+    let w = conv_window(&x.shape, f_shape, c)?;
+    let (ci, m) = (f_shape[2], f_shape[3]);
+    let co = ci * m;
+    let mut df = vec![0.0; f_shape.iter().product()];
+    taps(&w, |n, oh, ow, kh, kw, ih, iw| {
+        let xo = ((n * w.h + ih) * w.w + iw) * ci;
+        let yo = ((n * w.oh + oh) * w.ow + ow) * co;
+        let fo = (kh * w.k[1] + kw) * co;
+        for o in 0..co {
+            df[fo + o] += x.data[xo + o / m] * dy.data[yo + o];
         }
     });
     Ok(df)

@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Tensor};
-use crate::ops::{BinaryOp, Family, Op, ReduceOp, StridedSpec, UnaryOp, XentDy};
+use crate::ops::{Family, Op, ReduceOp, StridedSpec, XentDy};
 use crate::tensor::{DType, HostTensor};
 
 /// Adds the gradients of `sum(ys)` with respect to each of `xs` (TF's `tf.gradients`).
@@ -132,7 +132,12 @@ fn sum_all(g: &mut Graph, mut parts: Vec<Tensor>) -> Result<Tensor> {
 }
 
 /// Reduces a broadcast gradient back to the shape of `input`.
-fn unbroadcast(g: &mut Graph, grad: Tensor, input: Tensor, out: Tensor) -> Result<Tensor> {
+pub(crate) fn unbroadcast(
+    g: &mut Graph,
+    grad: Tensor,
+    input: Tensor,
+    out: Tensor,
+) -> Result<Tensor> {
     if g.shape(input) == g.shape(out) {
         Ok(grad)
     } else {
@@ -162,115 +167,9 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
     let one = |t: Tensor| Ok::<_, Error>(vec![Some(t)]);
     match &n.op {
         Op::Identity => one(dy),
-        Op::Unary(u) => {
-            let xi = x(0);
-            let r = match u {
-                UnaryOp::Neg => g.neg(dy)?,
-                UnaryOp::Exp => g.mul(dy, y)?,
-                UnaryOp::Log => g.div(dy, xi)?,
-                UnaryOp::Sqrt => {
-                    let half = g.scalar(0.5)?;
-                    let t = g.div(half, y)?;
-                    g.mul(dy, t)?
-                }
-                UnaryOp::Rsqrt => {
-                    let c = g.scalar(-0.5)?;
-                    let y2 = g.square(y)?;
-                    let y3 = g.mul(y2, y)?;
-                    let t = g.mul(y3, c)?;
-                    g.mul(dy, t)?
-                }
-                UnaryOp::Square => {
-                    let two = g.scalar(2.0)?;
-                    let t = g.mul(xi, two)?;
-                    g.mul(dy, t)?
-                }
-                UnaryOp::Abs => {
-                    let s = g.sign(xi)?;
-                    g.mul(dy, s)?
-                }
-                UnaryOp::Relu => g.binary(BinaryOp::ReluGrad, dy, y)?,
-                UnaryOp::Sigmoid => g.binary(BinaryOp::SigmoidGrad, y, dy)?,
-                UnaryOp::Tanh => g.binary(BinaryOp::TanhGrad, y, dy)?,
-                UnaryOp::Softplus => {
-                    let s = g.sigmoid(xi)?;
-                    g.mul(dy, s)?
-                }
-                UnaryOp::Cos => {
-                    let s = g.sin(xi)?;
-                    let t = g.mul(dy, s)?;
-                    g.neg(t)?
-                }
-                UnaryOp::Sin => {
-                    let c = g.cos(xi)?;
-                    g.mul(dy, c)?
-                }
-                UnaryOp::Reciprocal => {
-                    let y2 = g.square(y)?;
-                    let t = g.mul(dy, y2)?;
-                    g.neg(t)?
-                }
-                UnaryOp::Sign | UnaryOp::Floor => return Ok(vec![None]),
-            };
-            one(r)
-        }
-        Op::Binary(b) => {
-            let (a, bb) = (x(0), x(1));
-            let (ga, gb) = match b {
-                BinaryOp::Add => (Some(dy), Some(dy)),
-                BinaryOp::Sub => (Some(dy), Some(g.neg(dy)?)),
-                BinaryOp::Mul => (Some(g.mul(dy, bb)?), Some(g.mul(dy, a)?)),
-                BinaryOp::Div => {
-                    let ga = g.div(dy, bb)?;
-                    let t = g.mul(dy, y)?;
-                    let t = g.div(t, bb)?;
-                    (Some(ga), Some(g.neg(t)?))
-                }
-                BinaryOp::Maximum | BinaryOp::Minimum => {
-                    let ma = if *b == BinaryOp::Maximum {
-                        g.greater_equal(a, bb)?
-                    } else {
-                        g.less_equal(a, bb)?
-                    };
-                    let ma = g.cast(ma, DType::F32)?;
-                    let one_t = g.scalar(1.0)?;
-                    let mb = g.sub(one_t, ma)?;
-                    (Some(g.mul(dy, ma)?), Some(g.mul(dy, mb)?))
-                }
-                BinaryOp::Pow => {
-                    // d/da = b * a^(b-1); d/db = y * log(a) (0 where a <= 0, as TF).
-                    let one_t = g.scalar(1.0)?;
-                    let bm1 = g.sub(bb, one_t)?;
-                    let p = g.pow(a, bm1)?;
-                    let t = g.mul(p, bb)?;
-                    let ga = g.mul(dy, t)?;
-                    let zero = g.scalar(0.0)?;
-                    let pos = g.greater(a, zero)?;
-                    let pos = g.cast(pos, DType::F32)?;
-                    let tiny = g.scalar(f32::MIN_POSITIVE)?;
-                    let safe = g.maximum(a, tiny)?;
-                    let la = g.log(safe)?;
-                    let la = g.mul(la, pos)?;
-                    let t = g.mul(y, la)?;
-                    (Some(ga), Some(g.mul(dy, t)?))
-                }
-                other => {
-                    return Err(Error::unimplemented(format!(
-                        "gradient of {} (second-order) is not implemented",
-                        other.tf_name()
-                    )));
-                }
-            };
-            let ga = match ga {
-                Some(t) => Some(unbroadcast(g, t, a, y)?),
-                None => None,
-            };
-            let gb = match gb {
-                Some(t) => Some(unbroadcast(g, t, bb, y)?),
-                None => None,
-            };
-            Ok(vec![ga, gb])
-        }
+        Op::Unary(u) => u.grad(g, &n, y, dy),
+        Op::Binary(b) => b.grad(g, &n, y, dy),
+        Op::Compare(c) => c.grad(g, &n, y, dy),
         Op::BiasAdd => {
             let rank = g.shape(dy).len() as i64;
             let axes: Vec<i64> = (0..rank - 1).collect();
@@ -390,7 +289,7 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             };
             Ok(vec![Some(dl), dlabels])
         }
-        Op::Compare(_) | Op::ArgMax { .. } | Op::OneHot { .. } => Ok(vec![None; n.inputs.len()]),
+        Op::ArgMax { .. } | Op::OneHot { .. } => Ok(vec![None; n.inputs.len()]),
         Op::Conv(c) => c.grad(g, &n, y, dy),
         Op::Slice { begin, size } => {
             let spec = StridedSpec::from_slice(begin, size);

@@ -1,38 +1,9 @@
-//! Builders for sources, elementwise math, matmul, reductions and layout ops.
+//! Builders for sources, casts, matmul, reductions and layout ops.
 
 use super::{Graph, Tensor};
 use crate::error::{Error, Result};
-use crate::ops::{BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
+use crate::ops::{Op, ReduceOp};
 use crate::tensor::{DType, HostTensor, shape_str};
-
-macro_rules! unary_builders {
-    ($($fn:ident => $op:ident),* $(,)?) => {$(
-        #[doc = concat!("Elementwise `", stringify!($fn), "` (TF's `", stringify!($op), "`).")]
-        pub fn $fn(&mut self, x: Tensor) -> Result<Tensor> {
-            self.unary(UnaryOp::$op, x)
-        }
-    )*};
-}
-
-macro_rules! binary_builders {
-    ($($fn:ident => $op:ident),* $(,)?) => {$(
-        #[doc = concat!("Elementwise `", stringify!($fn), "` with NumPy broadcasting.")]
-        pub fn $fn(&mut self, a: Tensor, b: Tensor) -> Result<Tensor> {
-            self.binary(BinaryOp::$op, a, b)
-        }
-    )*};
-}
-
-macro_rules! compare_builders {
-    ($($fn:ident => $op:ident),* $(,)?) => {$(
-        #[doc = concat!("Elementwise `", stringify!($fn), "` comparison with broadcasting; the result is bool.")]
-        pub fn $fn(&mut self, a: Tensor, b: Tensor) -> Result<Tensor> {
-            let op = Op::Compare(CompareOp::$op);
-            let name = op.tf_name();
-            self.add_op(op, &[a, b], name)
-        }
-    )*};
-}
 
 impl Graph {
     /// A value fed at run time. `shape` may hold `-1` for dimensions known only then
@@ -64,40 +35,6 @@ impl Graph {
     pub fn identity(&mut self, x: Tensor, name: &str) -> Result<Tensor> {
         self.add_op(Op::Identity, &[x], name)
     }
-
-    /// An elementwise unary op.
-    pub fn unary(&mut self, op: UnaryOp, x: Tensor) -> Result<Tensor> {
-        self.add_op(Op::Unary(op), &[x], op.tf_name())
-    }
-
-    /// An elementwise binary op with broadcasting.
-    pub fn binary(&mut self, op: BinaryOp, a: Tensor, b: Tensor) -> Result<Tensor> {
-        let name = match op {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "truediv",
-            _ => op.tf_name(),
-        };
-        self.add_op(Op::Binary(op), &[a, b], name)
-    }
-
-    unary_builders!(
-        neg => Neg, exp => Exp, log => Log, sqrt => Sqrt, rsqrt => Rsqrt,
-        square => Square, abs => Abs, relu => Relu, sigmoid => Sigmoid, tanh => Tanh,
-        softplus => Softplus, sign => Sign, cos => Cos, sin => Sin, floor => Floor,
-        reciprocal => Reciprocal,
-    );
-
-    binary_builders!(
-        add => Add, sub => Sub, mul => Mul, div => Div, maximum => Maximum,
-        minimum => Minimum, pow => Pow,
-    );
-
-    compare_builders!(
-        equal => Equal, not_equal => NotEqual, greater => Greater,
-        greater_equal => GreaterEqual, less => Less, less_equal => LessEqual,
-    );
 
     /// `x * c` for a scalar `c`.
     pub fn scale(&mut self, x: Tensor, c: f32) -> Result<Tensor> {

@@ -1,7 +1,7 @@
 //! Dtype and shape inference: the same rules check a node when it is added (shapes may
 //! hold `-1`) and resolve concrete shapes when a run is planned.
 
-use super::{AssignOp, BinaryOp, Family, Op, ReduceOp};
+use super::{AssignOp, Family, Op, ReduceOp};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, shape_str};
 
@@ -52,6 +52,17 @@ impl<'a> Check<'a> {
             return Err(self.err(format!(
                 "input {i} has dtype {}; only float32 is supported",
                 self.dtypes[i]
+            )));
+        }
+        Ok(())
+    }
+
+    /// Inputs `a` and `b` have the same dtype.
+    pub(crate) fn same_dtype(&self, a: usize, b: usize) -> Result<()> {
+        if self.dtypes[a] != self.dtypes[b] {
+            return Err(self.err(format!(
+                "inputs must have the same dtype, got {} and {}",
+                self.dtypes[a], self.dtypes[b]
             )));
         }
         Ok(())
@@ -449,60 +460,38 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             arity(1)?;
             out(dtypes[0], shapes[0].clone())
         }
-        Op::Unary(u) => {
-            arity(1)?;
-            let ok = dtypes[0] == DType::F32 || (u.allows_int() && dtypes[0] == DType::I32);
-            if !ok {
-                return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
-            }
-            out(dtypes[0], shapes[0].clone())
-        }
-        Op::Binary(_) | Op::BiasAdd => {
-            arity(2)?;
-            same_dtype(0, 1)?;
-            let b = match op {
-                Op::Binary(b) => *b,
-                _ => BinaryOp::Add,
-            };
-            let ok = dtypes[0] == DType::F32
-                || (b.allows_int() && matches!(dtypes[0], DType::I32 | DType::U32));
-            if !ok {
-                return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
-            }
-            if let Op::BiasAdd = op {
-                let (v, bias) = (&shapes[0], &shapes[1]);
-                if bias.len() != 1 || v.is_empty() {
-                    return Err(err(
-                        op,
-                        format!(
-                            "bias must be rank 1 and value at least rank 1, got {} and {}",
-                            shape_str(v),
-                            shape_str(bias)
-                        ),
-                    ));
-                }
-                let last = v[v.len() - 1];
-                if last >= 0 && bias[0] >= 0 && last != bias[0] {
-                    return Err(err(
-                        op,
-                        format!(
-                            "bias of shape {} does not match the last dimension of {}",
-                            shape_str(bias),
-                            shape_str(v)
-                        ),
-                    ));
-                }
-                return out(dtypes[0], v.clone());
-            }
-            out(dtypes[0], broadcast2(op, shapes)?)
-        }
-        Op::Compare(_) => {
+        Op::Unary(u) => u.infer(dtypes, shapes),
+        Op::Binary(b) => b.infer(dtypes, shapes),
+        Op::Compare(c) => c.infer(dtypes, shapes),
+        Op::BiasAdd => {
             arity(2)?;
             same_dtype(0, 1)?;
             if !matches!(dtypes[0], DType::F32 | DType::I32 | DType::U32) {
                 return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
             }
-            out(DType::Bool, broadcast2(op, shapes)?)
+            let (v, bias) = (&shapes[0], &shapes[1]);
+            if bias.len() != 1 || v.is_empty() {
+                return Err(err(
+                    op,
+                    format!(
+                        "bias must be rank 1 and value at least rank 1, got {} and {}",
+                        shape_str(v),
+                        shape_str(bias)
+                    ),
+                ));
+            }
+            let last = v[v.len() - 1];
+            if last >= 0 && bias[0] >= 0 && last != bias[0] {
+                return Err(err(
+                    op,
+                    format!(
+                        "bias of shape {} does not match the last dimension of {}",
+                        shape_str(bias),
+                        shape_str(v)
+                    ),
+                ));
+            }
+            out(dtypes[0], v.clone())
         }
         Op::Cast(to) => {
             arity(1)?;
@@ -811,20 +800,6 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             out(DType::F32, var.clone())
         }
     }
-}
-
-/// The broadcast shape of inputs 0 and 1, or InvalidArgument naming both.
-fn broadcast2(op: &Op, shapes: &[Vec<i64>]) -> Result<Vec<i64>> {
-    broadcast_shapes(&shapes[0], &shapes[1]).ok_or_else(|| {
-        err(
-            op,
-            format!(
-                "incompatible shapes: {} vs. {}",
-                shape_str(&shapes[0]),
-                shape_str(&shapes[1])
-            ),
-        )
-    })
 }
 
 /// Whether two dimensions can be equal (`-1` matches anything).

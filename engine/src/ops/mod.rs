@@ -8,201 +8,6 @@
 
 use crate::tensor::{DType, HostTensor};
 
-/// Elementwise functions of one tensor.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum UnaryOp {
-    Neg = 0,
-    Exp = 1,
-    Log = 2,
-    Sqrt = 3,
-    Rsqrt = 4,
-    Square = 5,
-    Abs = 6,
-    Relu = 7,
-    Sigmoid = 8,
-    Tanh = 9,
-    Softplus = 10,
-    Sign = 11,
-    Cos = 12,
-    Sin = 13,
-    Floor = 14,
-    Reciprocal = 15,
-}
-
-impl UnaryOp {
-    /// Every op with the name of its opcode constant in WGSL (`shaders/elementwise.wgsl`
-    /// uses the names; [`crate::runtime::shaders::source`] defines them from this table).
-    pub const ALL: &[(UnaryOp, &str)] = &[
-        (UnaryOp::Neg, "UN_NEG"),
-        (UnaryOp::Exp, "UN_EXP"),
-        (UnaryOp::Log, "UN_LOG"),
-        (UnaryOp::Sqrt, "UN_SQRT"),
-        (UnaryOp::Rsqrt, "UN_RSQRT"),
-        (UnaryOp::Square, "UN_SQUARE"),
-        (UnaryOp::Abs, "UN_ABS"),
-        (UnaryOp::Relu, "UN_RELU"),
-        (UnaryOp::Sigmoid, "UN_SIGMOID"),
-        (UnaryOp::Tanh, "UN_TANH"),
-        (UnaryOp::Softplus, "UN_SOFTPLUS"),
-        (UnaryOp::Sign, "UN_SIGN"),
-        (UnaryOp::Cos, "UN_COS"),
-        (UnaryOp::Sin, "UN_SIN"),
-        (UnaryOp::Floor, "UN_FLOOR"),
-        (UnaryOp::Reciprocal, "UN_RECIPROCAL"),
-    ];
-
-    /// TensorFlow's op name.
-    pub fn tf_name(self) -> &'static str {
-        match self {
-            UnaryOp::Neg => "Neg",
-            UnaryOp::Exp => "Exp",
-            UnaryOp::Log => "Log",
-            UnaryOp::Sqrt => "Sqrt",
-            UnaryOp::Rsqrt => "Rsqrt",
-            UnaryOp::Square => "Square",
-            UnaryOp::Abs => "Abs",
-            UnaryOp::Relu => "Relu",
-            UnaryOp::Sigmoid => "Sigmoid",
-            UnaryOp::Tanh => "Tanh",
-            UnaryOp::Softplus => "Softplus",
-            UnaryOp::Sign => "Sign",
-            UnaryOp::Cos => "Cos",
-            UnaryOp::Sin => "Sin",
-            UnaryOp::Floor => "Floor",
-            UnaryOp::Reciprocal => "Reciprocal",
-        }
-    }
-
-    /// The opcode shared with `shaders/elementwise.wgsl`.
-    pub(crate) fn code(self) -> u32 {
-        self as u32
-    }
-
-    /// Whether the op is defined for integer inputs too.
-    pub(crate) fn allows_int(self) -> bool {
-        matches!(
-            self,
-            UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Square | UnaryOp::Sign
-        )
-    }
-}
-
-/// Elementwise functions of two tensors, with NumPy broadcasting.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add = 0,
-    /// `a - b`.
-    Sub = 1,
-    /// `a * b`.
-    Mul = 2,
-    /// `a / b` (truncating for integers).
-    Div = 3,
-    /// `max(a, b)`.
-    Maximum = 4,
-    /// `min(a, b)`.
-    Minimum = 5,
-    /// `a ^ b`.
-    Pow = 6,
-    /// The gradient of ReLU: `a` (incoming gradient) where `b` (the output) > 0, else 0.
-    ReluGrad = 7,
-    /// The gradient of sigmoid: `b * a * (1 - a)` with `a` the output, `b` the gradient.
-    SigmoidGrad = 8,
-    /// The gradient of tanh: `b * (1 - a^2)` with `a` the output, `b` the gradient.
-    TanhGrad = 9,
-}
-
-impl BinaryOp {
-    /// Every op with the name of its opcode constant in WGSL (`shaders/elementwise.wgsl`
-    /// uses the names; [`crate::runtime::shaders::source`] defines them from this table).
-    pub const ALL: &[(BinaryOp, &str)] = &[
-        (BinaryOp::Add, "BIN_ADD"),
-        (BinaryOp::Sub, "BIN_SUB"),
-        (BinaryOp::Mul, "BIN_MUL"),
-        (BinaryOp::Div, "BIN_DIV"),
-        (BinaryOp::Maximum, "BIN_MAXIMUM"),
-        (BinaryOp::Minimum, "BIN_MINIMUM"),
-        (BinaryOp::Pow, "BIN_POW"),
-        (BinaryOp::ReluGrad, "BIN_RELU_GRAD"),
-        (BinaryOp::SigmoidGrad, "BIN_SIGMOID_GRAD"),
-        (BinaryOp::TanhGrad, "BIN_TANH_GRAD"),
-    ];
-
-    /// TensorFlow's op name.
-    pub fn tf_name(self) -> &'static str {
-        match self {
-            BinaryOp::Add => "AddV2",
-            BinaryOp::Sub => "Sub",
-            BinaryOp::Mul => "Mul",
-            BinaryOp::Div => "RealDiv",
-            BinaryOp::Maximum => "Maximum",
-            BinaryOp::Minimum => "Minimum",
-            BinaryOp::Pow => "Pow",
-            BinaryOp::ReluGrad => "ReluGrad",
-            BinaryOp::SigmoidGrad => "SigmoidGrad",
-            BinaryOp::TanhGrad => "TanhGrad",
-        }
-    }
-
-    pub(crate) fn code(self) -> u32 {
-        self as u32
-    }
-
-    pub(crate) fn allows_int(self) -> bool {
-        matches!(
-            self,
-            BinaryOp::Add
-                | BinaryOp::Sub
-                | BinaryOp::Mul
-                | BinaryOp::Div
-                | BinaryOp::Maximum
-                | BinaryOp::Minimum
-        )
-    }
-}
-
-/// Elementwise comparisons; the result is [`DType::Bool`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum CompareOp {
-    Equal = 0,
-    NotEqual = 1,
-    Greater = 2,
-    GreaterEqual = 3,
-    Less = 4,
-    LessEqual = 5,
-}
-
-impl CompareOp {
-    /// Every op with the name of its opcode constant in WGSL (`shaders/elementwise.wgsl`
-    /// uses the names; [`crate::runtime::shaders::source`] defines them from this table).
-    pub const ALL: &[(CompareOp, &str)] = &[
-        (CompareOp::Equal, "CMP_EQUAL"),
-        (CompareOp::NotEqual, "CMP_NOT_EQUAL"),
-        (CompareOp::Greater, "CMP_GREATER"),
-        (CompareOp::GreaterEqual, "CMP_GREATER_EQUAL"),
-        (CompareOp::Less, "CMP_LESS"),
-        (CompareOp::LessEqual, "CMP_LESS_EQUAL"),
-    ];
-
-    /// TensorFlow's op name.
-    pub fn tf_name(self) -> &'static str {
-        match self {
-            CompareOp::Equal => "Equal",
-            CompareOp::NotEqual => "NotEqual",
-            CompareOp::Greater => "Greater",
-            CompareOp::GreaterEqual => "GreaterEqual",
-            CompareOp::Less => "Less",
-            CompareOp::LessEqual => "LessEqual",
-        }
-    }
-
-    pub(crate) fn code(self) -> u32 {
-        100 + self as u32
-    }
-}
-
 /// Input positions of an optimizer update op ([`Op::update_inputs`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpdateInputs {
@@ -665,9 +470,9 @@ impl Op {
                 _ => "Const",
             },
             Op::Identity => "Identity",
-            Op::Unary(u) => u.tf_name(),
-            Op::Binary(b) => b.tf_name(),
-            Op::Compare(c) => c.tf_name(),
+            Op::Unary(u) => UnaryOp::tf_name(*u),
+            Op::Binary(b) => BinaryOp::tf_name(*b),
+            Op::Compare(c) => CompareOp::tf_name(*c),
             Op::Cast(_) => "Cast",
             Op::MatMul { .. } => "MatMul",
             Op::Reduce { op, .. } => op.tf_name(),
@@ -706,8 +511,12 @@ impl Op {
 
     /// Fills in the TensorFlow spelling of a node of this op (see [`export::Export`]).
     pub fn export(&self, e: &mut export::Export<'_>) {
-        if let Op::Conv(c) = self {
-            c.export(e)
+        match self {
+            Op::Conv(c) => c.export(e),
+            Op::Unary(u) => u.export(e),
+            Op::Binary(b) => b.export(e),
+            Op::Compare(c) => c.export(e),
+            _ => {}
         }
     }
 
@@ -759,10 +568,12 @@ impl Op {
 }
 
 pub mod conv;
+pub mod elementwise;
 pub mod export;
 mod family;
 mod infer;
 
 pub use conv::{Conv, ConvOp, Padding, Pool, Window};
+pub use elementwise::{BinaryOp, CompareOp, UnaryOp};
 pub(crate) use family::Family;
 pub use infer::{Inferred, broadcast_shapes, infer, reshape_target};

@@ -2,7 +2,7 @@
 
 use super::Value;
 use crate::error::{Error, Result};
-use crate::ops::{BinaryOp, CompareOp, Family, Op, ReduceOp, StridedSpec, UnaryOp};
+use crate::ops::{BinaryOp, Family, Op, ReduceOp, StridedSpec};
 use crate::tensor::DType;
 
 /// Row-major strides of a shape.
@@ -68,89 +68,13 @@ pub(super) fn cast_value(v: f64, to: DType) -> f64 {
     }
 }
 
-/// Applies a unary op to one element.
-pub fn unary(op: UnaryOp, x: f64) -> f64 {
-    match op {
-        UnaryOp::Neg => -x,
-        UnaryOp::Exp => x.exp(),
-        UnaryOp::Log => x.ln(),
-        UnaryOp::Sqrt => x.sqrt(),
-        UnaryOp::Rsqrt => 1.0 / x.sqrt(),
-        UnaryOp::Square => x * x,
-        UnaryOp::Abs => x.abs(),
-        UnaryOp::Relu => x.max(0.0),
-        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        UnaryOp::Tanh => x.tanh(),
-        UnaryOp::Softplus => {
-            if x > 0.0 {
-                x + (-x).exp().ln_1p()
-            } else {
-                x.exp().ln_1p()
-            }
-        }
-        UnaryOp::Sign => {
-            if x > 0.0 {
-                1.0
-            } else if x < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
-        }
-        UnaryOp::Cos => x.cos(),
-        UnaryOp::Sin => x.sin(),
-        UnaryOp::Floor => x.floor(),
-        UnaryOp::Reciprocal => 1.0 / x,
-    }
-}
-
-/// Applies a binary op to one pair of elements of `dtype`.
-pub fn binary(op: BinaryOp, a: f64, b: f64, dtype: DType) -> f64 {
-    let r = match op {
-        BinaryOp::Add => a + b,
-        BinaryOp::Sub => a - b,
-        BinaryOp::Mul => a * b,
-        BinaryOp::Div => {
-            if dtype.is_int() {
-                if b == 0.0 { a } else { (a / b).trunc() }
-            } else {
-                a / b
-            }
-        }
-        BinaryOp::Maximum => a.max(b),
-        BinaryOp::Minimum => a.min(b),
-        BinaryOp::Pow => a.powf(b),
-        BinaryOp::ReluGrad => {
-            if b > 0.0 {
-                a
-            } else {
-                0.0
-            }
-        }
-        BinaryOp::SigmoidGrad => b * a * (1.0 - a),
-        BinaryOp::TanhGrad => b * (1.0 - a * a),
-    };
-    match dtype {
-        // Integer arithmetic wraps, as on the device.
-        DType::I32 => f64::from(r as i64 as i32),
-        DType::U32 => f64::from(r as i64 as u32),
-        _ => r,
-    }
-}
-
-fn compare(op: CompareOp, a: f64, b: f64) -> f64 {
-    let r = match op {
-        CompareOp::Equal => a == b,
-        CompareOp::NotEqual => a != b,
-        CompareOp::Greater => a > b,
-        CompareOp::GreaterEqual => a >= b,
-        CompareOp::Less => a < b,
-        CompareOp::LessEqual => a <= b,
-    };
-    f64::from(u8::from(r))
-}
-
-fn elementwise2(a: &Value, b: &Value, out: &[usize], f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
+/// `f` of the broadcast pairs of `a` and `b`, over the output shape `out`.
+pub(crate) fn elementwise2(
+    a: &Value,
+    b: &Value,
+    out: &[usize],
+    f: impl Fn(f64, f64) -> f64,
+) -> Vec<f64> {
     let sa = broadcast_strides(&a.shape, out);
     let sb = broadcast_strides(&b.shape, out);
     let n: usize = out.iter().product();
@@ -181,12 +105,12 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
     let n: usize = out_shape.iter().product();
     let data: Vec<f64> = match op {
         Op::Identity | Op::Reshape(_) | Op::ReshapeLike => ins[0].data.clone(),
-        Op::Unary(u) => ins[0].data.iter().map(|&x| unary(*u, x)).collect(),
-        Op::Binary(b) => elementwise2(ins[0], ins[1], out_shape, |x, y| binary(*b, x, y, dtype)),
+        Op::Unary(u) => u.eval(ins, out_shape)?,
+        Op::Binary(b) => b.eval(ins, out_shape)?,
         Op::BiasAdd => elementwise2(ins[0], ins[1], out_shape, |x, y| {
-            binary(BinaryOp::Add, x, y, dtype)
+            crate::ops::elementwise::binary(BinaryOp::Add, x, y, dtype)
         }),
-        Op::Compare(c) => elementwise2(ins[0], ins[1], out_shape, |x, y| compare(*c, x, y)),
+        Op::Compare(c) => c.eval(ins, out_shape)?,
         Op::Cast(to) => ins[0]
             .data
             .iter()

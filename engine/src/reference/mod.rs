@@ -42,11 +42,12 @@ impl Value {
     }
 }
 
-mod eval;
+pub(crate) mod eval;
 mod index;
 
+pub use crate::ops::elementwise::{binary, unary};
 use eval::cast_value;
-pub use eval::{binary, broadcast_strides, eval_op, strides, unary};
+pub use eval::{broadcast_strides, eval_op, strides};
 
 /// A CPU session over a graph, evaluating in `f64`. See the module doc.
 pub struct Reference {

@@ -11,7 +11,7 @@ mod reduce;
 
 use super::device::{Gpu, PipelineKey};
 use crate::error::{Error, Result};
-use crate::ops::{AssignOp, Family, Op};
+use crate::ops::{AssignOp, BinaryOp, Family, Op};
 use crate::reference::{broadcast_strides, strides};
 use crate::runtime::shaders::Shader;
 use crate::tensor::{DType, num_elements as numel};
@@ -353,6 +353,59 @@ impl<'g> Recorder<'g> {
         )
     }
 
+    /// An elementwise function of one input (`elementwise.wgsl`'s `unary`, opcode `code`).
+    pub(crate) fn elementwise_unary(&mut self, code: u32, x: &Arg, out: &Loc) -> Result<()> {
+        let n = numel(x.shape);
+        let p = EwParams::flat(n);
+        let groups = self.groups_1d(n as u64)?;
+        self.dispatch(
+            Shader::Elementwise,
+            "unary",
+            vec![("OP", code), ("DT", dt_code(x.dtype))],
+            bytemuck::bytes_of(&p),
+            &[(1, x.loc), (3, out)],
+            groups,
+        )
+    }
+
+    /// An elementwise function of two broadcast inputs (`elementwise.wgsl`'s `binary`,
+    /// opcode `code`: a binary op or a comparison).
+    pub(crate) fn broadcast_binary(
+        &mut self,
+        code: u32,
+        ins: &[Arg],
+        out: &Loc,
+        out_shape: &[usize],
+    ) -> Result<()> {
+        let n = numel(out_shape);
+        let sa = broadcast_strides(ins[0].shape, out_shape);
+        let sb = broadcast_strides(ins[1].shape, out_shape);
+        let (cs, cst) = collapse(out_shape, &[sa, sb]);
+        if cs.len() > MAX_RANK {
+            return Err(Error::unimplemented(
+                "broadcast of rank > 8 after merging dimensions",
+            ));
+        }
+        let p = EwParams {
+            n: n as u32,
+            rank: cs.len() as u32,
+            scale: 1.0,
+            extra: 0,
+            shape: pack(&cs),
+            sa: pack(&cst[0]),
+            sb: pack(&cst[1]),
+        };
+        let groups = self.groups_1d(n as u64)?;
+        self.dispatch(
+            Shader::Elementwise,
+            "binary",
+            vec![("OP", code), ("DT", dt_code(ins[0].dtype))],
+            bytemuck::bytes_of(&p),
+            &[(1, ins[0].loc), (2, ins[1].loc), (3, out)],
+            groups,
+        )
+    }
+
     /// Records the kernels of one node: `ins` its inputs, `out` its output.
     pub fn node(
         &mut self,
@@ -385,51 +438,10 @@ impl<'g> Recorder<'g> {
                 self.copy(ins[0].loc, out);
                 Ok(())
             }
-            Op::Unary(u) => {
-                let p = EwParams::flat(n);
-                let groups = self.groups_1d(n as u64)?;
-                self.dispatch(
-                    Shader::Elementwise,
-                    "unary",
-                    vec![("OP", u.code()), ("DT", dt_code(ins[0].dtype))],
-                    bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (3, out)],
-                    groups,
-                )
-            }
-            Op::Binary(_) | Op::Compare(_) | Op::BiasAdd => {
-                let code = match op {
-                    Op::Binary(b) => b.code(),
-                    Op::Compare(c) => c.code(),
-                    _ => 0,
-                };
-                let sa = broadcast_strides(ins[0].shape, out_shape);
-                let sb = broadcast_strides(ins[1].shape, out_shape);
-                let (cs, cst) = collapse(out_shape, &[sa, sb]);
-                if cs.len() > MAX_RANK {
-                    return Err(Error::unimplemented(
-                        "broadcast of rank > 8 after merging dimensions",
-                    ));
-                }
-                let p = EwParams {
-                    n: n as u32,
-                    rank: cs.len() as u32,
-                    scale: 1.0,
-                    extra: 0,
-                    shape: pack(&cs),
-                    sa: pack(&cst[0]),
-                    sb: pack(&cst[1]),
-                };
-                let groups = self.groups_1d(n as u64)?;
-                self.dispatch(
-                    Shader::Elementwise,
-                    "binary",
-                    vec![("OP", code), ("DT", dt_code(ins[0].dtype))],
-                    bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (2, ins[1].loc), (3, out)],
-                    groups,
-                )
-            }
+            Op::Unary(u) => u.record(self, ins, out, out_dtype, out_shape),
+            Op::Binary(b) => b.record(self, ins, out, out_dtype, out_shape),
+            Op::Compare(c) => c.record(self, ins, out, out_dtype, out_shape),
+            Op::BiasAdd => self.broadcast_binary(BinaryOp::Add.code(), ins, out, out_shape),
             Op::Cast(to) => {
                 if ins[0].dtype == *to {
                     self.copy(ins[0].loc, out);

@@ -77,12 +77,25 @@ fn ops(dir: &std::path::Path) -> Result<()> {
     }
     let loss = loss.ok_or_else(|| Error::internal("no outputs"))?;
     let grads = gradients(&mut g, &[loss], &[x, f], None)?;
+    // GELU (TF composes it from Erf) and its gradient.
+    let v = g.placeholder("v", DType::F32, &[64])?;
+    let gelu = g.gelu(v)?;
+    let w = g.sin(v)?;
+    let weighted = g.mul(gelu, w)?;
+    let gelu_loss = g.reduce_sum(weighted, &[], false)?;
+    let dv = gradients(&mut g, &[gelu_loss], &[v], None)?;
     let mut fetches = outs.clone();
     fetches.push(loss);
     fetches.extend(grads.into_iter().flatten());
+    fetches.push(gelu);
+    fetches.extend(dv.into_iter().flatten());
     let feeds = [
         (x, HostTensor::from_f32(&xs, values(2 * 7 * 7 * 3, 1))?),
         (f, HostTensor::from_f32(&fs, values(3 * 3 * 3 * 2, 2))?),
+        (
+            v,
+            HostTensor::from_f32(&[64], values(64, 3).iter().map(|x| x * 6.0).collect())?,
+        ),
     ];
     let pbtxt = to_pbtxt(&graph_def(&g));
     let names: Vec<String> = fetches.iter().map(|&t| g.name(t).to_string()).collect();
@@ -93,7 +106,13 @@ fn ops(dir: &std::path::Path) -> Result<()> {
     let mut json = String::from("{\"feeds\": {");
     for (i, (t, v)) in feeds.iter().enumerate() {
         let sep = if i > 0 { ", " } else { "" };
-        let name = if *t == x { "x" } else { "f" };
+        let name = if *t == x {
+            "x"
+        } else if *t == f {
+            "f"
+        } else {
+            "v"
+        };
         json += &format!(
             "{sep}{name:?}: {{\"shape\": {:?}, \"values\": {:?}}}",
             v.shape(),

@@ -591,7 +591,7 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                 inputs = vec![scale, format!("{xent}:1")];
                 set(&mut attrs, vec![("T", ty(DType::F32))]);
             }
-            Op::Conv(_) => {
+            Op::Conv(_) | Op::Unary(_) | Op::Binary(_) | Op::Compare(_) => {
                 let dtypes = (0..n.inputs.len()).map(dtype_of).collect();
                 let mut x = Export::new(&n.name, &op, n.dtype, &n.shape, inputs.clone(), dtypes);
                 n.op.export(&mut x);

@@ -39,6 +39,7 @@ const UNARY: &[(UnaryOp, f64, f64)] = &[
     (UnaryOp::Sin, -3.0, 3.0),
     (UnaryOp::Floor, -3.0, 3.0),
     (UnaryOp::Reciprocal, 0.1, 3.0),
+    (UnaryOp::Gelu, -8.0, 8.0),
 ];
 
 #[test]
@@ -74,6 +75,7 @@ const BINARY: &[BinaryOp] = &[
     BinaryOp::ReluGrad,
     BinaryOp::SigmoidGrad,
     BinaryOp::TanhGrad,
+    BinaryOp::GeluGrad,
 ];
 
 const BROADCASTS: &[(&[usize], &[usize])] = &[

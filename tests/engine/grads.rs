@@ -108,6 +108,7 @@ fn unary_gradients() {
         (UnaryOp::Cos, -3.0, 3.0),
         (UnaryOp::Sin, -3.0, 3.0),
         (UnaryOp::Reciprocal, 0.3, 3.0),
+        (UnaryOp::Gelu, -3.0, 3.0),
     ];
     for (i, &(op, lo, hi)) in cases.iter().enumerate() {
         check_grad(100 + i as u64, vec![inp(&[7, 13], lo, hi)], |g, x| {

@@ -35,6 +35,8 @@ pub enum UnaryOp {
     Sin = 13,
     Floor = 14,
     Reciprocal = 15,
+    /// The Gaussian error linear unit, exact: `x * Φ(x) = x / 2 * (1 + erf(x / √2))`.
+    Gelu = 16,
 }
 
 impl UnaryOp {
@@ -57,6 +59,7 @@ impl UnaryOp {
         (UnaryOp::Sin, "UN_SIN"),
         (UnaryOp::Floor, "UN_FLOOR"),
         (UnaryOp::Reciprocal, "UN_RECIPROCAL"),
+        (UnaryOp::Gelu, "UN_GELU"),
     ];
 
     /// TensorFlow's op name.
@@ -78,6 +81,7 @@ impl UnaryOp {
             UnaryOp::Sin => "Sin",
             UnaryOp::Floor => "Floor",
             UnaryOp::Reciprocal => "Reciprocal",
+            UnaryOp::Gelu => "Gelu",
         }
     }
 
@@ -118,6 +122,9 @@ pub enum BinaryOp {
     SigmoidGrad = 8,
     /// The gradient of tanh: `b * (1 - a^2)` with `a` the output, `b` the gradient.
     TanhGrad = 9,
+    /// The gradient of GELU: `b * (Φ(a) + a * φ(a))` with `a` the input, `b` the
+    /// gradient.
+    GeluGrad = 10,
 }
 
 impl BinaryOp {
@@ -134,6 +141,7 @@ impl BinaryOp {
         (BinaryOp::ReluGrad, "BIN_RELU_GRAD"),
         (BinaryOp::SigmoidGrad, "BIN_SIGMOID_GRAD"),
         (BinaryOp::TanhGrad, "BIN_TANH_GRAD"),
+        (BinaryOp::GeluGrad, "BIN_GELU_GRAD"),
     ];
 
     /// TensorFlow's op name.
@@ -149,6 +157,7 @@ impl BinaryOp {
             BinaryOp::ReluGrad => "ReluGrad",
             BinaryOp::SigmoidGrad => "SigmoidGrad",
             BinaryOp::TanhGrad => "TanhGrad",
+            BinaryOp::GeluGrad => "GeluGrad",
         }
     }
 
@@ -260,7 +269,7 @@ impl Graph {
         neg => Neg, exp => Exp, log => Log, sqrt => Sqrt, rsqrt => Rsqrt,
         square => Square, abs => Abs, relu => Relu, sigmoid => Sigmoid, tanh => Tanh,
         softplus => Softplus, sign => Sign, cos => Cos, sin => Sin, floor => Floor,
-        reciprocal => Reciprocal,
+        reciprocal => Reciprocal, gelu => Gelu,
     );
 
     binary_builders!(
@@ -307,7 +316,19 @@ pub fn unary(op: UnaryOp, x: f64) -> f64 {
         UnaryOp::Sin => x.sin(),
         UnaryOp::Floor => x.floor(),
         UnaryOp::Reciprocal => 1.0 / x,
+        UnaryOp::Gelu => x * normal_cdf(x),
     }
+}
+
+/// The standard normal distribution function, `Φ(x) = erfc(-x / √2) / 2` (no
+/// cancellation in the lower tail).
+fn normal_cdf(x: f64) -> f64 {
+    0.5 * libm::erfc(-x * std::f64::consts::FRAC_1_SQRT_2)
+}
+
+/// The standard normal density, `φ(x) = exp(-x² / 2) / √(2π)`.
+fn normal_pdf(x: f64) -> f64 {
+    (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
 }
 
 /// Applies a binary op to one pair of elements of `dtype`.
@@ -335,6 +356,7 @@ pub fn binary(op: BinaryOp, a: f64, b: f64, dtype: DType) -> f64 {
         }
         BinaryOp::SigmoidGrad => b * a * (1.0 - a),
         BinaryOp::TanhGrad => b * (1.0 - a * a),
+        BinaryOp::GeluGrad => b * (normal_cdf(a) + a * normal_pdf(a)),
     };
     match dtype {
         // Integer arithmetic wraps, as on the device.
@@ -441,6 +463,7 @@ impl Family for UnaryOp {
                 let t = g.mul(dy, y2)?;
                 g.neg(t)?
             }
+            UnaryOp::Gelu => g.binary(BinaryOp::GeluGrad, xi, dy)?,
             UnaryOp::Sign | UnaryOp::Floor => return Ok(vec![None]),
         };
         Ok(vec![Some(r)])
@@ -462,8 +485,33 @@ impl Family for UnaryOp {
     }
 
     fn export(&self, e: &mut Export<'_>) {
-        e.attrs(vec![("T", TfAttr::Type(e.t()))]);
+        let t = e.t();
+        if let UnaryOp::Gelu = self {
+            // TF has no GELU kernel: tf.nn.gelu(approximate=False) composes it.
+            let x = e.input(0);
+            let cdf = tf_normal_cdf(e, &x);
+            let half = e.f32("mul/y", 0.5);
+            let half_x = tf_node(e, "mul", "Mul", vec![x, half]);
+            e.op = "Mul".into();
+            e.inputs = vec![half_x, cdf];
+        }
+        e.attrs(vec![("T", TfAttr::Type(t))]);
     }
+}
+
+/// A float helper node `<name>/<suffix>` of op `op`.
+fn tf_node(e: &mut Export<'_>, suffix: &str, op: &str, inputs: Vec<String>) -> String {
+    e.node(suffix, op, inputs, vec![("T", TfAttr::Type(DType::F32))])
+}
+
+/// Helper nodes computing `1 + erf(x / √2)` (twice the normal distribution function)
+/// as tf.nn.gelu spells it.
+fn tf_normal_cdf(e: &mut Export<'_>, x: &str) -> String {
+    let sqrt2 = e.f32("truediv/y", std::f32::consts::SQRT_2);
+    let z = tf_node(e, "truediv", "RealDiv", vec![x.into(), sqrt2]);
+    let erf = tf_node(e, "Erf", "Erf", vec![z]);
+    let one = e.f32("add/x", 1.0);
+    tf_node(e, "add", "AddV2", vec![one, erf])
 }
 
 impl Family for BinaryOp {
@@ -569,7 +617,28 @@ impl Family for BinaryOp {
     }
 
     fn export(&self, e: &mut Export<'_>) {
-        e.attrs(vec![("T", TfAttr::Type(e.t()))]);
+        let t = e.t();
+        if let BinaryOp::GeluGrad = self {
+            // dy * (Φ(x) + x φ(x)) = dy * ((1 + erf(x / √2)) / 2 + x exp(-x² / 2) / √(2π)).
+            let (x, dy) = (e.input(0), e.input(1));
+            let cdf2 = tf_normal_cdf(e, &x);
+            let half = e.f32("mul/y", 0.5);
+            let cdf = tf_node(e, "mul", "Mul", vec![cdf2, half]);
+            let sq = tf_node(e, "Square", "Square", vec![x.clone()]);
+            let c = e.f32("mul_1/y", -0.5);
+            let arg = tf_node(e, "mul_1", "Mul", vec![sq, c]);
+            let exp = tf_node(e, "Exp", "Exp", vec![arg]);
+            let k = e.f32(
+                "mul_2/y",
+                (1.0 / (2.0 * std::f64::consts::PI).sqrt()) as f32,
+            );
+            let pdf = tf_node(e, "mul_2", "Mul", vec![exp, k]);
+            let xpdf = tf_node(e, "mul_3", "Mul", vec![x, pdf]);
+            let d = tf_node(e, "add_1", "AddV2", vec![cdf, xpdf]);
+            e.op = "Mul".into();
+            e.inputs = vec![dy, d];
+        }
+        e.attrs(vec![("T", TfAttr::Type(t))]);
     }
 }
 

@@ -5,6 +5,56 @@
 //! primitives by the builder methods of the graph. The same [`infer`] function checks a
 //! node when it is added (shapes may hold `-1`, an unknown batch dimension) and resolves
 //! concrete shapes when the session plans a run.
+//!
+//! # Op families
+//!
+//! Ops are grouped in families, one module each beside one WGSL file: [`conv`]
+//! (`shaders/conv.wgsl`: convolutions, depthwise convolutions, pooling and their
+//! gradients) and [`elementwise`] (`shaders/elementwise.wgsl`: [`UnaryOp`], [`BinaryOp`],
+//! [`CompareOp`]). A family holds, for its ops, the graph builder methods, the shape
+//! and dtype rule, the gradient, the reference evaluation, the kernel binding and the
+//! TensorFlow spelling, as one implementation of the `Family` trait (`ops/family.rs`)
+//! per op enum. The passes (inference, autodiff, the reference interpreter, the
+//! planner's kernel recording, the GraphDef export) reach a family through that trait,
+//! and each of the family's methods matches its own enum with no catch-all arm. The
+//! ops not yet in a family module are matched by the passes directly.
+//!
+//! # Adding an op
+//!
+//! Take `depthwise_conv2d`, added to the [`conv`] family:
+//!
+//! 1. **The enum line.** Add the variants to the family's enum: `DepthwiseConv2D(Conv)`
+//!    and its two gradients in [`ConvOp`]. The compiler now lists every method of the
+//!    family that must handle them, and nothing outside the family.
+//! 2. **Name and builder.** `tf_name` gives TF's op name (`DepthwiseConv2dNative`); a
+//!    builder method on [`Graph`](crate::Graph) (`Graph::depthwise_conv2d`) adds the node.
+//! 3. **Shape and dtype.** `Family::infer` checks the inputs with the shared `Check`
+//!    helpers (arity, dtypes, ranks; InvalidArgument naming the op and the shapes) and
+//!    returns the output's dtype and shape, `-1` where unknown.
+//! 4. **Gradient.** `Family::grad` builds the gradient of each input from graph ops
+//!    (here the two backprop ops); a gradient op that has no gradient itself returns
+//!    `not_differentiable`.
+//! 5. **Reference.** `Family::eval` computes the output in `f64` with plain loops (the
+//!    family's `reference.rs`); it is the oracle every kernel is tested against.
+//! 6. **Kernel.** Write the WGSL entry point in the family's shader and bind it in
+//!    `Family::record` (the family's `kernel.rs`): the uniform mirrored field for field,
+//!    the bindings, the workgroups. Elementwise ops instead add a `case` to the shader's
+//!    switch and a row to the enum's `ALL` table, which defines the opcode constant the
+//!    case names (a test checks every opcode has its case and no other).
+//! 7. **Export.** `Family::export` sets TF's op, inputs and attrs on an
+//!    [`export::Export`]; where TF has no such kernel, spell it as TF composes it (GELU
+//!    is `0.5 * x * (1 + Erf(x / √2))`, as `tf.nn.gelu` builds it).
+//! 8. **Tests.** The kernel against the reference on random inputs and odd shapes
+//!    (`tests/engine/conv.rs`, `forward.rs`), the gradient against central finite
+//!    differences and the kernel's gradient against the reference's (`grads.rs`), and the
+//!    export in the TF interop graph that TensorFlow imports and runs
+//!    (`examples/tf_interop.rs`, checked by `tools/tf_interop.py` in CI).
+//!
+//! `depthwise_conv2d` touched `ops/conv/mod.rs` (enum, builder, shape rule, gradient,
+//! export), `ops/conv/reference.rs`, `ops/conv/kernel.rs`, `shaders/conv.wgsl`, two test
+//! files and the interop example. GELU touched `ops/elementwise.rs`,
+//! `shaders/elementwise.wgsl`, two test files and the interop example (and, being the
+//! first op needing `erf` in `f64`, the manifests for the `libm` dependency).
 
 use crate::tensor::{DType, HostTensor};
 

@@ -1,9 +1,9 @@
 //! The convolution family: 2-D convolutions and pooling over NHWC tensors, with their
 //! gradients (`shaders/conv.wgsl`).
 //!
-//! [`geometry`] holds the window arithmetic the shape rule, the reference
-//! ([`reference`]) and the kernels ([`kernel`]) share, so the three agree on every
-//! output size and padding.
+//! `geometry.rs` holds the window arithmetic the shape rule, the reference
+//! (`reference.rs`) and the kernel binding (`kernel.rs`) share, so the three agree on
+//! every output size and padding.
 
 mod geometry;
 mod kernel;

@@ -3,15 +3,15 @@
 use super::arena::{ApplyGroup, plan_arenas};
 use super::device::{AdapterSummary, Gpu, SessionConfig};
 use super::kernels::{Loc, Step};
-use super::plan::{Plan, ReadLayout};
+use super::plan::Plan;
+use super::readback::{Readback, ReadbackJob, Snapshot, map_and_read, map_bytes, read_back_later};
 use crate::error::{Error, Result};
 use crate::exec::{schedule, uninitialized};
 use crate::graph::{Graph, Operation, Tensor};
 use crate::ops::Op;
 use crate::rng::initial_value;
 use crate::tensor::{DType, HostTensor};
-use crate::worker::{Task, Worker, WorkerOptions};
-use crossbeam_channel::{Receiver, Sender};
+use crate::worker::{Worker, WorkerOptions};
 use std::collections::HashMap;
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
@@ -78,98 +78,9 @@ struct PlanKey {
 }
 
 /// A variable's buffer and whether it holds a value.
-struct VarSlot {
+pub(super) struct VarSlot {
     loc: Loc,
-    initialized: bool,
-}
-
-/// Bytes of variables on their way from the device, delivered by the readback thread.
-///
-/// Created by [`Session::snapshot_variables`] or [`Session::run_and_snapshot`]: the device
-/// copy is recorded with the submission, the mapping and the copy to host memory happen
-/// on another thread, so the training thread never waits for them.
-pub struct Snapshot {
-    rx: Receiver<Result<Vec<HostTensor>>>,
-}
-
-impl Snapshot {
-    /// Another handle on the same delivery (whichever waits first gets the values).
-    pub fn clone_handle(&self) -> Snapshot {
-        Snapshot {
-            rx: self.rx.clone(),
-        }
-    }
-
-    /// A snapshot of values already on the host.
-    pub fn ready(values: Vec<HostTensor>) -> Snapshot {
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        let _ = tx.send(Ok(values));
-        Snapshot { rx }
-    }
-
-    /// Blocks until the bytes arrive.
-    pub fn wait(self) -> Result<Vec<HostTensor>> {
-        self.rx
-            .recv()
-            .map_err(|_| Error::aborted("the snapshot's readback thread stopped"))?
-    }
-
-    /// Blocks until the bytes arrive, for at most `timeout` (then DeadlineExceeded;
-    /// the values may still arrive on another handle).
-    pub fn wait_timeout(self, timeout: std::time::Duration) -> Result<Vec<HostTensor>> {
-        self.rx.recv_timeout(timeout).map_err(|e| match e {
-            crossbeam_channel::RecvTimeoutError::Timeout => Error::new(
-                crate::Code::DeadlineExceeded,
-                format!(
-                    "the snapshot's values did not arrive within {:.1} s",
-                    timeout.as_secs_f64()
-                ),
-            ),
-            crossbeam_channel::RecvTimeoutError::Disconnected => {
-                Error::aborted("the snapshot's readback thread stopped")
-            }
-        })?
-    }
-
-    /// The bytes if they have arrived.
-    pub fn try_get(&self) -> Option<Result<Vec<HostTensor>>> {
-        self.rx.try_recv().ok()
-    }
-
-    /// The channel the bytes arrive on (for `select!`).
-    pub fn receiver(&self) -> &Receiver<Result<Vec<HostTensor>>> {
-        &self.rx
-    }
-}
-
-struct ReadbackJob {
-    staging: wgpu::Buffer,
-    index: wgpu::SubmissionIndex,
-    layout: Arc<ReadLayout>,
-    reply: Sender<Result<Vec<HostTensor>>>,
-    /// Where the staging buffer goes back once read (a plan's pool), if anywhere.
-    recycle: Option<Arc<std::sync::Mutex<Vec<wgpu::Buffer>>>>,
-}
-
-/// Hands `staging` (filled by submission `index`) to the readback thread, which
-/// maps it once the device is done and delivers its tensors on the returned
-/// snapshot; the buffer then goes back to `recycle`, if given.
-fn read_back_later(
-    jobs: &Worker<ReadbackJob>,
-    staging: wgpu::Buffer,
-    index: &wgpu::SubmissionIndex,
-    layout: &Arc<ReadLayout>,
-    recycle: Option<Arc<std::sync::Mutex<Vec<wgpu::Buffer>>>>,
-) -> Result<Snapshot> {
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    jobs.submit(ReadbackJob {
-        staging,
-        index: index.clone(),
-        layout: Arc::clone(layout),
-        reply: tx,
-        recycle,
-    })?;
-    Ok(Snapshot { rx })
+    pub(super) initialized: bool,
 }
 
 /// Records on the host what a submitted run did: the variables it assigned now hold a
@@ -192,98 +103,6 @@ fn record_effects(
             }
         }
     }
-}
-
-/// Maps the staging buffers of readback jobs once the device is done with them and
-/// delivers their tensors (the session's background worker).
-struct Readback {
-    device: wgpu::Device,
-    timeout: Option<std::time::Duration>,
-}
-
-impl Task for Readback {
-    type Job = ReadbackJob;
-
-    fn run(&mut self, job: ReadbackJob) -> Result<()> {
-        let r = map_and_read(
-            &self.device,
-            &job.staging,
-            job.index,
-            &job.layout,
-            self.timeout,
-        );
-        if let (Ok(_), Some(pool)) = (&r, &job.recycle)
-            && let Ok(mut p) = pool.lock()
-            && p.len() < 4
-        {
-            p.push(job.staging.clone());
-        }
-        // The error goes to whoever waits on the snapshot.
-        let _ = job.reply.send(r);
-        Ok(())
-    }
-}
-
-fn map_and_read(
-    device: &wgpu::Device,
-    staging: &wgpu::Buffer,
-    index: wgpu::SubmissionIndex,
-    layout: &[(u64, DType, Vec<usize>)],
-    timeout: Option<std::time::Duration>,
-) -> Result<Vec<HostTensor>> {
-    map_bytes(device, staging, index, timeout, |data| {
-        layout
-            .iter()
-            .map(|(off, dtype, shape)| {
-                let len = (shape.iter().product::<usize>() * dtype.device_size()) as u64;
-                let bytes = &data[*off as usize..(*off + len) as usize];
-                HostTensor::from_device_bytes(*dtype, shape, bytes)
-            })
-            .collect()
-    })
-}
-
-/// Waits for submission `index`, maps `staging` and returns what `read` makes of its
-/// bytes.
-fn map_bytes<T>(
-    device: &wgpu::Device,
-    staging: &wgpu::Buffer,
-    index: wgpu::SubmissionIndex,
-    timeout: Option<std::time::Duration>,
-    read: impl FnOnce(&[u8]) -> T,
-) -> Result<T> {
-    let slice = staging.slice(..);
-    let (tx, rx) = crossbeam_channel::bounded(1);
-    slice.map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    device
-        .poll(wgpu::PollType::Wait {
-            submission_index: Some(index),
-            timeout,
-        })
-        .map_err(|e| match e {
-            wgpu::PollError::Timeout => Error::new(
-                crate::Code::DeadlineExceeded,
-                format!(
-                    "the device did not finish a submission within {:.1} s \
-                     (SessionConfig::operation_timeout_in_ms)",
-                    timeout.unwrap_or_default().as_secs_f64()
-                ),
-            ),
-            e => Error::aborted(format!("waiting for the device: {e}")),
-        })?;
-    rx.recv()
-        .map_err(|_| Error::aborted("buffer mapping was dropped"))?
-        .map_err(|e| Error::aborted(format!("mapping a readback buffer: {e}")))?;
-    let out = {
-        let data = slice
-            .get_mapped_range()
-            .map_err(|e| Error::internal(format!("reading a mapped buffer: {e}")))?;
-        read(&data)
-    };
-    staging.unmap();
-    Ok(out)
 }
 
 /// Records `steps` into `enc`: each kernel in a compute pass of its own (timed when
@@ -373,7 +192,7 @@ fn encode(
 pub struct Session {
     pub(super) graph: Arc<Graph>,
     pub(super) gpu: Arc<Gpu>,
-    vars: HashMap<usize, VarSlot>,
+    pub(super) vars: HashMap<usize, VarSlot>,
     consts: HashMap<usize, Loc>,
     plans: HashMap<PlanKey, Plan>,
     pub(super) groups: Vec<ApplyGroup>,
@@ -386,7 +205,7 @@ pub struct Session {
     /// Host copies of int64 scalar variables (the global step) known exactly: set when
     /// read or written, moved by the constant increments of each run, forgotten when a
     /// run changes them otherwise.
-    scalars: HashMap<usize, i64>,
+    pub(super) scalars: HashMap<usize, i64>,
     /// Averages marked gradients across processes, when set.
     pub(super) reducer: Option<Arc<dyn super::GradientReducer>>,
     /// Whether the current run has averaged its gradients.
@@ -1027,80 +846,6 @@ impl Session {
         Ok((outputs, snap))
     }
 
-    /// Copies variables to the host (blocking).
-    pub fn read_variables(&mut self, vars: &[Tensor]) -> Result<Vec<HostTensor>> {
-        let values = self.snapshot_variables(vars)?.wait()?;
-        for (v, t) in vars.iter().zip(&values) {
-            self.note_scalar(v.0, t);
-        }
-        Ok(values)
-    }
-
-    /// The value of int64 scalar variable `var` (the global step) after the last run,
-    /// when the host knows it exactly (it was read or written, and runs since changed
-    /// it only by constant increments); `None` otherwise. Costs nothing: hooks use it
-    /// instead of fetching the step every run.
-    pub fn known_scalar(&self, var: Tensor) -> Option<i64> {
-        self.scalars.get(&var.0).copied()
-    }
-
-    fn note_scalar(&mut self, id: usize, t: &HostTensor) {
-        if t.dtype() == DType::I64
-            && t.shape().is_empty()
-            && self.graph.is_variable(self.graph.handle(id))
-            && let Ok(v) = t.as_i64()
-        {
-            self.scalars.insert(id, v[0]);
-        }
-    }
-
-    /// Records a device copy of `vars` now and delivers their bytes later on a channel,
-    /// without blocking (for checkpoint and summary writers).
-    pub fn snapshot_variables(&mut self, vars: &[Tensor]) -> Result<Snapshot> {
-        Ok(self.run_and_snapshot(&[], &[], &[], vars)?.1)
-    }
-
-    /// Writes host values into variables (all are validated before any is written) and
-    /// marks them initialized.
-    pub fn write_variables(&mut self, values: &[(Tensor, HostTensor)]) -> Result<()> {
-        for (v, t) in values {
-            self.graph.check(*v)?;
-            let n = self.graph.node(*v);
-            if !self.graph.is_variable(*v) {
-                return Err(Error::invalid_argument(format!(
-                    "'{}' is not a variable",
-                    n.name
-                )));
-            }
-            let want: Vec<usize> = n.shape.iter().map(|&d| d as usize).collect();
-            if t.dtype() != n.dtype || t.shape() != want.as_slice() {
-                return Err(Error::invalid_argument(format!(
-                    "cannot write a {} tensor of shape {:?} into variable '{}' of {} {}",
-                    t.dtype(),
-                    t.shape(),
-                    n.name,
-                    n.dtype,
-                    crate::tensor::shape_str(&n.shape)
-                )));
-            }
-        }
-        for (v, t) in values {
-            let loc = self.var_loc(v.0)?;
-            if !t.is_empty() {
-                self.gpu
-                    .queue
-                    .write_buffer(&loc.buf, loc.offset, &t.device_bytes());
-            }
-            if let Some(s) = self.vars.get_mut(&v.0) {
-                s.initialized = true;
-            }
-            self.scalars.remove(&v.0);
-            self.note_scalar(v.0, t);
-        }
-        self.gpu.queue.submit(std::iter::empty());
-        Ok(())
-    }
-
     /// Destroys the device under this session, as a driver reset or a removed GPU would:
     /// every session on it then fails with Aborted, and a new session gets a fresh device.
     /// For testing recovery.
@@ -1111,20 +856,5 @@ impl Session {
         self.gpu
             .lost
             .store(true, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Whether variable `var` holds a value.
-    pub fn is_initialized(&self, var: Tensor) -> bool {
-        self.vars.get(&var.0).is_some_and(|s| s.initialized)
-    }
-
-    /// The global and local variables that hold no value yet (TF's
-    /// `report_uninitialized_variables`).
-    pub fn uninitialized_variables(&self) -> Vec<Tensor> {
-        let mut all = self.graph.global_variables();
-        all.extend(self.graph.local_variables());
-        all.into_iter()
-            .filter(|v| !self.is_initialized(*v))
-            .collect()
     }
 }

@@ -15,7 +15,7 @@ use crate::proto::{
 use crate::tensor::TfDType;
 use std::collections::BTreeMap;
 use wgtrain_engine::ops::export::{Export, TfAttr, TfNode};
-use wgtrain_engine::ops::{Initializer, StridedSpec, XentDy};
+use wgtrain_engine::ops::{Initializer, StridedSpec};
 use wgtrain_engine::{DType, Graph, HostTensor, Op, Tensor};
 
 /// The `versions.producer` TF 2.21 writes.
@@ -275,529 +275,475 @@ pub fn graph_def(g: &Graph) -> GraphDef {
             }
         };
         let mut op = n.op.tf_name().to_string();
-        match &n.op {
-            Op::Placeholder => {
-                set(
-                    &mut attrs,
-                    vec![
-                        ("dtype", ty(n.dtype)),
-                        ("shape", attr(AttrKind::Shape(shape_proto(&n.shape)))),
-                    ],
-                );
-            }
-            Op::Variable { .. } => {
-                set(
-                    &mut attrs,
-                    vec![
-                        ("dtype", ty(n.dtype)),
-                        ("shape", attr(AttrKind::Shape(shape_proto(&n.shape)))),
-                        ("container", s("")),
-                        ("shared_name", s("")),
-                    ],
-                );
-            }
-            Op::Const(v) => {
-                set(
-                    &mut attrs,
-                    vec![
-                        ("dtype", ty(n.dtype)),
-                        ("value", attr(AttrKind::Tensor(tensor_proto(v)))),
-                    ],
-                );
-            }
-            Op::InitialValue { init, seed } => {
-                let dims: Vec<usize> = n.shape.iter().map(|&d| d.max(0) as usize).collect();
-                let fill = |v: f64| {
-                    let count = dims.iter().product::<usize>();
-                    HostTensor::from_f64(n.dtype, &dims, &vec![v; count])
-                        .unwrap_or_else(|_| HostTensor::zeros(n.dtype, &dims))
-                };
-                // (random op, scale, offset) as TF's initializers build them.
-                let (fan_in, fan_out) = match n.shape.len() {
-                    0 => (1.0, 1.0),
-                    1 => (n.shape[0] as f64, n.shape[0] as f64),
-                    r => {
-                        let field: f64 = n.shape[..r - 2].iter().map(|&d| d as f64).product();
-                        (n.shape[r - 2] as f64 * field, n.shape[r - 1] as f64 * field)
-                    }
-                };
-                let random = match init {
-                    Initializer::RandomUniform { min, max } => {
-                        Some(("RandomUniform", max - min, *min))
-                    }
-                    Initializer::GlorotUniform => {
-                        let limit = (6.0 / (fan_in + fan_out)).sqrt();
-                        Some(("RandomUniform", 2.0 * limit, -limit))
-                    }
-                    Initializer::RandomNormal { mean, stddev } => {
-                        Some(("RandomStandardNormal", *stddev, *mean))
-                    }
-                    Initializer::TruncatedNormal { mean, stddev } => {
-                        Some(("TruncatedNormal", *stddev, *mean))
-                    }
-                    // Keras' glorot_normal: a truncated normal of this deviation.
-                    Initializer::GlorotNormal => Some((
-                        "TruncatedNormal",
-                        (2.0 / (fan_in + fan_out)).sqrt() / 0.879_625_661_034_239_8,
-                        0.0,
-                    )),
-                    _ => None,
-                };
-                match random {
-                    Some((random_op, scale, offset)) => {
-                        let shape = e.i32s("shape", &n.shape);
-                        let seeds = |v: u64| attr(AttrKind::I((v & 0x7fff_ffff) as i64));
-                        let r = e.node(
-                            random_op,
-                            random_op,
-                            vec![shape],
-                            vec![
-                                ("dtype", ty(n.dtype)),
-                                ("T", ty(DType::I32)),
-                                ("seed", seeds(seed.0)),
-                                ("seed2", seeds(seed.1)),
-                            ],
-                        );
-                        let scale = e.f32("scale", scale as f32);
-                        let scaled = e.node("mul", "Mul", vec![r, scale], vec![("T", ty(n.dtype))]);
-                        let offset = e.f32("offset", offset as f32);
-                        op = "AddV2".into();
-                        inputs = vec![scaled, offset];
-                        set(&mut attrs, vec![("T", ty(n.dtype))]);
-                    }
-                    None => {
-                        let value = match init {
-                            Initializer::Ones => fill(1.0),
-                            Initializer::Constant(c) => fill(*c),
-                            Initializer::Value(v) => v.clone(),
-                            _ => HostTensor::zeros(n.dtype, &dims),
-                        };
-                        op = "Const".into();
-                        set(
-                            &mut attrs,
-                            vec![
-                                ("dtype", ty(n.dtype)),
-                                ("value", attr(AttrKind::Tensor(tensor_proto(&value)))),
-                            ],
-                        );
-                    }
-                }
-            }
-            Op::MatMul {
-                transpose_a,
-                transpose_b,
-            } => {
-                attrs.insert("T".into(), ty(input_dtype));
-                if n.shape.len() > 2 {
-                    op = "BatchMatMulV2".into();
-                    attrs.insert("adj_x".into(), b(*transpose_a));
-                    attrs.insert("adj_y".into(), b(*transpose_b));
-                } else {
-                    attrs.insert("transpose_a".into(), b(*transpose_a));
-                    attrs.insert("transpose_b".into(), b(*transpose_b));
-                }
-            }
-            Op::Reduce {
-                axes, keep_dims, ..
-            } => {
-                let a: Vec<i64> = axes.iter().map(|&x| x as i64).collect();
-                inputs.push(e.i32s("reduction_indices", &a));
-                set(
-                    &mut attrs,
-                    vec![
-                        ("T", ty(input_dtype)),
-                        ("Tidx", ty(DType::I32)),
-                        ("keep_dims", b(*keep_dims)),
-                    ],
-                );
-            }
-            Op::Reshape(target) => {
-                inputs.push(e.i32s("shape", target));
-                set(
-                    &mut attrs,
-                    vec![("T", ty(input_dtype)), ("Tshape", ty(DType::I32))],
-                );
-            }
-            Op::ReshapeLike => {
-                inputs[1] = e.shape("Shape", &name_of(1), dtype_of(1));
-                set(
-                    &mut attrs,
-                    vec![("T", ty(input_dtype)), ("Tshape", ty(DType::I32))],
-                );
-            }
-            Op::BroadcastLike { mean } => {
-                let shape = e.shape("Shape", &name_of(1), dtype_of(1));
-                if *mean {
-                    // The gradient of a mean: broadcast, then divide by the elements
-                    // each value was the mean of.
-                    let wide = e.node(
-                        "BroadcastTo",
-                        "BroadcastTo",
-                        vec![name_of(0), shape],
-                        vec![("T", ty(input_dtype)), ("Tidx", ty(DType::I32))],
-                    );
-                    let all = e.size("Size", &name_of(1), dtype_of(1));
-                    let few = e.size("Size_1", &name_of(0), input_dtype);
-                    let per = e.node(
-                        "floordiv",
-                        "FloorDiv",
-                        vec![all, few],
-                        vec![("T", ty(DType::I32))],
-                    );
-                    let per = e.cast_f32("Cast", per);
-                    op = "RealDiv".into();
-                    inputs = vec![wide, per];
-                    set(&mut attrs, vec![("T", ty(input_dtype))]);
-                } else {
-                    inputs[1] = shape;
+        let dtypes = (0..n.inputs.len()).map(dtype_of).collect();
+        let mut x = Export::new(&n.name, &op, n.dtype, &n.shape, inputs.clone(), dtypes);
+        if n.op.export(&mut x) {
+            let (extra, node) = x.finish();
+            e.extra.extend(extra.into_iter().map(node_def_of));
+            op = node.op;
+            inputs = node.inputs;
+            attrs.extend(node.attrs.into_iter().map(|(k, v)| (k, tf_attr(v))));
+        } else {
+            match &n.op {
+                Op::Placeholder => {
                     set(
                         &mut attrs,
-                        vec![("T", ty(input_dtype)), ("Tidx", ty(DType::I32))],
+                        vec![
+                            ("dtype", ty(n.dtype)),
+                            ("shape", attr(AttrKind::Shape(shape_proto(&n.shape)))),
+                        ],
                     );
                 }
-            }
-            Op::SumLike => {
-                // TF's gradient of a broadcast: the broadcast axes from the two shapes,
-                // summed over, then reshaped to the operand's shape.
-                let target = e.shape("Shape", &name_of(1), dtype_of(1));
-                let from = e.shape("Shape_1", &name_of(0), input_dtype);
-                let axes = e.node(
-                    "BroadcastGradientArgs",
-                    "BroadcastGradientArgs",
-                    vec![target.clone(), from],
-                    vec![("T", ty(DType::I32))],
-                );
-                let sum = e.node(
-                    "Sum",
-                    "Sum",
-                    vec![name_of(0), axes],
-                    vec![
-                        ("T", ty(input_dtype)),
-                        ("Tidx", ty(DType::I32)),
-                        ("keep_dims", b(false)),
-                    ],
-                );
-                op = "Reshape".into();
-                inputs = vec![sum, target];
-                set(
-                    &mut attrs,
-                    vec![("T", ty(input_dtype)), ("Tshape", ty(DType::I32))],
-                );
-            }
-            Op::Transpose(perm) => {
-                let p: Vec<i64> = perm.iter().map(|&x| x as i64).collect();
-                inputs.push(e.i32s("perm", &p));
-                set(
-                    &mut attrs,
-                    vec![("T", ty(input_dtype)), ("Tperm", ty(DType::I32))],
-                );
-            }
-            Op::Cast(to) => {
-                set(
-                    &mut attrs,
-                    vec![
-                        ("SrcT", ty(input_dtype)),
-                        ("DstT", ty(*to)),
-                        ("Truncate", b(false)),
-                    ],
-                );
-            }
-            Op::ArgMax { axis } => {
-                inputs.push(e.i32("dimension", *axis as i64));
-                set(
-                    &mut attrs,
-                    vec![
-                        ("T", ty(input_dtype)),
-                        ("Tidx", ty(DType::I32)),
-                        ("output_type", ty(DType::I32)),
-                    ],
-                );
-            }
-            Op::OneHot {
-                depth,
-                on_value,
-                off_value,
-            } => {
-                inputs.push(e.i32("depth", *depth as i64));
-                inputs.push(e.f32("on_value", *on_value));
-                inputs.push(e.f32("off_value", *off_value));
-                set(
-                    &mut attrs,
-                    vec![
-                        ("T", ty(DType::F32)),
-                        ("TI", ty(input_dtype)),
-                        ("axis", attr(AttrKind::I(-1))),
-                    ],
-                );
-            }
-            Op::BiasAdd => {
-                set(
-                    &mut attrs,
-                    vec![("T", ty(input_dtype)), ("data_format", s("NHWC"))],
-                );
-            }
-            Op::SparseSoftmaxXent => {
-                set(
-                    &mut attrs,
-                    vec![("T", ty(DType::F32)), ("Tlabels", ty(DType::I32))],
-                );
-            }
-            Op::XentGrad { sparse, dy } => {
-                // TF's gradient: the backprop output of the loss op on the same logits
-                // and labels, times the incoming gradient per row.
-                let (xent_op, xent_attrs) = if *sparse {
-                    (
-                        "SparseSoftmaxCrossEntropyWithLogits",
-                        vec![("T", ty(DType::F32)), ("Tlabels", ty(DType::I32))],
-                    )
-                } else {
-                    ("SoftmaxCrossEntropyWithLogits", vec![("T", ty(DType::F32))])
-                };
-                let xent = e.node(xent_op, xent_op, vec![name_of(0), name_of(1)], xent_attrs);
-                let scale = match dy {
-                    XentDy::PerRow => {
-                        let axis = e.i32("dim", -1);
-                        e.node(
-                            "ExpandDims",
-                            "ExpandDims",
-                            vec![name_of(2), axis],
-                            vec![("T", ty(DType::F32)), ("Tdim", ty(DType::I32))],
-                        )
-                    }
-                    XentDy::Scalar => name_of(2),
-                    XentDy::Mean => {
-                        let labels = e.size("Size", &name_of(1), dtype_of(1));
-                        let rows = if *sparse {
-                            labels
-                        } else {
-                            let classes = e.i32("classes", n.shape.last().copied().unwrap_or(1));
-                            e.node(
-                                "floordiv",
-                                "FloorDiv",
-                                vec![labels, classes],
-                                vec![("T", ty(DType::I32))],
-                            )
-                        };
-                        let rows = e.cast_f32("Cast", rows);
-                        e.node(
-                            "truediv",
-                            "RealDiv",
-                            vec![name_of(2), rows],
-                            vec![("T", ty(DType::F32))],
-                        )
-                    }
-                };
-                op = "Mul".into();
-                inputs = vec![scale, format!("{xent}:1")];
-                set(&mut attrs, vec![("T", ty(DType::F32))]);
-            }
-            Op::Conv(_) | Op::Unary(_) | Op::Binary(_) | Op::Compare(_) => {
-                let dtypes = (0..n.inputs.len()).map(dtype_of).collect();
-                let mut x = Export::new(&n.name, &op, n.dtype, &n.shape, inputs.clone(), dtypes);
-                n.op.export(&mut x);
-                let (extra, node) = x.finish();
-                e.extra.extend(extra.into_iter().map(node_def_of));
-                op = node.op;
-                inputs = node.inputs;
-                attrs.extend(node.attrs.into_iter().map(|(k, v)| (k, tf_attr(v))));
-            }
-            Op::Slice { begin, size } => {
-                inputs.push(e.i32s("begin", begin));
-                inputs.push(e.i32s("size", size));
-                set(
-                    &mut attrs,
-                    vec![("T", ty(input_dtype)), ("Index", ty(DType::I32))],
-                );
-            }
-            Op::StridedSlice(spec) => {
-                inputs.push(e.i32s("stack", &spec.begin));
-                inputs.push(e.i32s("stack_1", &spec.end));
-                inputs.push(e.i32s("stack_2", &spec.strides));
-                set(&mut attrs, strided_attrs(spec, input_dtype));
-            }
-            Op::StridedSliceGrad(spec) => {
-                let shape = e.shape("Shape", &name_of(0), dtype_of(0));
-                let begin = e.i32s("stack", &spec.begin);
-                let end = e.i32s("stack_1", &spec.end);
-                let strides = e.i32s("stack_2", &spec.strides);
-                inputs = vec![shape, begin, end, strides, name_of(1)];
-                set(&mut attrs, strided_attrs(spec, dtype_of(1)));
-            }
-            Op::Pad { paddings, value } => {
-                let flat: Vec<i32> = paddings
-                    .iter()
-                    .flat_map(|p| [p[0] as i32, p[1] as i32])
-                    .collect();
-                let t = HostTensor::from_i32(&[paddings.len(), 2], flat)
-                    .unwrap_or_else(|_| HostTensor::zeros(DType::I32, &[0, 2]));
-                inputs.push(e.constant("paddings", &t));
-                let v = HostTensor::from_f64(input_dtype, &[], &[f64::from(*value)])
-                    .unwrap_or_else(|_| HostTensor::zeros(input_dtype, &[]));
-                inputs.push(e.constant("constant_values", &v));
-                set(
-                    &mut attrs,
-                    vec![("T", ty(input_dtype)), ("Tpaddings", ty(DType::I32))],
-                );
-            }
-            Op::Tile { multiples } => {
-                let m: Vec<i64> = multiples.iter().map(|&x| x as i64).collect();
-                inputs.push(e.i32s("multiples", &m));
-                set(
-                    &mut attrs,
-                    vec![("T", ty(input_dtype)), ("Tmultiples", ty(DType::I32))],
-                );
-            }
-            Op::Concat { axis } => {
-                inputs.push(e.i32("axis", *axis as i64));
-                set(
-                    &mut attrs,
-                    vec![
-                        ("T", ty(input_dtype)),
-                        ("N", attr(AttrKind::I(n.inputs.len() as i64))),
-                        ("Tidx", ty(DType::I32)),
-                    ],
-                );
-            }
-            Op::Gather { axis, .. } => {
-                inputs.push(e.i32("axis", *axis as i64));
-                set(
-                    &mut attrs,
-                    vec![
-                        ("Tparams", ty(input_dtype)),
-                        ("Tindices", ty(DType::I32)),
-                        ("Taxis", ty(DType::I32)),
-                        ("batch_dims", attr(AttrKind::I(0))),
-                    ],
-                );
-            }
-            Op::UnsortedSegmentSum { num_segments } => {
-                inputs.push(e.i32("num_segments", *num_segments as i64));
-                set(
-                    &mut attrs,
-                    vec![
-                        ("T", ty(DType::F32)),
-                        ("Tindices", ty(DType::I32)),
-                        ("Tnumsegments", ty(DType::I32)),
-                    ],
-                );
-            }
-            Op::Dropout { rate, seed } => {
-                // TF's dropout: a uniform draw per element kept where it reaches the
-                // rate, the kept scaled by 1 / (1 - rate). (wgtrain's masks are a pure
-                // function of the global step; TF draws its own.)
-                let shape = e.shape("Shape", &name_of(0), input_dtype);
-                let seeds = |v: u64| attr(AttrKind::I((v & 0x7fff_ffff) as i64));
-                let u = e.node(
-                    "random_uniform",
-                    "RandomUniform",
-                    vec![shape],
-                    vec![
-                        ("dtype", ty(DType::F32)),
-                        ("T", ty(DType::I32)),
-                        ("seed", seeds(seed.0)),
-                        ("seed2", seeds(seed.1)),
-                    ],
-                );
-                let r = e.f32("rate", *rate);
-                let keep = e.node(
-                    "GreaterEqual",
-                    "GreaterEqual",
-                    vec![u, r],
-                    vec![("T", ty(DType::F32))],
-                );
-                let mask = e.node(
-                    "Cast",
-                    "Cast",
-                    vec![keep],
-                    vec![
-                        ("SrcT", ty(DType::Bool)),
-                        ("DstT", ty(DType::F32)),
-                        ("Truncate", b(false)),
-                    ],
-                );
-                let scale = e.f32("scale", 1.0 / (1.0 - *rate));
-                let scaled = e.node(
-                    "mul",
-                    "Mul",
-                    vec![name_of(0), scale],
-                    vec![("T", ty(DType::F32))],
-                );
-                op = "Mul".into();
-                // The step input only orders the draw.
-                inputs = vec![scaled, mask, format!("^{}", name_of(1))];
-                set(&mut attrs, vec![("T", ty(DType::F32))]);
-            }
-            Op::Assign(_) => {
-                attrs.insert("T".into(), ty(n.dtype));
-                attrs.insert("use_locking".into(), b(false));
-                if op == "Assign" {
-                    attrs.insert("validate_shape".into(), b(true));
+                Op::Variable { .. } => {
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("dtype", ty(n.dtype)),
+                            ("shape", attr(AttrKind::Shape(shape_proto(&n.shape)))),
+                            ("container", s("")),
+                            ("shared_name", s("")),
+                        ],
+                    );
                 }
-            }
-            Op::ApplyGradientDescent => {
-                set(
-                    &mut attrs,
-                    vec![("T", ty(DType::F32)), ("use_locking", b(false))],
-                );
-            }
-            Op::ApplyRmsProp {
-                rho,
-                momentum,
-                epsilon,
-            } => {
-                // TF: (var, ms, mom, lr, rho, momentum, epsilon, grad).
-                e.before_grad(
-                    &mut inputs,
-                    &[
-                        ("rho", *rho),
-                        ("momentum", *momentum),
-                        ("epsilon", *epsilon),
-                    ],
-                );
-                set(
-                    &mut attrs,
-                    vec![("T", ty(DType::F32)), ("use_locking", b(false))],
-                );
-            }
-            Op::ApplyMomentum { momentum, nesterov } => {
-                // TF: (var, accum, lr, grad, momentum).
-                inputs.push(e.f32("momentum", *momentum));
-                set(
-                    &mut attrs,
-                    vec![
-                        ("T", ty(DType::F32)),
-                        ("use_locking", b(false)),
-                        ("use_nesterov", b(*nesterov)),
-                    ],
-                );
-            }
-            Op::ApplyAdam {
-                beta1,
-                beta2,
-                epsilon,
-                ..
-            } => {
-                // TF: (var, m, v, beta1_power, beta2_power, lr, beta1, beta2, epsilon,
-                // grad).
-                e.before_grad(
-                    &mut inputs,
-                    &[("beta1", *beta1), ("beta2", *beta2), ("epsilon", *epsilon)],
-                );
-                set(
-                    &mut attrs,
-                    vec![
-                        ("T", ty(DType::F32)),
-                        ("use_locking", b(false)),
-                        ("use_nesterov", b(false)),
-                    ],
-                );
-            }
-            Op::NoOp => {}
-            Op::Select => {
-                attrs.insert("T".into(), ty(n.dtype));
-            }
-            _ => {
-                attrs.insert("T".into(), ty(input_dtype));
+                Op::Const(v) => {
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("dtype", ty(n.dtype)),
+                            ("value", attr(AttrKind::Tensor(tensor_proto(v)))),
+                        ],
+                    );
+                }
+                Op::InitialValue { init, seed } => {
+                    let dims: Vec<usize> = n.shape.iter().map(|&d| d.max(0) as usize).collect();
+                    let fill = |v: f64| {
+                        let count = dims.iter().product::<usize>();
+                        HostTensor::from_f64(n.dtype, &dims, &vec![v; count])
+                            .unwrap_or_else(|_| HostTensor::zeros(n.dtype, &dims))
+                    };
+                    // (random op, scale, offset) as TF's initializers build them.
+                    let (fan_in, fan_out) = match n.shape.len() {
+                        0 => (1.0, 1.0),
+                        1 => (n.shape[0] as f64, n.shape[0] as f64),
+                        r => {
+                            let field: f64 = n.shape[..r - 2].iter().map(|&d| d as f64).product();
+                            (n.shape[r - 2] as f64 * field, n.shape[r - 1] as f64 * field)
+                        }
+                    };
+                    let random = match init {
+                        Initializer::RandomUniform { min, max } => {
+                            Some(("RandomUniform", max - min, *min))
+                        }
+                        Initializer::GlorotUniform => {
+                            let limit = (6.0 / (fan_in + fan_out)).sqrt();
+                            Some(("RandomUniform", 2.0 * limit, -limit))
+                        }
+                        Initializer::RandomNormal { mean, stddev } => {
+                            Some(("RandomStandardNormal", *stddev, *mean))
+                        }
+                        Initializer::TruncatedNormal { mean, stddev } => {
+                            Some(("TruncatedNormal", *stddev, *mean))
+                        }
+                        // Keras' glorot_normal: a truncated normal of this deviation.
+                        Initializer::GlorotNormal => Some((
+                            "TruncatedNormal",
+                            (2.0 / (fan_in + fan_out)).sqrt() / 0.879_625_661_034_239_8,
+                            0.0,
+                        )),
+                        _ => None,
+                    };
+                    match random {
+                        Some((random_op, scale, offset)) => {
+                            let shape = e.i32s("shape", &n.shape);
+                            let seeds = |v: u64| attr(AttrKind::I((v & 0x7fff_ffff) as i64));
+                            let r = e.node(
+                                random_op,
+                                random_op,
+                                vec![shape],
+                                vec![
+                                    ("dtype", ty(n.dtype)),
+                                    ("T", ty(DType::I32)),
+                                    ("seed", seeds(seed.0)),
+                                    ("seed2", seeds(seed.1)),
+                                ],
+                            );
+                            let scale = e.f32("scale", scale as f32);
+                            let scaled =
+                                e.node("mul", "Mul", vec![r, scale], vec![("T", ty(n.dtype))]);
+                            let offset = e.f32("offset", offset as f32);
+                            op = "AddV2".into();
+                            inputs = vec![scaled, offset];
+                            set(&mut attrs, vec![("T", ty(n.dtype))]);
+                        }
+                        None => {
+                            let value = match init {
+                                Initializer::Ones => fill(1.0),
+                                Initializer::Constant(c) => fill(*c),
+                                Initializer::Value(v) => v.clone(),
+                                _ => HostTensor::zeros(n.dtype, &dims),
+                            };
+                            op = "Const".into();
+                            set(
+                                &mut attrs,
+                                vec![
+                                    ("dtype", ty(n.dtype)),
+                                    ("value", attr(AttrKind::Tensor(tensor_proto(&value)))),
+                                ],
+                            );
+                        }
+                    }
+                }
+                Op::MatMul {
+                    transpose_a,
+                    transpose_b,
+                } => {
+                    attrs.insert("T".into(), ty(input_dtype));
+                    if n.shape.len() > 2 {
+                        op = "BatchMatMulV2".into();
+                        attrs.insert("adj_x".into(), b(*transpose_a));
+                        attrs.insert("adj_y".into(), b(*transpose_b));
+                    } else {
+                        attrs.insert("transpose_a".into(), b(*transpose_a));
+                        attrs.insert("transpose_b".into(), b(*transpose_b));
+                    }
+                }
+                Op::Reduce {
+                    axes, keep_dims, ..
+                } => {
+                    let a: Vec<i64> = axes.iter().map(|&x| x as i64).collect();
+                    inputs.push(e.i32s("reduction_indices", &a));
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("T", ty(input_dtype)),
+                            ("Tidx", ty(DType::I32)),
+                            ("keep_dims", b(*keep_dims)),
+                        ],
+                    );
+                }
+                Op::Reshape(target) => {
+                    inputs.push(e.i32s("shape", target));
+                    set(
+                        &mut attrs,
+                        vec![("T", ty(input_dtype)), ("Tshape", ty(DType::I32))],
+                    );
+                }
+                Op::ReshapeLike => {
+                    inputs[1] = e.shape("Shape", &name_of(1), dtype_of(1));
+                    set(
+                        &mut attrs,
+                        vec![("T", ty(input_dtype)), ("Tshape", ty(DType::I32))],
+                    );
+                }
+                Op::BroadcastLike { mean } => {
+                    let shape = e.shape("Shape", &name_of(1), dtype_of(1));
+                    if *mean {
+                        // The gradient of a mean: broadcast, then divide by the elements
+                        // each value was the mean of.
+                        let wide = e.node(
+                            "BroadcastTo",
+                            "BroadcastTo",
+                            vec![name_of(0), shape],
+                            vec![("T", ty(input_dtype)), ("Tidx", ty(DType::I32))],
+                        );
+                        let all = e.size("Size", &name_of(1), dtype_of(1));
+                        let few = e.size("Size_1", &name_of(0), input_dtype);
+                        let per = e.node(
+                            "floordiv",
+                            "FloorDiv",
+                            vec![all, few],
+                            vec![("T", ty(DType::I32))],
+                        );
+                        let per = e.cast_f32("Cast", per);
+                        op = "RealDiv".into();
+                        inputs = vec![wide, per];
+                        set(&mut attrs, vec![("T", ty(input_dtype))]);
+                    } else {
+                        inputs[1] = shape;
+                        set(
+                            &mut attrs,
+                            vec![("T", ty(input_dtype)), ("Tidx", ty(DType::I32))],
+                        );
+                    }
+                }
+                Op::SumLike => {
+                    // TF's gradient of a broadcast: the broadcast axes from the two shapes,
+                    // summed over, then reshaped to the operand's shape.
+                    let target = e.shape("Shape", &name_of(1), dtype_of(1));
+                    let from = e.shape("Shape_1", &name_of(0), input_dtype);
+                    let axes = e.node(
+                        "BroadcastGradientArgs",
+                        "BroadcastGradientArgs",
+                        vec![target.clone(), from],
+                        vec![("T", ty(DType::I32))],
+                    );
+                    let sum = e.node(
+                        "Sum",
+                        "Sum",
+                        vec![name_of(0), axes],
+                        vec![
+                            ("T", ty(input_dtype)),
+                            ("Tidx", ty(DType::I32)),
+                            ("keep_dims", b(false)),
+                        ],
+                    );
+                    op = "Reshape".into();
+                    inputs = vec![sum, target];
+                    set(
+                        &mut attrs,
+                        vec![("T", ty(input_dtype)), ("Tshape", ty(DType::I32))],
+                    );
+                }
+                Op::Transpose(perm) => {
+                    let p: Vec<i64> = perm.iter().map(|&x| x as i64).collect();
+                    inputs.push(e.i32s("perm", &p));
+                    set(
+                        &mut attrs,
+                        vec![("T", ty(input_dtype)), ("Tperm", ty(DType::I32))],
+                    );
+                }
+                Op::Cast(to) => {
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("SrcT", ty(input_dtype)),
+                            ("DstT", ty(*to)),
+                            ("Truncate", b(false)),
+                        ],
+                    );
+                }
+                Op::ArgMax { axis } => {
+                    inputs.push(e.i32("dimension", *axis as i64));
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("T", ty(input_dtype)),
+                            ("Tidx", ty(DType::I32)),
+                            ("output_type", ty(DType::I32)),
+                        ],
+                    );
+                }
+                Op::OneHot {
+                    depth,
+                    on_value,
+                    off_value,
+                } => {
+                    inputs.push(e.i32("depth", *depth as i64));
+                    inputs.push(e.f32("on_value", *on_value));
+                    inputs.push(e.f32("off_value", *off_value));
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("T", ty(DType::F32)),
+                            ("TI", ty(input_dtype)),
+                            ("axis", attr(AttrKind::I(-1))),
+                        ],
+                    );
+                }
+                Op::BiasAdd => {
+                    set(
+                        &mut attrs,
+                        vec![("T", ty(input_dtype)), ("data_format", s("NHWC"))],
+                    );
+                }
+                Op::Slice { begin, size } => {
+                    inputs.push(e.i32s("begin", begin));
+                    inputs.push(e.i32s("size", size));
+                    set(
+                        &mut attrs,
+                        vec![("T", ty(input_dtype)), ("Index", ty(DType::I32))],
+                    );
+                }
+                Op::StridedSlice(spec) => {
+                    inputs.push(e.i32s("stack", &spec.begin));
+                    inputs.push(e.i32s("stack_1", &spec.end));
+                    inputs.push(e.i32s("stack_2", &spec.strides));
+                    set(&mut attrs, strided_attrs(spec, input_dtype));
+                }
+                Op::StridedSliceGrad(spec) => {
+                    let shape = e.shape("Shape", &name_of(0), dtype_of(0));
+                    let begin = e.i32s("stack", &spec.begin);
+                    let end = e.i32s("stack_1", &spec.end);
+                    let strides = e.i32s("stack_2", &spec.strides);
+                    inputs = vec![shape, begin, end, strides, name_of(1)];
+                    set(&mut attrs, strided_attrs(spec, dtype_of(1)));
+                }
+                Op::Pad { paddings, value } => {
+                    let flat: Vec<i32> = paddings
+                        .iter()
+                        .flat_map(|p| [p[0] as i32, p[1] as i32])
+                        .collect();
+                    let t = HostTensor::from_i32(&[paddings.len(), 2], flat)
+                        .unwrap_or_else(|_| HostTensor::zeros(DType::I32, &[0, 2]));
+                    inputs.push(e.constant("paddings", &t));
+                    let v = HostTensor::from_f64(input_dtype, &[], &[f64::from(*value)])
+                        .unwrap_or_else(|_| HostTensor::zeros(input_dtype, &[]));
+                    inputs.push(e.constant("constant_values", &v));
+                    set(
+                        &mut attrs,
+                        vec![("T", ty(input_dtype)), ("Tpaddings", ty(DType::I32))],
+                    );
+                }
+                Op::Tile { multiples } => {
+                    let m: Vec<i64> = multiples.iter().map(|&x| x as i64).collect();
+                    inputs.push(e.i32s("multiples", &m));
+                    set(
+                        &mut attrs,
+                        vec![("T", ty(input_dtype)), ("Tmultiples", ty(DType::I32))],
+                    );
+                }
+                Op::Concat { axis } => {
+                    inputs.push(e.i32("axis", *axis as i64));
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("T", ty(input_dtype)),
+                            ("N", attr(AttrKind::I(n.inputs.len() as i64))),
+                            ("Tidx", ty(DType::I32)),
+                        ],
+                    );
+                }
+                Op::Gather { axis, .. } => {
+                    inputs.push(e.i32("axis", *axis as i64));
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("Tparams", ty(input_dtype)),
+                            ("Tindices", ty(DType::I32)),
+                            ("Taxis", ty(DType::I32)),
+                            ("batch_dims", attr(AttrKind::I(0))),
+                        ],
+                    );
+                }
+                Op::UnsortedSegmentSum { num_segments } => {
+                    inputs.push(e.i32("num_segments", *num_segments as i64));
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("T", ty(DType::F32)),
+                            ("Tindices", ty(DType::I32)),
+                            ("Tnumsegments", ty(DType::I32)),
+                        ],
+                    );
+                }
+                Op::Dropout { rate, seed } => {
+                    // TF's dropout: a uniform draw per element kept where it reaches the
+                    // rate, the kept scaled by 1 / (1 - rate). (wgtrain's masks are a pure
+                    // function of the global step; TF draws its own.)
+                    let shape = e.shape("Shape", &name_of(0), input_dtype);
+                    let seeds = |v: u64| attr(AttrKind::I((v & 0x7fff_ffff) as i64));
+                    let u = e.node(
+                        "random_uniform",
+                        "RandomUniform",
+                        vec![shape],
+                        vec![
+                            ("dtype", ty(DType::F32)),
+                            ("T", ty(DType::I32)),
+                            ("seed", seeds(seed.0)),
+                            ("seed2", seeds(seed.1)),
+                        ],
+                    );
+                    let r = e.f32("rate", *rate);
+                    let keep = e.node(
+                        "GreaterEqual",
+                        "GreaterEqual",
+                        vec![u, r],
+                        vec![("T", ty(DType::F32))],
+                    );
+                    let mask = e.node(
+                        "Cast",
+                        "Cast",
+                        vec![keep],
+                        vec![
+                            ("SrcT", ty(DType::Bool)),
+                            ("DstT", ty(DType::F32)),
+                            ("Truncate", b(false)),
+                        ],
+                    );
+                    let scale = e.f32("scale", 1.0 / (1.0 - *rate));
+                    let scaled = e.node(
+                        "mul",
+                        "Mul",
+                        vec![name_of(0), scale],
+                        vec![("T", ty(DType::F32))],
+                    );
+                    op = "Mul".into();
+                    // The step input only orders the draw.
+                    inputs = vec![scaled, mask, format!("^{}", name_of(1))];
+                    set(&mut attrs, vec![("T", ty(DType::F32))]);
+                }
+                Op::Assign(_) => {
+                    attrs.insert("T".into(), ty(n.dtype));
+                    attrs.insert("use_locking".into(), b(false));
+                    if op == "Assign" {
+                        attrs.insert("validate_shape".into(), b(true));
+                    }
+                }
+                Op::ApplyGradientDescent => {
+                    set(
+                        &mut attrs,
+                        vec![("T", ty(DType::F32)), ("use_locking", b(false))],
+                    );
+                }
+                Op::ApplyRmsProp {
+                    rho,
+                    momentum,
+                    epsilon,
+                } => {
+                    // TF: (var, ms, mom, lr, rho, momentum, epsilon, grad).
+                    e.before_grad(
+                        &mut inputs,
+                        &[
+                            ("rho", *rho),
+                            ("momentum", *momentum),
+                            ("epsilon", *epsilon),
+                        ],
+                    );
+                    set(
+                        &mut attrs,
+                        vec![("T", ty(DType::F32)), ("use_locking", b(false))],
+                    );
+                }
+                Op::ApplyMomentum { momentum, nesterov } => {
+                    // TF: (var, accum, lr, grad, momentum).
+                    inputs.push(e.f32("momentum", *momentum));
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("T", ty(DType::F32)),
+                            ("use_locking", b(false)),
+                            ("use_nesterov", b(*nesterov)),
+                        ],
+                    );
+                }
+                Op::ApplyAdam {
+                    beta1,
+                    beta2,
+                    epsilon,
+                    ..
+                } => {
+                    // TF: (var, m, v, beta1_power, beta2_power, lr, beta1, beta2, epsilon,
+                    // grad).
+                    e.before_grad(
+                        &mut inputs,
+                        &[("beta1", *beta1), ("beta2", *beta2), ("epsilon", *epsilon)],
+                    );
+                    set(
+                        &mut attrs,
+                        vec![
+                            ("T", ty(DType::F32)),
+                            ("use_locking", b(false)),
+                            ("use_nesterov", b(false)),
+                        ],
+                    );
+                }
+                Op::NoOp => {}
+                Op::Select => {
+                    attrs.insert("T".into(), ty(n.dtype));
+                }
+                _ => {
+                    attrs.insert("T".into(), ty(input_dtype));
+                }
             }
         }
         inputs.extend(

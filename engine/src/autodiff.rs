@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Tensor};
-use crate::ops::{Family, Op, ReduceOp, StridedSpec, XentDy};
+use crate::ops::{Family, Op, ReduceOp, StridedSpec};
 use crate::tensor::{DType, HostTensor};
 
 /// Adds the gradients of `sum(ys)` with respect to each of `xs` (TF's `tf.gradients`).
@@ -246,49 +246,7 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
         }
         Op::BroadcastLike { mean: false } => Ok(vec![Some(g.sum_like(dy, x(0))?), None]),
         Op::SumLike => Ok(vec![Some(g.broadcast_like(dy, x(0))?), None]),
-        Op::Softmax => {
-            let gy = g.mul(dy, y)?;
-            let s = g.reduce_sum(gy, &[-1], true)?;
-            let d = g.sub(dy, s)?;
-            one(g.mul(d, y)?)
-        }
-        Op::LogSoftmax => {
-            let e = g.exp(y)?;
-            let s = g.reduce_sum(dy, &[-1], true)?;
-            let t = g.mul(e, s)?;
-            one(g.sub(dy, t)?)
-        }
-        Op::SoftmaxXent | Op::SparseSoftmaxXent => {
-            let (logits, labels) = (x(0), x(1));
-            let sparse = matches!(n.op, Op::SparseSoftmaxXent);
-            // The gradient of a mean or sum of the losses arrives as a broadcast scalar:
-            // read the scalar directly (divided by the rows for a mean) in the kernel.
-            let (dy_in, mode) = match &g.node(dy).op {
-                Op::BroadcastLike { mean }
-                    if g.shape(g.node(dy).inputs[0]).iter().all(|&d| d == 1) =>
-                {
-                    (
-                        g.node(dy).inputs[0],
-                        if *mean { XentDy::Mean } else { XentDy::Scalar },
-                    )
-                }
-                _ => (dy, XentDy::PerRow),
-            };
-            let dl = g.add_op(
-                Op::XentGrad { sparse, dy: mode },
-                &[logits, labels, dy_in],
-                "xent_grad",
-            )?;
-            let dlabels = if sparse {
-                None
-            } else {
-                let ge = g.expand_dims(dy, -1)?;
-                let ls = g.log_softmax(logits)?;
-                let t = g.mul(ls, ge)?;
-                Some(g.neg(t)?)
-            };
-            Ok(vec![Some(dl), dlabels])
-        }
+        Op::Softmax(s) => s.grad(g, &n, y, dy),
         Op::ArgMax { .. } | Op::OneHot { .. } => Ok(vec![None; n.inputs.len()]),
         Op::Conv(c) => c.grad(g, &n, y, dy),
         Op::Slice { begin, size } => {
@@ -422,9 +380,6 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             )?),
             None,
         ]),
-        Op::XentGrad { .. } => Err(Error::unimplemented(
-            "second-order gradient of the cross-entropy is not implemented",
-        )),
         Op::BroadcastLike { mean: true } => Err(Error::unimplemented(
             "gradient of a mean's gradient is not implemented",
         )),

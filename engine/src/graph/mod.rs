@@ -8,7 +8,6 @@
 
 mod array;
 mod math;
-mod nn;
 mod summaries;
 mod variables;
 

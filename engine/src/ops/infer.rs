@@ -670,89 +670,7 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             shape.push(*depth as i64);
             out(DType::F32, shape)
         }
-        Op::Softmax | Op::LogSoftmax => {
-            arity(1)?;
-            float_only(0)?;
-            if shapes[0].is_empty() {
-                return Err(err(op, "logits must have rank >= 1".into()));
-            }
-            out(DType::F32, shapes[0].clone())
-        }
-        Op::SoftmaxXent | Op::SparseSoftmaxXent => {
-            arity(2)?;
-            float_only(0)?;
-            let (l, y) = (&shapes[0], &shapes[1]);
-            if l.len() != 2 {
-                return Err(err(
-                    op,
-                    format!("logits must be rank 2, got {}", shape_str(l)),
-                ));
-            }
-            let sparse = matches!(op, Op::SparseSoftmaxXent);
-            if sparse {
-                if !matches!(dtypes[1], DType::I32 | DType::U32) {
-                    return Err(err(op, format!("labels must be int32, got {}", dtypes[1])));
-                }
-                if y.len() != 1 || !dims_match(y[0], l[0]) {
-                    return Err(err(
-                        op,
-                        format!(
-                            "labels of shape {} do not match logits of shape {}",
-                            shape_str(y),
-                            shape_str(l)
-                        ),
-                    ));
-                }
-            } else {
-                same_dtype(0, 1)?;
-                if y.len() != 2 || !dims_match(y[0], l[0]) || !dims_match(y[1], l[1]) {
-                    return Err(err(
-                        op,
-                        format!(
-                            "logits and labels must be the same size: logits {} labels {}",
-                            shape_str(l),
-                            shape_str(y)
-                        ),
-                    ));
-                }
-            }
-            out(DType::F32, vec![l[0]])
-        }
-        Op::XentGrad { sparse, dy } => {
-            arity(3)?;
-            float_only(0)?;
-            float_only(2)?;
-            let l = &shapes[0];
-            if l.len() != 2 {
-                return Err(err(
-                    op,
-                    format!("logits must be rank 2, got {}", shape_str(l)),
-                ));
-            }
-            let labels_ok = if *sparse {
-                matches!(dtypes[1], DType::I32 | DType::U32) && shapes[1].len() == 1
-            } else {
-                dtypes[1] == DType::F32 && compatible(&shapes[1], l)
-            };
-            let dy_ok = if *dy != super::XentDy::PerRow {
-                shapes[2].iter().all(|&d| d == 1)
-            } else {
-                shapes[2].len() == 1 && dims_match(shapes[2][0], l[0])
-            };
-            if !labels_ok || !dy_ok {
-                return Err(err(
-                    op,
-                    format!(
-                        "logits {}, labels {} {}, dy {} do not fit",
-                        shape_str(l),
-                        dtypes[1],
-                        shape_str(&shapes[1]),
-                        shape_str(&shapes[2])
-                    ),
-                ));
-            }
-            out(DType::F32, l.clone())
-        }
+        Op::Softmax(s) => s.infer(dtypes, shapes),
         Op::Assign(a) => {
             arity(2)?;
             same_dtype(0, 1)?;
@@ -807,7 +725,7 @@ pub(crate) fn dims_match(a: i64, b: i64) -> bool {
     a < 0 || b < 0 || a == b
 }
 
-fn compatible(a: &[i64], b: &[i64]) -> bool {
+pub(crate) fn compatible(a: &[i64], b: &[i64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| dims_match(x, y))
 }
 

@@ -69,28 +69,6 @@ pub struct UpdateInputs {
     pub powers: Option<(usize, usize)>,
 }
 
-/// How the incoming gradient of a cross-entropy gradient ([`Op::XentGrad`]) is given.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum XentDy {
-    /// One value per row.
-    PerRow,
-    /// One scalar for every row (the gradient of a sum of the losses).
-    Scalar,
-    /// One scalar divided by the number of rows (the gradient of a mean of the losses).
-    Mean,
-}
-
-impl XentDy {
-    /// The code of the kernels' `dy` mode (`softmax.wgsl`, `matmul.wgsl`).
-    pub(crate) fn code(self) -> u32 {
-        match self {
-            XentDy::PerRow => 0,
-            XentDy::Mean => 1,
-            XentDy::Scalar => 2,
-        }
-    }
-}
-
 /// Reductions over axes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]
@@ -251,22 +229,8 @@ pub enum Op {
         /// Value elsewhere.
         off_value: f32,
     },
-    /// Softmax over the last axis.
-    Softmax,
-    /// Log-softmax over the last axis.
-    LogSoftmax,
-    /// Per-row cross-entropy of logits (input 0) against label distributions (input 1).
-    SoftmaxXent,
-    /// Per-row cross-entropy of logits (input 0) against integer class labels (input 1).
-    SparseSoftmaxXent,
-    /// The gradient of the cross-entropy with respect to the logits: inputs (logits,
-    /// labels, dy), output `(softmax(logits) * sum(labels) - labels) * dy` per row.
-    XentGrad {
-        /// Labels are class indices (one-hot targets).
-        sparse: bool,
-        /// How `dy` is given.
-        dy: XentDy,
-    },
+    /// Softmax, log-softmax and the cross-entropy losses (the [`softmax`] family).
+    Softmax(SoftmaxOp),
     /// Adds a rank-1 bias (input 1) along the last axis of input 0.
     BiasAdd,
     /// Updates variable input 0 with input 1.
@@ -532,12 +496,7 @@ impl Op {
             Op::SumLike => "Sum",
             Op::ArgMax { .. } => "ArgMax",
             Op::OneHot { .. } => "OneHot",
-            Op::Softmax => "Softmax",
-            Op::LogSoftmax => "LogSoftmax",
-            Op::SoftmaxXent => "SoftmaxCrossEntropyWithLogits",
-            Op::SparseSoftmaxXent => "SparseSoftmaxCrossEntropyWithLogits",
-            Op::XentGrad { sparse: true, .. } => "SparseSoftmaxCrossEntropyWithLogitsGrad",
-            Op::XentGrad { sparse: false, .. } => "SoftmaxCrossEntropyWithLogitsGrad",
+            Op::Softmax(s) => s.tf_name(),
             Op::BiasAdd => "BiasAdd",
             Op::Assign(a) => a.tf_name(),
             Op::ApplyGradientDescent => "ApplyGradientDescent",
@@ -559,14 +518,28 @@ impl Op {
         }
     }
 
-    /// Fills in the TensorFlow spelling of a node of this op (see [`export::Export`]).
-    pub fn export(&self, e: &mut export::Export<'_>) {
+    /// The op's family, for the ops in a family module; `None` for the ops the passes
+    /// still match one by one.
+    pub(crate) fn family(&self) -> Option<&dyn Family> {
         match self {
-            Op::Conv(c) => c.export(e),
-            Op::Unary(u) => u.export(e),
-            Op::Binary(b) => b.export(e),
-            Op::Compare(c) => c.export(e),
-            _ => {}
+            Op::Conv(c) => Some(c),
+            Op::Unary(u) => Some(u),
+            Op::Binary(b) => Some(b),
+            Op::Compare(c) => Some(c),
+            Op::Softmax(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Fills in the TensorFlow spelling of a node of this op (see [`export::Export`]);
+    /// false, leaving `e` as it was, for an op whose spelling the exporter writes itself.
+    pub fn export(&self, e: &mut export::Export<'_>) -> bool {
+        match self.family() {
+            Some(f) => {
+                f.export(e);
+                true
+            }
+            None => false,
         }
     }
 
@@ -622,8 +595,10 @@ pub mod elementwise;
 pub mod export;
 mod family;
 mod infer;
+pub mod softmax;
 
 pub use conv::{Conv, ConvOp, Padding, Pool, Window};
 pub use elementwise::{BinaryOp, CompareOp, UnaryOp};
 pub(crate) use family::Family;
 pub use infer::{Inferred, broadcast_shapes, infer, reshape_target};
+pub use softmax::{SoftmaxOp, XentDy};

@@ -88,18 +88,6 @@ pub(crate) fn elementwise2(
         .collect()
 }
 
-fn log_softmax_rows(x: &[f64], cols: usize) -> Vec<f64> {
-    let mut out = vec![0.0; x.len()];
-    for (row, o) in x.chunks(cols.max(1)).zip(out.chunks_mut(cols.max(1))) {
-        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-        for (o, v) in o.iter_mut().zip(row) {
-            *o = v - lse;
-        }
-    }
-    out
-}
-
 /// Evaluates one non-source, non-stateful op on input values.
 pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Result<Value> {
     let n: usize = out_shape.iter().product();
@@ -256,63 +244,7 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
             }
             out
         }
-        Op::Softmax => {
-            let cols = *out_shape.last().unwrap_or(&1);
-            log_softmax_rows(&ins[0].data, cols)
-                .iter()
-                .map(|v| v.exp())
-                .collect()
-        }
-        Op::LogSoftmax => log_softmax_rows(&ins[0].data, *out_shape.last().unwrap_or(&1)),
-        Op::SoftmaxXent => {
-            let cols = ins[0].shape[1];
-            let ls = log_softmax_rows(&ins[0].data, cols);
-            ls.chunks(cols.max(1))
-                .zip(ins[1].data.chunks(cols.max(1)))
-                .map(|(l, y)| -l.iter().zip(y).map(|(a, b)| a * b).sum::<f64>())
-                .take(n)
-                .collect()
-        }
-        Op::SparseSoftmaxXent => {
-            let cols = ins[0].shape[1];
-            let ls = log_softmax_rows(&ins[0].data, cols);
-            (0..n)
-                .map(|i| {
-                    let y = ins[1].data[i];
-                    if y >= 0.0 && (y as usize) < cols {
-                        -ls[i * cols + y as usize]
-                    } else {
-                        f64::NAN
-                    }
-                })
-                .collect()
-        }
-        Op::XentGrad { sparse, dy } => {
-            let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
-            let ls = log_softmax_rows(&ins[0].data, cols);
-            let mut out = vec![0.0; n];
-            for i in 0..rows {
-                let g = match dy {
-                    crate::ops::XentDy::PerRow => ins[2].data[i],
-                    crate::ops::XentDy::Scalar => ins[2].data[0],
-                    crate::ops::XentDy::Mean => ins[2].data[0] / rows as f64,
-                };
-                let total: f64 = if *sparse {
-                    1.0
-                } else {
-                    ins[1].data[i * cols..(i + 1) * cols].iter().sum()
-                };
-                for j in 0..cols {
-                    let y = if *sparse {
-                        f64::from(u8::from(ins[1].data[i] == j as f64))
-                    } else {
-                        ins[1].data[i * cols + j]
-                    };
-                    out[i * cols + j] = (ls[i * cols + j].exp() * total - y) * g;
-                }
-            }
-            out
-        }
+        Op::Softmax(s) => s.eval(ins, out_shape)?,
         Op::Slice { begin, size } => {
             let axes = StridedSpec::from_slice(begin, size).resolve(&ins[0].shape)?;
             super::index::strided_slice(ins[0], &axes)

@@ -29,7 +29,7 @@ use super::arena::ApplyGroup;
 use super::kernels::Loc;
 use crate::exec::Schedule;
 use crate::graph::Node;
-use crate::ops::{AssignOp, BinaryOp, Op, ReduceOp, UnaryOp};
+use crate::ops::{AssignOp, BinaryOp, Op, ReduceOp, SoftmaxOp, UnaryOp};
 use crate::tensor::DType;
 use std::collections::{HashMap, HashSet};
 
@@ -294,7 +294,7 @@ impl Fusion {
                 continue;
             };
             let xn = &cx.nodes[xg];
-            let fits = matches!(xn.op, Op::XentGrad { .. })
+            let fits = matches!(xn.op, Op::Softmax(SoftmaxOp::XentGrad { .. }))
                 && xn.inputs[0].0 == b
                 && cx.sched.shapes[&b].len() == 2
                 && cx.sched.shapes[&b][1] <= 32

@@ -9,7 +9,7 @@ use super::session::Session;
 use crate::error::Result;
 use crate::exec::Schedule;
 use crate::graph::Tensor;
-use crate::ops::Op;
+use crate::ops::{Op, SoftmaxOp};
 use crate::tensor::DType;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -618,7 +618,8 @@ impl Session {
                 hidden,
             }) => {
                 let (m, xn) = (&nodes[matmul], &nodes[xent]);
-                let (Op::XentGrad { sparse, dy }, Some(out)) = (&xn.op, out) else {
+                let (Op::Softmax(SoftmaxOp::XentGrad { sparse, dy }), Some(out)) = (&xn.op, out)
+                else {
                     return Ok(());
                 };
                 let (labels, dy_loc) = (&locs[&xn.inputs[1].0], &locs[&xn.inputs[2].0]);

@@ -4,7 +4,7 @@
 mod index;
 mod matmul;
 mod optim;
-mod params;
+pub(crate) mod params;
 
 pub(crate) use optim::Bookkeeping;
 mod reduce;
@@ -534,69 +534,7 @@ impl<'g> Recorder<'g> {
                     groups,
                 )
             }
-            Op::Softmax | Op::LogSoftmax => {
-                let cols = *ins[0].shape.last().unwrap_or(&1);
-                let rows = n.checked_div(cols).unwrap_or(0);
-                let p = RowParams {
-                    rows: rows as u32,
-                    cols: cols as u32,
-                    sparse: 0,
-                    mean: 0,
-                };
-                let groups = self.groups_1d(rows as u64)?;
-                self.dispatch(
-                    Shader::Softmax,
-                    "softmax",
-                    vec![("OP", u32::from(matches!(op, Op::LogSoftmax)))],
-                    bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (3, out)],
-                    groups,
-                )
-            }
-            Op::SoftmaxXent | Op::SparseSoftmaxXent => {
-                let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
-                if cols == 0 {
-                    return Err(Error::invalid_argument("cross-entropy over zero classes"));
-                }
-                let p = RowParams {
-                    rows: rows as u32,
-                    cols: cols as u32,
-                    sparse: 0,
-                    mean: 0,
-                };
-                let entry = if matches!(op, Op::SoftmaxXent) {
-                    "xent"
-                } else {
-                    "sparse_xent"
-                };
-                let groups = self.groups_1d(rows as u64)?;
-                self.dispatch(
-                    Shader::Softmax,
-                    entry,
-                    vec![],
-                    bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (2, ins[1].loc), (3, out)],
-                    groups,
-                )
-            }
-            Op::XentGrad { sparse, dy } => {
-                let (rows, cols) = (ins[0].shape[0], ins[0].shape[1]);
-                let p = RowParams {
-                    rows: rows as u32,
-                    cols: cols as u32,
-                    sparse: u32::from(*sparse),
-                    mean: dy.code(),
-                };
-                let groups = self.groups_1d(rows as u64)?;
-                self.dispatch(
-                    Shader::Softmax,
-                    "xent_grad",
-                    vec![],
-                    bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (2, ins[1].loc), (3, out), (4, ins[2].loc)],
-                    groups,
-                )
-            }
+            Op::Softmax(s) => s.record(self, ins, out, out_dtype, out_shape),
             Op::Assign(AssignOp::Assign) => {
                 self.copy(ins[1].loc, ins[0].loc);
                 Ok(())

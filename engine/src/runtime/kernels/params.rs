@@ -55,7 +55,7 @@ pub(super) struct MatmulParams {
 /// Mirrors `Params` in `softmax.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct RowParams {
+pub(crate) struct RowParams {
     pub rows: u32,
     pub cols: u32,
     pub sparse: u32,

@@ -393,20 +393,6 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                         }
                     }
                 }
-                Op::MatMul {
-                    transpose_a,
-                    transpose_b,
-                } => {
-                    attrs.insert("T".into(), ty(input_dtype));
-                    if n.shape.len() > 2 {
-                        op = "BatchMatMulV2".into();
-                        attrs.insert("adj_x".into(), b(*transpose_a));
-                        attrs.insert("adj_y".into(), b(*transpose_b));
-                    } else {
-                        attrs.insert("transpose_a".into(), b(*transpose_a));
-                        attrs.insert("transpose_b".into(), b(*transpose_b));
-                    }
-                }
                 Op::Reduce {
                     axes, keep_dims, ..
                 } => {

@@ -188,31 +188,7 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
                 Ok(vec![None])
             }
         }
-        Op::MatMul {
-            transpose_a: ta,
-            transpose_b: tb,
-        } => {
-            let (a, b) = (x(0), x(1));
-            let (da, db) = match (ta, tb) {
-                (false, false) => (
-                    g.matmul_t(dy, b, false, true)?,
-                    g.matmul_t(a, dy, true, false)?,
-                ),
-                (true, false) => (
-                    g.matmul_t(b, dy, false, true)?,
-                    g.matmul_t(a, dy, false, false)?,
-                ),
-                (false, true) => (
-                    g.matmul_t(dy, b, false, false)?,
-                    g.matmul_t(dy, a, true, false)?,
-                ),
-                (true, true) => (
-                    g.matmul_t(b, dy, true, true)?,
-                    g.matmul_t(dy, a, true, true)?,
-                ),
-            };
-            Ok(vec![Some(da), Some(db)])
-        }
+        Op::MatMul(m) => m.grad(g, &n, y, dy),
         Op::Reduce { op, axes, .. } => {
             let xi = x(0);
             let dk = keep_dims_of(g, dy, xi, axes)?;

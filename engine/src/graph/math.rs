@@ -48,34 +48,6 @@ impl Graph {
         self.add_op(Op::Cast(dtype), &[x], "Cast")
     }
 
-    /// Matrix product `a @ b` (rank 2, or batched over equal leading dimensions).
-    pub fn matmul(&mut self, a: Tensor, b: Tensor) -> Result<Tensor> {
-        self.matmul_t(a, b, false, false)
-    }
-
-    /// Matrix product with optional transposition of the last two axes of each input.
-    pub fn matmul_t(
-        &mut self,
-        a: Tensor,
-        b: Tensor,
-        transpose_a: bool,
-        transpose_b: bool,
-    ) -> Result<Tensor> {
-        let name = if self.shape(a).len() > 2 {
-            "BatchMatMulV2"
-        } else {
-            "MatMul"
-        };
-        self.add_op(
-            Op::MatMul {
-                transpose_a,
-                transpose_b,
-            },
-            &[a, b],
-            name,
-        )
-    }
-
     /// Normalizes possibly negative axes against rank `rank`; sorted and unique.
     pub(crate) fn norm_axes(&self, x: Tensor, axes: &[i64]) -> Result<Vec<usize>> {
         let rank = self.shape(x).len() as i64;

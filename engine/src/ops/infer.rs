@@ -497,60 +497,7 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             arity(1)?;
             out(*to, shapes[0].clone())
         }
-        Op::MatMul {
-            transpose_a,
-            transpose_b,
-        } => {
-            arity(2)?;
-            float_only(0)?;
-            same_dtype(0, 1)?;
-            let (a, b) = (&shapes[0], &shapes[1]);
-            if a.len() < 2 || a.len() != b.len() {
-                return Err(err(
-                    op,
-                    format!(
-                        "inputs must have the same rank >= 2, got {} and {}",
-                        shape_str(a),
-                        shape_str(b)
-                    ),
-                ));
-            }
-            let r = a.len();
-            let batch = &a[..r - 2];
-            if batch != &b[..r - 2] {
-                return Err(err(
-                    op,
-                    format!(
-                        "batch dimensions differ: {} vs. {}",
-                        shape_str(a),
-                        shape_str(b)
-                    ),
-                ));
-            }
-            let (m, ka) = if *transpose_a {
-                (a[r - 1], a[r - 2])
-            } else {
-                (a[r - 2], a[r - 1])
-            };
-            let (kb, n) = if *transpose_b {
-                (b[r - 1], b[r - 2])
-            } else {
-                (b[r - 2], b[r - 1])
-            };
-            if ka >= 0 && kb >= 0 && ka != kb {
-                return Err(err(
-                    op,
-                    format!(
-                        "Matrix size-incompatible: In[0]: {}, In[1]: {} (transpose_a={transpose_a}, transpose_b={transpose_b})",
-                        shape_str(a),
-                        shape_str(b)
-                    ),
-                ));
-            }
-            let mut s = batch.to_vec();
-            s.extend([m, n]);
-            out(DType::F32, s)
-        }
+        Op::MatMul(m) => m.infer(dtypes, shapes),
         Op::Reduce {
             op: r,
             axes,
@@ -752,10 +699,10 @@ mod tests {
 
     #[test]
     fn matmul_mismatch_names_shapes() {
-        let op = Op::MatMul {
+        let op = Op::MatMul(crate::ops::MatMul {
             transpose_a: false,
             transpose_b: false,
-        };
+        });
         let e = infer(&op, &[DType::F32, DType::F32], &[vec![2, 3], vec![4, 5]]).unwrap_err();
         assert_eq!(e.code, crate::Code::InvalidArgument);
         assert!(

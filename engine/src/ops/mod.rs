@@ -185,13 +185,9 @@ pub enum Op {
     Compare(CompareOp),
     /// Dtype conversion.
     Cast(DType),
-    /// Matrix product over the last two axes (batched over leading axes).
-    MatMul {
-        /// Transpose the last two axes of `a` first.
-        transpose_a: bool,
-        /// Transpose the last two axes of `b` first.
-        transpose_b: bool,
-    },
+    /// Matrix product over the last two axes, batched over leading axes (the
+    /// [`matmul`] family).
+    MatMul(MatMul),
     /// Reduction over `axes` (sorted, unique).
     Reduce {
         /// Sum, mean, max or min.
@@ -488,7 +484,7 @@ impl Op {
             Op::Binary(b) => BinaryOp::tf_name(*b),
             Op::Compare(c) => CompareOp::tf_name(*c),
             Op::Cast(_) => "Cast",
-            Op::MatMul { .. } => "MatMul",
+            Op::MatMul(m) => m.tf_name(),
             Op::Reduce { op, .. } => op.tf_name(),
             Op::Reshape(_) | Op::ReshapeLike => "Reshape",
             Op::Transpose(_) => "Transpose",
@@ -527,6 +523,7 @@ impl Op {
             Op::Binary(b) => Some(b),
             Op::Compare(c) => Some(c),
             Op::Softmax(s) => Some(s),
+            Op::MatMul(m) => Some(m),
             _ => None,
         }
     }
@@ -595,10 +592,12 @@ pub mod elementwise;
 pub mod export;
 mod family;
 mod infer;
+pub mod matmul;
 pub mod softmax;
 
 pub use conv::{Conv, ConvOp, Padding, Pool, Window};
 pub use elementwise::{BinaryOp, CompareOp, UnaryOp};
 pub(crate) use family::Family;
 pub use infer::{Inferred, broadcast_shapes, infer, reshape_target};
+pub use matmul::MatMul;
 pub use softmax::{SoftmaxOp, XentDy};

@@ -104,45 +104,7 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
             .iter()
             .map(|&x| convert(x, ins[0].dtype, *to))
             .collect(),
-        Op::MatMul {
-            transpose_a,
-            transpose_b,
-        } => {
-            let (a, b) = (ins[0], ins[1]);
-            let r = a.shape.len();
-            let (m, n2) = (out_shape[r - 2], out_shape[r - 1]);
-            let k = if *transpose_a {
-                a.shape[r - 2]
-            } else {
-                a.shape[r - 1]
-            };
-            let batch: usize = out_shape[..r - 2].iter().product();
-            let (ar, ac) = (a.shape[r - 2], a.shape[r - 1]);
-            let (br, bc) = (b.shape[r - 2], b.shape[r - 1]);
-            let mut out = vec![0.0; batch * m * n2];
-            for bi in 0..batch {
-                for i in 0..m {
-                    for j in 0..n2 {
-                        let mut s = 0.0;
-                        for kk in 0..k {
-                            let av = if *transpose_a {
-                                a.data[bi * ar * ac + kk * ac + i]
-                            } else {
-                                a.data[bi * ar * ac + i * ac + kk]
-                            };
-                            let bv = if *transpose_b {
-                                b.data[bi * br * bc + j * bc + kk]
-                            } else {
-                                b.data[bi * br * bc + kk * bc + j]
-                            };
-                            s += av * bv;
-                        }
-                        out[bi * m * n2 + i * n2 + j] = s;
-                    }
-                }
-            }
-            out
-        }
+        Op::MatMul(m) => m.eval(ins, out_shape)?,
         Op::Reduce { op: r, axes, .. } => {
             let x = ins[0];
             let kept: Vec<usize> = (0..x.shape.len())

@@ -29,7 +29,7 @@ use super::arena::ApplyGroup;
 use super::kernels::Loc;
 use crate::exec::Schedule;
 use crate::graph::Node;
-use crate::ops::{AssignOp, BinaryOp, Op, ReduceOp, SoftmaxOp, UnaryOp};
+use crate::ops::{AssignOp, BinaryOp, MatMul, Op, ReduceOp, SoftmaxOp, UnaryOp};
 use crate::tensor::DType;
 use std::collections::{HashMap, HashSet};
 
@@ -231,7 +231,7 @@ impl Fusion {
 
     fn epilogues(&mut self, cx: &Ctx) {
         for &i in &cx.sched.order {
-            if cx.fed(i) || !matches!(cx.nodes[i].op, Op::MatMul { .. }) {
+            if cx.fed(i) || !matches!(cx.nodes[i].op, Op::MatMul(_)) {
                 continue;
             }
             let Some(c) = cx.sole_reader(i) else { continue };
@@ -300,10 +300,10 @@ impl Fusion {
                 && cx.sched.shapes[&b][1] <= 32
                 && matches!(
                     cx.nodes[mm].op,
-                    Op::MatMul {
+                    Op::MatMul(MatMul {
                         transpose_a: false,
                         transpose_b: false
-                    }
+                    })
                 );
             if !fits {
                 continue;
@@ -337,10 +337,10 @@ impl Fusion {
                     let mn = &cx.nodes[m];
                     matches!(
                         mn.op,
-                        Op::MatMul {
+                        Op::MatMul(MatMul {
                             transpose_a: true,
                             transpose_b: false
-                        }
+                        })
                     ) && mn.inputs[1].0 == d
                         && mn.inputs[0].0 != d
                         && cx.sched.shapes[&m].len() == 2
@@ -389,10 +389,10 @@ impl Fusion {
                     let dn = &cx.nodes[d];
                     let is_dx = matches!(
                         dn.op,
-                        Op::MatMul {
+                        Op::MatMul(MatMul {
                             transpose_a: false,
                             transpose_b: true
-                        }
+                        })
                     ) && dn.inputs[0].0 == dy
                         && dn.inputs[1].0 != dy
                         && w_shape_ok(d);
@@ -521,10 +521,10 @@ impl Fusion {
             };
             let plain = matches!(
                 cx.nodes[m0].op,
-                Op::MatMul {
+                Op::MatMul(MatMul {
                     transpose_a: false,
                     transpose_b: false
-                }
+                })
             );
             let shape = &cx.sched.shapes[&x];
             if !plain || shape.len() != 2 || shape[1] > 64 || cx.pos[&x] > cx.pos[&at] {

@@ -9,7 +9,7 @@ use super::session::Session;
 use crate::error::Result;
 use crate::exec::Schedule;
 use crate::graph::Tensor;
-use crate::ops::{Op, SoftmaxOp};
+use crate::ops::{MatMul, Op, SoftmaxOp};
 use crate::tensor::DType;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -580,10 +580,10 @@ impl Session {
             Some(&Action::Epilogue { matmul, aux, code }) => {
                 let m = &nodes[matmul];
                 let (
-                    Op::MatMul {
+                    Op::MatMul(MatMul {
                         transpose_a,
                         transpose_b,
-                    },
+                    }),
                     Some(out),
                 ) = (&m.op, out)
                 else {

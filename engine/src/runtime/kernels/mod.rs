@@ -458,18 +458,7 @@ impl<'g> Recorder<'g> {
                     groups,
                 )
             }
-            Op::MatMul {
-                transpose_a,
-                transpose_b,
-            } => self.matmul(
-                &ins[0],
-                &ins[1],
-                *transpose_a,
-                *transpose_b,
-                out,
-                out_shape,
-                None,
-            ),
+            Op::MatMul(m) => m.record(self, ins, out, out_dtype, out_shape),
             Op::Reduce { op: r, axes, .. } => self.reduce(&ins[0], out, axes, r.code()),
             Op::SumLike => {
                 let x = &ins[0];

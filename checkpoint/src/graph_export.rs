@@ -172,30 +172,6 @@ impl Emit<'_> {
             vec![("T", ty(dtype)), ("out_type", ty(DType::I32))],
         )
     }
-
-    /// The int32 element count of `input`, read with `Size`.
-    fn size(&mut self, suffix: &str, input: &str, dtype: DType) -> String {
-        self.node(
-            suffix,
-            "Size",
-            vec![input.to_string()],
-            vec![("T", ty(dtype)), ("out_type", ty(DType::I32))],
-        )
-    }
-
-    /// `input` (int32) as float.
-    fn cast_f32(&mut self, suffix: &str, input: String) -> String {
-        self.node(
-            suffix,
-            "Cast",
-            vec![input],
-            vec![
-                ("SrcT", ty(DType::I32)),
-                ("DstT", ty(DType::F32)),
-                ("Truncate", b(false)),
-            ],
-        )
-    }
 }
 
 /// The attrs of a strided slice (TF's masks; no ellipsis, no new axes).
@@ -393,20 +369,6 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                         }
                     }
                 }
-                Op::Reduce {
-                    axes, keep_dims, ..
-                } => {
-                    let a: Vec<i64> = axes.iter().map(|&x| x as i64).collect();
-                    inputs.push(e.i32s("reduction_indices", &a));
-                    set(
-                        &mut attrs,
-                        vec![
-                            ("T", ty(input_dtype)),
-                            ("Tidx", ty(DType::I32)),
-                            ("keep_dims", b(*keep_dims)),
-                        ],
-                    );
-                }
                 Op::Reshape(target) => {
                     inputs.push(e.i32s("shape", target));
                     set(
@@ -416,65 +378,6 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                 }
                 Op::ReshapeLike => {
                     inputs[1] = e.shape("Shape", &name_of(1), dtype_of(1));
-                    set(
-                        &mut attrs,
-                        vec![("T", ty(input_dtype)), ("Tshape", ty(DType::I32))],
-                    );
-                }
-                Op::BroadcastLike { mean } => {
-                    let shape = e.shape("Shape", &name_of(1), dtype_of(1));
-                    if *mean {
-                        // The gradient of a mean: broadcast, then divide by the elements
-                        // each value was the mean of.
-                        let wide = e.node(
-                            "BroadcastTo",
-                            "BroadcastTo",
-                            vec![name_of(0), shape],
-                            vec![("T", ty(input_dtype)), ("Tidx", ty(DType::I32))],
-                        );
-                        let all = e.size("Size", &name_of(1), dtype_of(1));
-                        let few = e.size("Size_1", &name_of(0), input_dtype);
-                        let per = e.node(
-                            "floordiv",
-                            "FloorDiv",
-                            vec![all, few],
-                            vec![("T", ty(DType::I32))],
-                        );
-                        let per = e.cast_f32("Cast", per);
-                        op = "RealDiv".into();
-                        inputs = vec![wide, per];
-                        set(&mut attrs, vec![("T", ty(input_dtype))]);
-                    } else {
-                        inputs[1] = shape;
-                        set(
-                            &mut attrs,
-                            vec![("T", ty(input_dtype)), ("Tidx", ty(DType::I32))],
-                        );
-                    }
-                }
-                Op::SumLike => {
-                    // TF's gradient of a broadcast: the broadcast axes from the two shapes,
-                    // summed over, then reshaped to the operand's shape.
-                    let target = e.shape("Shape", &name_of(1), dtype_of(1));
-                    let from = e.shape("Shape_1", &name_of(0), input_dtype);
-                    let axes = e.node(
-                        "BroadcastGradientArgs",
-                        "BroadcastGradientArgs",
-                        vec![target.clone(), from],
-                        vec![("T", ty(DType::I32))],
-                    );
-                    let sum = e.node(
-                        "Sum",
-                        "Sum",
-                        vec![name_of(0), axes],
-                        vec![
-                            ("T", ty(input_dtype)),
-                            ("Tidx", ty(DType::I32)),
-                            ("keep_dims", b(false)),
-                        ],
-                    );
-                    op = "Reshape".into();
-                    inputs = vec![sum, target];
                     set(
                         &mut attrs,
                         vec![("T", ty(input_dtype)), ("Tshape", ty(DType::I32))],
@@ -495,17 +398,6 @@ pub fn graph_def(g: &Graph) -> GraphDef {
                             ("SrcT", ty(input_dtype)),
                             ("DstT", ty(*to)),
                             ("Truncate", b(false)),
-                        ],
-                    );
-                }
-                Op::ArgMax { axis } => {
-                    inputs.push(e.i32("dimension", *axis as i64));
-                    set(
-                        &mut attrs,
-                        vec![
-                            ("T", ty(input_dtype)),
-                            ("Tidx", ty(DType::I32)),
-                            ("output_type", ty(DType::I32)),
                         ],
                     );
                 }

@@ -8,8 +8,8 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Tensor};
-use crate::ops::{Family, Op, ReduceOp, StridedSpec};
-use crate::tensor::{DType, HostTensor};
+use crate::ops::{Family, Op, StridedSpec};
+use crate::tensor::HostTensor;
 
 /// Adds the gradients of `sum(ys)` with respect to each of `xs` (TF's `tf.gradients`).
 ///
@@ -145,20 +145,6 @@ pub(crate) fn unbroadcast(
     }
 }
 
-/// The shape of `x` with `axes` set to 1 (the keep-dims shape of a reduction).
-fn keep_dims_of(g: &mut Graph, reduced: Tensor, x: Tensor, axes: &[usize]) -> Result<Tensor> {
-    let shape: Vec<i64> = g
-        .shape(x)
-        .iter()
-        .enumerate()
-        .map(|(i, &d)| if axes.contains(&i) { 1 } else { d })
-        .collect();
-    if g.shape(reduced) == shape.as_slice() {
-        return Ok(reduced);
-    }
-    g.reshape(reduced, &shape)
-}
-
 /// The gradient of each input of `node` given the gradient `dy` of its output.
 pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<Tensor>>> {
     let n = g.node(node).clone();
@@ -189,28 +175,7 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             }
         }
         Op::MatMul(m) => m.grad(g, &n, y, dy),
-        Op::Reduce { op, axes, .. } => {
-            let xi = x(0);
-            let dk = keep_dims_of(g, dy, xi, axes)?;
-            let r = match op {
-                ReduceOp::Sum => g.broadcast_like(dk, xi)?,
-                ReduceOp::Mean => {
-                    g.add_op(Op::BroadcastLike { mean: true }, &[dk, xi], "BroadcastTo")?
-                }
-                ReduceOp::Max | ReduceOp::Min => {
-                    let yk = keep_dims_of(g, y, xi, axes)?;
-                    let yb = g.broadcast_like(yk, xi)?;
-                    let mask = g.equal(xi, yb)?;
-                    let mask = g.cast(mask, DType::F32)?;
-                    let iaxes: Vec<i64> = axes.iter().map(|&a| a as i64).collect();
-                    let count = g.reduce_sum(mask, &iaxes, true)?;
-                    let share = g.div(dk, count)?;
-                    let share = g.broadcast_like(share, xi)?;
-                    g.mul(share, mask)?
-                }
-            };
-            one(r)
-        }
+        Op::Reduction(r) => r.grad(g, &n, y, dy),
         Op::Reshape(_) => one(g.reshape_like(dy, x(0))?),
         Op::ReshapeLike => Ok(vec![Some(g.reshape_like(dy, x(0))?), None]),
         Op::Transpose(perm) => {
@@ -220,10 +185,8 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             }
             one(g.transpose(dy, &inv)?)
         }
-        Op::BroadcastLike { mean: false } => Ok(vec![Some(g.sum_like(dy, x(0))?), None]),
-        Op::SumLike => Ok(vec![Some(g.broadcast_like(dy, x(0))?), None]),
         Op::Softmax(s) => s.grad(g, &n, y, dy),
-        Op::ArgMax { .. } | Op::OneHot { .. } => Ok(vec![None; n.inputs.len()]),
+        Op::OneHot { .. } => Ok(vec![None; n.inputs.len()]),
         Op::Conv(c) => c.grad(g, &n, y, dy),
         Op::Slice { begin, size } => {
             let spec = StridedSpec::from_slice(begin, size);
@@ -356,9 +319,6 @@ pub fn grad_rule(g: &mut Graph, node: Tensor, dy: Tensor) -> Result<Vec<Option<T
             )?),
             None,
         ]),
-        Op::BroadcastLike { mean: true } => Err(Error::unimplemented(
-            "gradient of a mean's gradient is not implemented",
-        )),
         op => Err(Error::invalid_argument(format!(
             "{} ('{}') is not differentiable",
             op.tf_name(),

@@ -2,7 +2,7 @@
 
 use super::{Graph, Tensor};
 use crate::error::{Error, Result};
-use crate::ops::{Op, ReduceOp};
+use crate::ops::Op;
 use crate::tensor::{DType, HostTensor, shape_str};
 
 impl Graph {
@@ -65,51 +65,6 @@ impl Graph {
         out.sort_unstable();
         out.dedup();
         Ok(out)
-    }
-
-    /// A reduction of `x` over `axes`; an empty `axes` reduces over all axes.
-    pub fn reduce(
-        &mut self,
-        op: ReduceOp,
-        x: Tensor,
-        axes: &[i64],
-        keep_dims: bool,
-    ) -> Result<Tensor> {
-        self.check(x)?;
-        let axes = if axes.is_empty() {
-            (0..self.shape(x).len()).collect()
-        } else {
-            self.norm_axes(x, axes)?
-        };
-        self.add_op(
-            Op::Reduce {
-                op,
-                axes,
-                keep_dims,
-            },
-            &[x],
-            op.tf_name(),
-        )
-    }
-
-    /// Sum over `axes` (all axes when empty).
-    pub fn reduce_sum(&mut self, x: Tensor, axes: &[i64], keep_dims: bool) -> Result<Tensor> {
-        self.reduce(ReduceOp::Sum, x, axes, keep_dims)
-    }
-
-    /// Mean over `axes` (all axes when empty).
-    pub fn reduce_mean(&mut self, x: Tensor, axes: &[i64], keep_dims: bool) -> Result<Tensor> {
-        self.reduce(ReduceOp::Mean, x, axes, keep_dims)
-    }
-
-    /// Maximum over `axes` (all axes when empty).
-    pub fn reduce_max(&mut self, x: Tensor, axes: &[i64], keep_dims: bool) -> Result<Tensor> {
-        self.reduce(ReduceOp::Max, x, axes, keep_dims)
-    }
-
-    /// Minimum over `axes` (all axes when empty).
-    pub fn reduce_min(&mut self, x: Tensor, axes: &[i64], keep_dims: bool) -> Result<Tensor> {
-        self.reduce(ReduceOp::Min, x, axes, keep_dims)
     }
 
     /// The same data with a new shape; one dimension may be `-1` (inferred).
@@ -185,23 +140,6 @@ impl Graph {
     /// Reshapes `x` to the run-time shape of `like`.
     pub fn reshape_like(&mut self, x: Tensor, like: Tensor) -> Result<Tensor> {
         self.add_op(Op::ReshapeLike, &[x, like], "Reshape")
-    }
-
-    /// Broadcasts `x` to the run-time shape of `like`.
-    pub fn broadcast_like(&mut self, x: Tensor, like: Tensor) -> Result<Tensor> {
-        self.add_op(Op::BroadcastLike { mean: false }, &[x, like], "BroadcastTo")
-    }
-
-    /// Sums `x` down to the run-time shape of `like` (undoes broadcasting).
-    pub fn sum_like(&mut self, x: Tensor, like: Tensor) -> Result<Tensor> {
-        self.add_op(Op::SumLike, &[x, like], "Sum")
-    }
-
-    /// The index of the largest value along `axis`, as int32.
-    pub fn argmax(&mut self, x: Tensor, axis: i64) -> Result<Tensor> {
-        self.check(x)?;
-        let axis = self.norm_axes(x, &[axis])?[0];
-        self.add_op(Op::ArgMax { axis }, &[x], "ArgMax")
     }
 
     /// One-hot encoding of int indices along a new last axis of size `depth`; indices out

@@ -1,7 +1,7 @@
 //! Dtype and shape inference: the same rules check a node when it is added (shapes may
 //! hold `-1`) and resolve concrete shapes when a run is planned.
 
-use super::{AssignOp, Family, Op, ReduceOp};
+use super::{AssignOp, Family, Op};
 use crate::error::{Error, Result};
 use crate::tensor::{DType, shape_str};
 
@@ -498,37 +498,7 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
             out(*to, shapes[0].clone())
         }
         Op::MatMul(m) => m.infer(dtypes, shapes),
-        Op::Reduce {
-            op: r,
-            axes,
-            keep_dims,
-        } => {
-            arity(1)?;
-            let int_ok = matches!(r, ReduceOp::Sum | ReduceOp::Max | ReduceOp::Min)
-                && dtypes[0] == DType::I32;
-            if dtypes[0] != DType::F32 && !int_ok {
-                return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
-            }
-            let s = &shapes[0];
-            if let Some(&a) = axes.iter().find(|&&a| a >= s.len()) {
-                return Err(err(
-                    op,
-                    format!("axis {a} out of range for shape {}", shape_str(s)),
-                ));
-            }
-            let shape = s
-                .iter()
-                .enumerate()
-                .filter_map(|(i, &d)| {
-                    if axes.contains(&i) {
-                        keep_dims.then_some(1)
-                    } else {
-                        Some(d)
-                    }
-                })
-                .collect();
-            out(dtypes[0], shape)
-        }
+        Op::Reduction(r) => r.infer(dtypes, shapes),
         Op::Reshape(target) => {
             arity(1)?;
             out(dtypes[0], reshape_target(&shapes[0], target)?)
@@ -567,43 +537,6 @@ pub fn infer(op: &Op, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred>
                 ));
             }
             out(dtypes[0], perm.iter().map(|&p| s[p]).collect())
-        }
-        Op::BroadcastLike { .. } | Op::SumLike => {
-            arity(2)?;
-            let (small, big) = if matches!(op, Op::SumLike) {
-                (&shapes[1], &shapes[0])
-            } else {
-                (&shapes[0], &shapes[1])
-            };
-            match broadcast_shapes(small, big) {
-                Some(s) if s.len() == big.len() && compatible(&s, big) => {
-                    out(dtypes[0], shapes[1].clone())
-                }
-                _ => Err(err(
-                    op,
-                    format!(
-                        "{} does not broadcast to {}",
-                        shape_str(small),
-                        shape_str(big)
-                    ),
-                )),
-            }
-        }
-        Op::ArgMax { axis } => {
-            arity(1)?;
-            if !matches!(dtypes[0], DType::F32 | DType::I32) {
-                return Err(err(op, format!("unsupported dtype {}", dtypes[0])));
-            }
-            let s = &shapes[0];
-            if *axis >= s.len() {
-                return Err(err(
-                    op,
-                    format!("axis {axis} out of range for shape {}", shape_str(s)),
-                ));
-            }
-            let mut shape = s.clone();
-            shape.remove(*axis);
-            out(DType::I32, shape)
         }
         Op::OneHot { depth, .. } => {
             arity(1)?;

@@ -10,8 +10,10 @@
 //!
 //! Ops are grouped in families, one module each beside one WGSL file: [`conv`]
 //! (`shaders/conv.wgsl`: convolutions, depthwise convolutions, pooling and their
-//! gradients) and [`elementwise`] (`shaders/elementwise.wgsl`: [`UnaryOp`], [`BinaryOp`],
-//! [`CompareOp`]). A family holds, for its ops, the graph builder methods, the shape
+//! gradients), [`elementwise`] (`shaders/elementwise.wgsl`: [`UnaryOp`], [`BinaryOp`],
+//! [`CompareOp`]), [`matmul`] (`shaders/matmul.wgsl`), [`reduce`]
+//! (`shaders/reduce.wgsl`: reductions, argmax, broadcasting to and summing down to a
+//! shape) and [`softmax`] (`shaders/softmax.wgsl`: softmax and the cross-entropies). A family holds, for its ops, the graph builder methods, the shape
 //! and dtype rule, the gradient, the reference evaluation, the kernel binding and the
 //! TensorFlow spelling, as one implementation of the `Family` trait (`ops/family.rs`)
 //! per op enum. The passes (inference, autodiff, the reference interpreter, the
@@ -67,32 +69,6 @@ pub struct UpdateInputs {
     pub grad: usize,
     /// Adam's beta powers.
     pub powers: Option<(usize, usize)>,
-}
-
-/// Reductions over axes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
-pub enum ReduceOp {
-    Sum,
-    Mean,
-    Max,
-    Min,
-}
-
-impl ReduceOp {
-    /// TensorFlow's op name.
-    pub fn tf_name(self) -> &'static str {
-        match self {
-            ReduceOp::Sum => "Sum",
-            ReduceOp::Mean => "Mean",
-            ReduceOp::Max => "Max",
-            ReduceOp::Min => "Min",
-        }
-    }
-
-    pub(crate) fn code(self) -> u32 {
-        self as u32
-    }
 }
 
 /// Variable updates.
@@ -188,34 +164,15 @@ pub enum Op {
     /// Matrix product over the last two axes, batched over leading axes (the
     /// [`matmul`] family).
     MatMul(MatMul),
-    /// Reduction over `axes` (sorted, unique).
-    Reduce {
-        /// Sum, mean, max or min.
-        op: ReduceOp,
-        /// The reduced axes.
-        axes: Vec<usize>,
-        /// Keep reduced axes with size 1.
-        keep_dims: bool,
-    },
+    /// Reductions, the index of the maximum, and broadcasting to and summing down to
+    /// another tensor's shape (the [`reduce`] family).
+    Reduction(Reduction),
     /// Same data, new shape (one `-1` is inferred).
     Reshape(Vec<i64>),
     /// Reshape input 0 to the run-time shape of input 1.
     ReshapeLike,
     /// Axis permutation.
     Transpose(Vec<usize>),
-    /// Broadcast input 0 to the run-time shape of input 1; with `mean`, also divide by the
-    /// broadcast factor (the gradient of a mean).
-    BroadcastLike {
-        /// Divide by `numel(output) / numel(input 0)`.
-        mean: bool,
-    },
-    /// Sum input 0 down to the run-time shape of input 1 (the gradient of broadcasting).
-    SumLike,
-    /// Index of the maximum along `axis` (int32).
-    ArgMax {
-        /// The reduced axis.
-        axis: usize,
-    },
     /// One-hot encoding of integer indices along a new last axis.
     OneHot {
         /// The size of the new axis.
@@ -485,12 +442,9 @@ impl Op {
             Op::Compare(c) => CompareOp::tf_name(*c),
             Op::Cast(_) => "Cast",
             Op::MatMul(m) => m.tf_name(),
-            Op::Reduce { op, .. } => op.tf_name(),
+            Op::Reduction(r) => r.tf_name(),
             Op::Reshape(_) | Op::ReshapeLike => "Reshape",
             Op::Transpose(_) => "Transpose",
-            Op::BroadcastLike { .. } => "BroadcastTo",
-            Op::SumLike => "Sum",
-            Op::ArgMax { .. } => "ArgMax",
             Op::OneHot { .. } => "OneHot",
             Op::Softmax(s) => s.tf_name(),
             Op::BiasAdd => "BiasAdd",
@@ -524,6 +478,7 @@ impl Op {
             Op::Compare(c) => Some(c),
             Op::Softmax(s) => Some(s),
             Op::MatMul(m) => Some(m),
+            Op::Reduction(r) => Some(r),
             _ => None,
         }
     }
@@ -545,7 +500,8 @@ impl Op {
     pub fn shape_only_input(&self, k: usize) -> bool {
         match self {
             Op::Conv(c) => c.shape_only_input(k),
-            Op::BroadcastLike { .. } | Op::SumLike | Op::ReshapeLike => k == 1,
+            Op::Reduction(r) => r.shape_only_input(k),
+            Op::ReshapeLike => k == 1,
             Op::StridedSliceGrad(_) => k == 0,
             _ => false,
         }
@@ -593,6 +549,7 @@ pub mod export;
 mod family;
 mod infer;
 pub mod matmul;
+pub mod reduce;
 pub mod softmax;
 
 pub use conv::{Conv, ConvOp, Padding, Pool, Window};
@@ -600,4 +557,5 @@ pub use elementwise::{BinaryOp, CompareOp, UnaryOp};
 pub(crate) use family::Family;
 pub use infer::{Inferred, broadcast_shapes, infer, reshape_target};
 pub use matmul::MatMul;
+pub use reduce::{ReduceOp, Reduction};
 pub use softmax::{SoftmaxOp, XentDy};

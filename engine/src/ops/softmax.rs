@@ -199,10 +199,14 @@ fn xent_grad(g: &mut Graph, node: &Node, sparse: bool, dy: Tensor) -> Result<Vec
     // The gradient of a mean or sum of the losses arrives as a broadcast scalar: read
     // the scalar directly (divided by the rows for a mean) in the kernel.
     let (dy_in, mode) = match &g.node(dy).op {
-        Op::BroadcastLike { mean } if g.shape(g.node(dy).inputs[0]).iter().all(|&d| d == 1) => (
-            g.node(dy).inputs[0],
-            if *mean { XentDy::Mean } else { XentDy::Scalar },
-        ),
+        Op::Reduction(super::Reduction::BroadcastLike { mean })
+            if g.shape(g.node(dy).inputs[0]).iter().all(|&d| d == 1) =>
+        {
+            (
+                g.node(dy).inputs[0],
+                if *mean { XentDy::Mean } else { XentDy::Scalar },
+            )
+        }
         _ => (dy, XentDy::PerRow),
     };
     let op = Op::Softmax(SoftmaxOp::XentGrad { sparse, dy: mode });

@@ -2,7 +2,7 @@
 
 use super::Value;
 use crate::error::{Error, Result};
-use crate::ops::{BinaryOp, Family, Op, ReduceOp, StridedSpec};
+use crate::ops::{BinaryOp, Family, Op, StridedSpec};
 use crate::tensor::DType;
 
 /// Row-major strides of a shape.
@@ -29,7 +29,7 @@ pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-fn gather_index(mut i: usize, out: &[usize], st: &[usize]) -> usize {
+pub(crate) fn gather_index(mut i: usize, out: &[usize], st: &[usize]) -> usize {
     let mut off = 0;
     for d in (0..out.len()).rev() {
         let c = i % out[d].max(1);
@@ -105,45 +105,7 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
             .map(|&x| convert(x, ins[0].dtype, *to))
             .collect(),
         Op::MatMul(m) => m.eval(ins, out_shape)?,
-        Op::Reduce { op: r, axes, .. } => {
-            let x = ins[0];
-            let kept: Vec<usize> = (0..x.shape.len())
-                .map(|i| if axes.contains(&i) { 1 } else { x.shape[i] })
-                .collect();
-            let count: usize = axes.iter().map(|&a| x.shape[a]).product();
-            let init = match r {
-                ReduceOp::Sum | ReduceOp::Mean => 0.0,
-                ReduceOp::Max => f64::NEG_INFINITY,
-                ReduceOp::Min => f64::INFINITY,
-            };
-            let mut out = vec![init; n];
-            let ks = strides(&kept);
-            for (i, &v) in x.data.iter().enumerate() {
-                // Position of element i with reduced axes collapsed.
-                let mut rem = i;
-                let mut o = 0;
-                for d in (0..x.shape.len()).rev() {
-                    let c = rem % x.shape[d];
-                    rem /= x.shape[d];
-                    if !axes.contains(&d) {
-                        o += c * ks[d];
-                    }
-                }
-                out[o] = match r {
-                    ReduceOp::Sum | ReduceOp::Mean => out[o] + v,
-                    // NaN propagates, as in the kernels.
-                    _ if v.is_nan() || out[o].is_nan() => f64::NAN,
-                    ReduceOp::Max => out[o].max(v),
-                    ReduceOp::Min => out[o].min(v),
-                };
-            }
-            if *r == ReduceOp::Mean {
-                for v in &mut out {
-                    *v /= count as f64;
-                }
-            }
-            out
-        }
+        Op::Reduction(r) => r.eval(ins, out_shape)?,
         Op::Transpose(perm) => {
             let x = ins[0];
             let st = strides(&x.shape);
@@ -151,47 +113,6 @@ pub fn eval_op(op: &Op, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Re
             (0..n)
                 .map(|i| x.data[gather_index(i, out_shape, &pst)])
                 .collect()
-        }
-        Op::BroadcastLike { mean } => {
-            let x = ins[0];
-            let st = broadcast_strides(&x.shape, out_shape);
-            let factor = if *mean {
-                n as f64 / x.data.len().max(1) as f64
-            } else {
-                1.0
-            };
-            (0..n)
-                .map(|i| x.data[gather_index(i, out_shape, &st)] / factor)
-                .collect()
-        }
-        Op::SumLike => {
-            let x = ins[0];
-            let st = broadcast_strides(out_shape, &x.shape);
-            let mut out = vec![0.0; n];
-            for (i, &v) in x.data.iter().enumerate() {
-                out[gather_index(i, &x.shape, &st)] += v;
-            }
-            out
-        }
-        Op::ArgMax { axis } => {
-            let x = ins[0];
-            let outer: usize = x.shape[..*axis].iter().product();
-            let len = x.shape[*axis];
-            let inner: usize = x.shape[axis + 1..].iter().product();
-            let mut out = vec![0.0; outer * inner];
-            for o in 0..outer {
-                for i in 0..inner {
-                    let mut best = 0;
-                    for k in 1..len {
-                        if x.data[(o * len + k) * inner + i] > x.data[(o * len + best) * inner + i]
-                        {
-                            best = k;
-                        }
-                    }
-                    out[o * inner + i] = best as f64;
-                }
-            }
-            out
         }
         Op::OneHot {
             depth,

@@ -29,7 +29,7 @@ use super::arena::ApplyGroup;
 use super::kernels::Loc;
 use crate::exec::Schedule;
 use crate::graph::Node;
-use crate::ops::{AssignOp, BinaryOp, MatMul, Op, ReduceOp, SoftmaxOp, UnaryOp};
+use crate::ops::{AssignOp, BinaryOp, MatMul, Op, ReduceOp, Reduction, SoftmaxOp, UnaryOp};
 use crate::tensor::DType;
 use std::collections::{HashMap, HashSet};
 
@@ -326,7 +326,7 @@ impl Fusion {
         for &r in &cx.sched.order {
             let rn = &cx.nodes[r];
             let is_bias_grad = !cx.fed(r)
-                && matches!(&rn.op, Op::Reduce { op: ReduceOp::Sum, axes, keep_dims: false } if axes.as_slice() == [0])
+                && matches!(&rn.op, Op::Reduction(Reduction::Reduce { op: ReduceOp::Sum, axes, keep_dims: false }) if axes.as_slice() == [0])
                 && cx.sched.shapes[&rn.inputs[0].0].len() == 2;
             if !is_bias_grad {
                 continue;

@@ -15,7 +15,6 @@ use crate::ops::{AssignOp, BinaryOp, Family, Op};
 use crate::reference::{broadcast_strides, strides};
 use crate::runtime::shaders::Shader;
 use crate::tensor::{DType, num_elements as numel};
-use bytemuck::Zeroable;
 use params::*;
 use std::num::NonZeroU64;
 use wgpu::util::DeviceExt;
@@ -80,7 +79,7 @@ pub(crate) struct Arg<'a> {
     pub shape: &'a [usize],
 }
 
-fn dt_code(d: DType) -> u32 {
+pub(crate) fn dt_code(d: DType) -> u32 {
     match d {
         DType::F32 => 0,
         DType::I32 => 1,
@@ -309,7 +308,7 @@ impl<'g> Recorder<'g> {
         }
     }
 
-    fn gather(
+    pub(crate) fn gather(
         &mut self,
         x: &Arg,
         out: &Loc,
@@ -459,48 +458,11 @@ impl<'g> Recorder<'g> {
                 )
             }
             Op::MatMul(m) => m.record(self, ins, out, out_dtype, out_shape),
-            Op::Reduce { op: r, axes, .. } => self.reduce(&ins[0], out, axes, r.code()),
-            Op::SumLike => {
-                let x = &ins[0];
-                let like = ins[1].shape;
-                let off = x.shape.len() - like.len();
-                let axes: Vec<usize> = (0..x.shape.len())
-                    .filter(|&d| d < off || (like[d - off] == 1 && x.shape[d] != 1))
-                    .collect();
-                self.reduce(x, out, &axes, 0)
-            }
-            Op::ArgMax { axis } => {
-                let x = &ins[0];
-                let outer = numel(&x.shape[..*axis]);
-                let len = x.shape[*axis];
-                let inner = numel(&x.shape[axis + 1..]);
-                let mut p = ReduceParams::zeroed();
-                p.n_out = (outer * inner) as u32;
-                p.n_red = len as u32;
-                p.out_shape = [outer as u32, inner.max(1) as u32, 1, 1, 1, 1, 1, 1];
-                let groups = self.groups_1d((outer * inner) as u64)?;
-                self.dispatch(
-                    Shader::Reduce,
-                    "argmax",
-                    vec![("DT", dt_code(x.dtype))],
-                    bytemuck::bytes_of(&p),
-                    &[(1, x.loc), (3, out)],
-                    if outer * inner == 0 || len == 0 {
-                        [0; 3]
-                    } else {
-                        groups
-                    },
-                )
-            }
+            Op::Reduction(r) => r.record(self, ins, out, out_dtype, out_shape),
             Op::Transpose(perm) => {
                 let xs = strides(ins[0].shape);
                 let st: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
                 self.gather(&ins[0], out, out_shape, st, None)
-            }
-            Op::BroadcastLike { mean } => {
-                let st = broadcast_strides(ins[0].shape, out_shape);
-                let scale = mean.then(|| numel(ins[0].shape) as f32 / n.max(1) as f32);
-                self.gather(&ins[0], out, out_shape, st, scale)
             }
             Op::OneHot {
                 depth,

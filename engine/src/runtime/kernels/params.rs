@@ -19,7 +19,7 @@ pub(super) struct EwParams {
 /// Mirrors `Params` in `reduce.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct ReduceParams {
+pub(crate) struct ReduceParams {
     pub n_out: u32,
     pub rank_out: u32,
     pub n_red: u32,

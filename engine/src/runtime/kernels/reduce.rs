@@ -8,7 +8,7 @@ use crate::reference::strides;
 use crate::runtime::shaders::Shader;
 
 impl Recorder<'_> {
-    pub(super) fn reduce(&mut self, x: &Arg, out: &Loc, axes: &[usize], code: u32) -> Result<()> {
+    pub(crate) fn reduce(&mut self, x: &Arg, out: &Loc, axes: &[usize], code: u32) -> Result<()> {
         let xs = strides(x.shape);
         let (mut ks, mut kst, mut rs, mut rst) = (vec![], vec![], vec![], vec![]);
         for (d, (&size, &stride)) in x.shape.iter().zip(&xs).enumerate() {

@@ -88,6 +88,19 @@ pub(super) fn record(
     }
 }
 
+/// The window of convolution `op` over its input and filter (inputs 0 and 1, as the
+/// graph gives them), or `None` when the op reaches nothing (an empty input, filter or
+/// output: a gradient of zeros).
+fn conv_window(op: &ConvOp, ins: &[Arg<'_>]) -> Result<Option<Window>> {
+    let (x, f) = (ins[0].shape, ins[1].shape);
+    let c = op
+        .conv()
+        .ok_or_else(|| Error::internal("conv: not a convolution"))?;
+    let w = Window::new(x, [f[0], f[1]], c.strides, c.dilations, c.padding)?;
+    let empty = numel(x) == 0 || numel(f) == 0 || w.oh * w.ow == 0;
+    Ok((!empty).then_some(w))
+}
+
 /// A depthwise convolution or one of its gradients: one invocation per output element,
 /// each summing over the window's taps (and, for the filter gradient, over the batch
 /// and output pixels; for the input gradient, over the channel's filters).
@@ -98,22 +111,12 @@ fn depthwise(
     out: &Loc,
     out_shape: &[usize],
 ) -> Result<()> {
-    let (x_shape, f_shape) = (ins[0].shape, ins[1].shape);
-    let c = op
-        .conv()
-        .ok_or_else(|| Error::internal("conv: not a convolution"))?;
-    let w = Window::new(
-        x_shape,
-        [f_shape[0], f_shape[1]],
-        c.strides,
-        c.dilations,
-        c.padding,
-    )?;
-    let p = geo(&w, f_shape[2], f_shape[2] * f_shape[3]);
-    if numel(x_shape) == 0 || numel(f_shape) == 0 || w.oh * w.ow == 0 {
+    let f_shape = ins[1].shape;
+    let Some(w) = conv_window(op, ins)? else {
         rec.clear(out);
         return Ok(());
-    }
+    };
+    let p = geo(&w, f_shape[2], f_shape[2] * f_shape[3]);
     let (entry, a, b) = match op {
         ConvOp::DepthwiseConv2DBackpropInput(_) => {
             ("depthwise_backprop_input", ins[2].loc, ins[1].loc)
@@ -136,23 +139,12 @@ fn depthwise(
 
 /// A convolution or one of its gradients: an implicit matrix product in 32x32 tiles.
 fn conv(op: &ConvOp, rec: &mut Recorder<'_>, ins: &[Arg<'_>], out: &Loc) -> Result<()> {
-    let (x_shape, f_shape) = (ins[0].shape, ins[1].shape);
-    let c = op
-        .conv()
-        .ok_or_else(|| Error::internal("conv: not a convolution"))?;
-    let w = Window::new(
-        x_shape,
-        [f_shape[0], f_shape[1]],
-        c.strides,
-        c.dilations,
-        c.padding,
-    )?;
-    let p = geo(&w, f_shape[2], f_shape[3]);
-    // A gradient reaching nothing (an empty dy or input): zeros.
-    if numel(x_shape) == 0 || numel(f_shape) == 0 || w.oh * w.ow == 0 {
+    let f_shape = ins[1].shape;
+    let Some(w) = conv_window(op, ins)? else {
         rec.clear(out);
         return Ok(());
-    }
+    };
+    let p = geo(&w, f_shape[2], f_shape[3]);
     let (entry, a, b, rows, cols) = match op {
         ConvOp::Conv2DBackpropInput(_) => (
             "conv2d_backprop_input",

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Tensor};
-use crate::ops::{Op, infer};
+use crate::ops::{Op, Source, infer};
 use crate::tensor::{DType, HostTensor, shape_str};
 use std::collections::HashMap;
 
@@ -35,7 +35,7 @@ pub fn schedule(
     for (t, v) in feeds {
         let i = graph.check(*t)?;
         let n = graph.node(*t);
-        if matches!(n.op, Op::Variable { .. }) || !n.has_value {
+        if n.op.is_variable() || !n.has_value {
             return Err(Error::invalid_argument(format!(
                 "'{}' ({}) cannot be fed",
                 n.name,
@@ -95,7 +95,7 @@ pub fn schedule(
             continue;
         }
         let shape = match &n.op {
-            Op::Placeholder => {
+            Op::Source(Source::Placeholder) => {
                 return Err(Error::invalid_argument(format!(
                     "You must feed a value for placeholder tensor '{}' with dtype {} and shape {}",
                     n.name,
@@ -103,9 +103,7 @@ pub fn schedule(
                     shape_str(&n.shape)
                 )));
             }
-            Op::Const(_) | Op::Variable { .. } | Op::InitialValue { .. } => {
-                n.shape.iter().map(|&d| d as usize).collect()
-            }
+            Op::Source(_) => n.shape.iter().map(|&d| d as usize).collect(),
             op => {
                 let dtypes: Vec<DType> = n.inputs.iter().map(|t| graph.dtype(*t)).collect();
                 let ins: Vec<Vec<i64>> = n

@@ -10,7 +10,7 @@
 use crate::autodiff::gradients;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Tensor, VariableOptions, collections};
-use crate::ops::{Initializer, Op};
+use crate::ops::Initializer;
 use crate::tensor::{DType, HostTensor};
 
 /// A learning rate: a constant or a schedule driven by the global step.
@@ -163,39 +163,7 @@ pub fn clip_by_global_norm(
     })
 }
 
-/// The update rule of an [`Optimizer`].
-#[derive(Clone, Debug, PartialEq)]
-pub enum Rule {
-    /// Plain gradient descent.
-    Sgd,
-    /// Momentum, optionally Nesterov.
-    Momentum {
-        /// Momentum coefficient.
-        momentum: f32,
-        /// Nesterov momentum.
-        nesterov: bool,
-    },
-    /// Adam; AdamW when `weight_decay` > 0.
-    Adam {
-        /// First-moment decay (0.9).
-        beta1: f32,
-        /// Second-moment decay (0.999).
-        beta2: f32,
-        /// Epsilon (1e-8).
-        epsilon: f32,
-        /// Decoupled weight decay, multiplied by the learning rate.
-        weight_decay: f32,
-    },
-    /// RMSProp (TF 1: mean square initialized to ones).
-    RmsProp {
-        /// Decay of the mean square (0.9).
-        rho: f32,
-        /// Momentum (0).
-        momentum: f32,
-        /// Epsilon (1e-10).
-        epsilon: f32,
-    },
-}
+pub use crate::ops::update::Rule;
 
 /// A gradient-descent optimizer: an update [`Rule`], a [`LearningRate`], optional
 /// clipping by global norm.
@@ -471,54 +439,25 @@ impl Optimizer {
             for (&gr, &(_, v)) in grads.iter().zip(grads_and_vars) {
                 let short = g.name(v).to_string();
                 let op_name = format!("update_{}/{}", short.replace('/', "_"), "apply");
-                let t = match self.rule {
-                    Rule::Sgd => g.add_op(Op::ApplyGradientDescent, &[v, lr, gr], &op_name)?,
-                    Rule::Momentum { momentum, nesterov } => {
+                let inputs = match self.rule {
+                    Rule::Sgd => vec![v, lr, gr],
+                    Rule::Momentum { .. } => {
                         let acc = slot(g, v, "Momentum", Initializer::Zeros)?;
-                        g.add_op(
-                            Op::ApplyMomentum { momentum, nesterov },
-                            &[v, acc, lr, gr],
-                            &op_name,
-                        )?
+                        vec![v, acc, lr, gr]
                     }
-                    Rule::Adam {
-                        beta1,
-                        beta2,
-                        epsilon,
-                        weight_decay,
-                    } => {
+                    Rule::Adam { .. } => {
                         let m = slot(g, v, &name, Initializer::Zeros)?;
                         let s = slot(g, v, &format!("{name}_1"), Initializer::Zeros)?;
                         let (b1p, b2p) = powers.ok_or_else(|| Error::internal("adam powers"))?;
-                        g.add_op(
-                            Op::ApplyAdam {
-                                beta1,
-                                beta2,
-                                epsilon,
-                                weight_decay,
-                            },
-                            &[v, m, s, b1p, b2p, lr, gr],
-                            &op_name,
-                        )?
+                        vec![v, m, s, b1p, b2p, lr, gr]
                     }
-                    Rule::RmsProp {
-                        rho,
-                        momentum,
-                        epsilon,
-                    } => {
+                    Rule::RmsProp { .. } => {
                         let ms = slot(g, v, "RMSProp", Initializer::Ones)?;
                         let mom = slot(g, v, "RMSProp_1", Initializer::Zeros)?;
-                        g.add_op(
-                            Op::ApplyRmsProp {
-                                rho,
-                                momentum,
-                                epsilon,
-                            },
-                            &[v, ms, mom, lr, gr],
-                            &op_name,
-                        )?
+                        vec![v, ms, mom, lr, gr]
                     }
                 };
+                let t = g.apply_update(self.rule.clone(), &inputs, &op_name)?;
                 applies.push(t.op());
             }
             let mut done: Vec<Operation> = applies.clone();

@@ -2,14 +2,13 @@
 
 use super::{Graph, Tensor, collections};
 use crate::error::{Error, Result};
-use crate::ops::Op;
 use crate::summary::{MergedSummary, SummaryKind, SummarySpec};
 use crate::tensor::DType;
 
 impl Graph {
     fn summary(&mut self, name: &str, x: Option<Tensor>, kind: SummaryKind) -> Result<Tensor> {
         let node = match x {
-            Some(t) => self.add_op(Op::Identity, &[t], name)?,
+            Some(t) => self.identity(t, name)?,
             None => {
                 let c = crate::tensor::HostTensor::scalar_f32(0.0);
                 self.constant(c, name)?

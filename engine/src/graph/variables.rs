@@ -2,7 +2,7 @@
 
 use super::{Graph, Operation, Tensor, collections};
 use crate::error::{Error, Result};
-use crate::ops::{AssignOp, Initializer, Op};
+use crate::ops::{AssignOp, Family, Initializer, Op, Source};
 use crate::tensor::{DType, shape_str};
 
 /// Options of [`Graph::variable_with`].
@@ -87,9 +87,9 @@ impl Graph {
             )));
         }
         let var = self.push_node(
-            Op::Variable {
+            Op::Source(Source::Variable {
                 trainable: opts.trainable,
-            },
+            }),
             vec![],
             dtype,
             shape.to_vec(),
@@ -110,7 +110,7 @@ impl Graph {
         // initializer under the slot: `dense/kernel/Adam/Initializer/zeros`).
         let assign = self.root_scope(|g| {
             let value = g.push_node(
-                Op::InitialValue { init, seed },
+                Op::Source(Source::InitialValue { init, seed }),
                 vec![],
                 dtype,
                 shape.to_vec(),
@@ -138,7 +138,7 @@ impl Graph {
 
     /// Whether `t` is a variable.
     pub fn is_variable(&self, t: Tensor) -> bool {
-        self.contains(t) && matches!(self.nodes[t.0].op, Op::Variable { .. })
+        self.contains(t) && self.nodes[t.0].op.is_variable()
     }
 
     /// The assign op that initializes variable `var`.

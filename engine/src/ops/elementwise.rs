@@ -469,7 +469,7 @@ impl Family for UnaryOp {
         Ok(vec![Some(r)])
     }
 
-    fn eval(&self, ins: &[&Value], _out_shape: &[usize]) -> Result<Vec<f64>> {
+    fn eval(&self, ins: &[&Value], _dtype: DType, _out_shape: &[usize]) -> Result<Vec<f64>> {
         Ok(ins[0].data.iter().map(|&x| unary(*self, x)).collect())
     }
 
@@ -598,7 +598,7 @@ impl Family for BinaryOp {
         Ok(vec![ga, gb])
     }
 
-    fn eval(&self, ins: &[&Value], out_shape: &[usize]) -> Result<Vec<f64>> {
+    fn eval(&self, ins: &[&Value], _dtype: DType, out_shape: &[usize]) -> Result<Vec<f64>> {
         let dtype = ins[0].dtype;
         Ok(elementwise2(ins[0], ins[1], out_shape, |x, y| {
             binary(*self, x, y, dtype)
@@ -670,7 +670,7 @@ impl Family for CompareOp {
         Ok(vec![None, None])
     }
 
-    fn eval(&self, ins: &[&Value], out_shape: &[usize]) -> Result<Vec<f64>> {
+    fn eval(&self, ins: &[&Value], _dtype: DType, out_shape: &[usize]) -> Result<Vec<f64>> {
         Ok(elementwise2(ins[0], ins[1], out_shape, |x, y| {
             compare(*self, x, y)
         }))

@@ -7,7 +7,8 @@
 //! family through [`Family`], so each pass dispatches in one short match
 //! ([`super::Op::family`]) and each family's methods match its own op enum exhaustively:
 //! a new op is one line in its family's enum, and the compiler names every method of
-//! that family it must fill.
+//! that family it must fill. Ops without data of their own (`BiasAdd`, `NoOp`) are a
+//! unit type implementing the trait.
 
 use super::export::Export;
 use super::infer::Inferred;
@@ -37,8 +38,21 @@ pub(crate) trait Family {
         dy: Tensor,
     ) -> Result<Vec<Option<Tensor>>>;
 
-    /// The output's elements, computed in `f64` from the inputs (the reference).
-    fn eval(&self, ins: &[&Value], out_shape: &[usize]) -> Result<Vec<f64>>;
+    /// The output's elements (of `out_dtype` and `out_shape`), computed in `f64` from
+    /// the inputs (the reference).
+    fn eval(&self, ins: &[&Value], out_dtype: DType, out_shape: &[usize]) -> Result<Vec<f64>>;
+
+    /// For an op that writes variables: the new values of the inputs it updates, as
+    /// (input index, data), computed as [`Family::eval`] computes (the reference); none
+    /// for every other op.
+    fn updates(
+        &self,
+        _ins: &[&Value],
+        _out_dtype: DType,
+        _out_shape: &[usize],
+    ) -> Result<Vec<(usize, Vec<f64>)>> {
+        Ok(Vec::new())
+    }
 
     /// Records the kernels computing the output `out` (of `out_dtype`, `out_shape`) from
     /// `ins`.

@@ -1,14 +1,19 @@
 //! The matmul family: the matrix product over the last two axes, batched over equal
 //! leading axes (`shaders/matmul.wgsl`, whose register-blocked kernels the planner also
-//! fuses with a bias, a ReLU or the cross-entropy gradient, see `runtime/fusion.rs`).
+//! fuses with a bias, a ReLU or the cross-entropy gradient, see `runtime/fusion.rs`),
+//! and the bias added after it ([`BiasAdd`], a broadcast add of `elementwise.wgsl`
+//! where it is not fused).
 
+use super::BinaryOp;
 use super::Op;
+use super::elementwise::binary;
 use super::export::{Export, TfAttr};
 use super::family::Family;
 use super::infer::{Check, Inferred};
 use crate::error::Result;
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
+use crate::reference::eval::elementwise2;
 use crate::runtime::kernels::{Arg, Loc, Recorder};
 use crate::tensor::{DType, shape_str};
 
@@ -21,7 +26,16 @@ pub struct MatMul {
     pub transpose_b: bool,
 }
 
+/// Adds a rank-1 bias (input 1) along the last axis of input 0 (TF's `BiasAdd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BiasAdd;
+
 impl Graph {
+    /// Adds the rank-1 `bias` along the last axis of `value`.
+    pub fn bias_add(&mut self, value: Tensor, bias: Tensor) -> Result<Tensor> {
+        self.add_op(Op::BiasAdd, &[value, bias], "BiasAdd")
+    }
+
     /// Matrix product `a @ b` (rank 2, or batched over equal leading dimensions).
     pub fn matmul(&mut self, a: Tensor, b: Tensor) -> Result<Tensor> {
         self.matmul_t(a, b, false, false)
@@ -131,7 +145,7 @@ impl Family for MatMul {
         Ok(vec![Some(da), Some(db)])
     }
 
-    fn eval(&self, ins: &[&Value], out_shape: &[usize]) -> Result<Vec<f64>> {
+    fn eval(&self, ins: &[&Value], _dtype: DType, out_shape: &[usize]) -> Result<Vec<f64>> {
         Ok({
             let (a, b) = (ins[0], ins[1]);
             let r = a.shape.len();
@@ -196,5 +210,82 @@ impl Family for MatMul {
                 ("transpose_b", TfAttr::Bool(self.transpose_b)),
             ]);
         }
+    }
+}
+
+impl Family for BiasAdd {
+    fn tf_name(&self) -> &'static str {
+        "BiasAdd"
+    }
+
+    fn infer(&self, dtypes: &[DType], shapes: &[Vec<i64>]) -> Result<Inferred> {
+        let c = Check::new(self.tf_name(), dtypes, shapes);
+        c.arity(2)?;
+        c.same_dtype(0, 1)?;
+        if !matches!(dtypes[0], DType::F32 | DType::I32 | DType::U32) {
+            return Err(c.err(format!("unsupported dtype {}", dtypes[0])));
+        }
+        let (v, bias) = (&shapes[0], &shapes[1]);
+        if bias.len() != 1 || v.is_empty() {
+            return Err(c.err(format!(
+                "bias must be rank 1 and value at least rank 1, got {} and {}",
+                shape_str(v),
+                shape_str(bias)
+            )));
+        }
+        let last = v[v.len() - 1];
+        if last >= 0 && bias[0] >= 0 && last != bias[0] {
+            return Err(c.err(format!(
+                "bias of shape {} does not match the last dimension of {}",
+                shape_str(bias),
+                shape_str(v)
+            )));
+        }
+        Ok(Inferred {
+            dtype: dtypes[0],
+            shape: v.clone(),
+        })
+    }
+
+    /// `dy` for the value; `dy` summed over all but the last axis for the bias.
+    fn grad(
+        &self,
+        g: &mut Graph,
+        _node: &Node,
+        _y: Tensor,
+        dy: Tensor,
+    ) -> Result<Vec<Option<Tensor>>> {
+        let rank = g.shape(dy).len() as i64;
+        let axes: Vec<i64> = (0..rank - 1).collect();
+        let gb = if axes.is_empty() {
+            dy
+        } else {
+            g.reduce_sum(dy, &axes, false)?
+        };
+        Ok(vec![Some(dy), Some(gb)])
+    }
+
+    fn eval(&self, ins: &[&Value], dtype: DType, out_shape: &[usize]) -> Result<Vec<f64>> {
+        Ok(elementwise2(ins[0], ins[1], out_shape, |x, y| {
+            binary(BinaryOp::Add, x, y, dtype)
+        }))
+    }
+
+    fn record(
+        &self,
+        rec: &mut Recorder<'_>,
+        ins: &[Arg<'_>],
+        out: &Loc,
+        _out_dtype: DType,
+        out_shape: &[usize],
+    ) -> Result<()> {
+        rec.broadcast_binary(BinaryOp::Add.code(), ins, out, out_shape)
+    }
+
+    fn export(&self, e: &mut Export<'_>) {
+        e.attrs(vec![
+            ("T", TfAttr::Type(e.t())),
+            ("data_format", TfAttr::Str("NHWC".into())),
+        ]);
     }
 }

@@ -8,18 +8,25 @@
 //!
 //! # Op families
 //!
-//! Ops are grouped in families, one module each beside one WGSL file: [`conv`]
-//! (`shaders/conv.wgsl`: convolutions, depthwise convolutions, pooling and their
-//! gradients), [`elementwise`] (`shaders/elementwise.wgsl`: [`UnaryOp`], [`BinaryOp`],
-//! [`CompareOp`]), [`matmul`] (`shaders/matmul.wgsl`), [`reduce`]
-//! (`shaders/reduce.wgsl`: reductions, argmax, broadcasting to and summing down to a
-//! shape) and [`softmax`] (`shaders/softmax.wgsl`: softmax and the cross-entropies). A family holds, for its ops, the graph builder methods, the shape
-//! and dtype rule, the gradient, the reference evaluation, the kernel binding and the
-//! TensorFlow spelling, as one implementation of the `Family` trait (`ops/family.rs`)
-//! per op enum. The passes (inference, autodiff, the reference interpreter, the
-//! planner's kernel recording, the GraphDef export) reach a family through that trait,
-//! and each of the family's methods matches its own enum with no catch-all arm. The
-//! ops not yet in a family module are matched by the passes directly.
+//! Every op belongs to a family, one module each beside its WGSL file: [`state`]
+//! (`shaders/state.wgsl`: placeholders, constants, variables and their initial values,
+//! assignments, the group op), [`elementwise`] (`shaders/elementwise.wgsl`: [`UnaryOp`],
+//! [`BinaryOp`], [`CompareOp`]), [`matmul`] (`shaders/matmul.wgsl`: the matrix product
+//! and the bias after it), [`reduce`] (`shaders/reduce.wgsl`: reductions, argmax,
+//! broadcasting to and summing down to a shape), [`softmax`] (`shaders/softmax.wgsl`:
+//! softmax and the cross-entropies), [`conv`] (`shaders/conv.wgsl`: convolutions,
+//! depthwise convolutions, pooling and their gradients), [`layout`]
+//! (`shaders/remap.wgsl`, `shaders/layout.wgsl`: copies, casts, reshapes, transposes,
+//! slices, padding, tiling, concatenation), [`index`] (`shaders/gather.wgsl`,
+//! `shaders/index.wgsl`: select, gathers, segment sums, one-hot), [`random`]
+//! (`shaders/random.wgsl`: dropout) and [`update`] (`shaders/optim.wgsl`: the
+//! optimizers' update rules). A family holds, for its ops, the graph builder methods,
+//! the shape and dtype rule, the gradient, the reference evaluation, the kernel binding
+//! and the TensorFlow spelling, as one implementation of the `Family` trait
+//! (`ops/family.rs`) per op enum. The passes (inference, autodiff, the reference
+//! interpreter, the planner's kernel recording, the GraphDef export) reach a family
+//! through `Op::family`'s one exhaustive match, and each of the family's methods
+//! matches its own enum with no catch-all arm.
 //!
 //! # Adding an op
 //!
@@ -58,486 +65,156 @@
 //! `shaders/elementwise.wgsl`, two test files and the interop example (and, being the
 //! first op needing `erf` in `f64`, the manifests for the `libm` dependency).
 
-use crate::tensor::{DType, HostTensor};
+use crate::tensor::HostTensor;
 
-/// Input positions of an optimizer update op ([`Op::update_inputs`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UpdateInputs {
-    /// The learning rate.
-    pub lr: usize,
-    /// The gradient.
-    pub grad: usize,
-    /// Adam's beta powers.
-    pub powers: Option<(usize, usize)>,
-}
-
-/// Variable updates.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AssignOp {
-    /// `var = value`.
-    Assign,
-    /// `var += value`.
-    Add,
-    /// `var -= value`.
-    Sub,
-}
-
-impl AssignOp {
-    /// TensorFlow's op name.
-    pub fn tf_name(self) -> &'static str {
-        match self {
-            AssignOp::Assign => "Assign",
-            AssignOp::Add => "AssignAdd",
-            AssignOp::Sub => "AssignSub",
-        }
-    }
-}
-
-/// How a variable's initial value is produced. Random initializers are seeded from the
-/// graph seed and the op seed, so the same graph gives the same values every time.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Initializer {
-    /// All zeros.
-    Zeros,
-    /// All ones.
-    Ones,
-    /// Every element `value`.
-    Constant(f64),
-    /// Uniform in `[min, max)`.
-    RandomUniform {
-        /// Lower bound.
-        min: f64,
-        /// Upper bound (exclusive).
-        max: f64,
-    },
-    /// Normal with `mean` and `stddev`.
-    RandomNormal {
-        /// Mean.
-        mean: f64,
-        /// Standard deviation.
-        stddev: f64,
-    },
-    /// Normal with values beyond two standard deviations redrawn (TF's truncated normal).
-    TruncatedNormal {
-        /// Mean.
-        mean: f64,
-        /// Standard deviation before truncation.
-        stddev: f64,
-    },
-    /// Glorot (Xavier) uniform: `U(-l, l)` with `l = sqrt(6 / (fan_in + fan_out))`.
-    GlorotUniform,
-    /// Glorot normal: truncated normal with `stddev = sqrt(2 / (fan_in + fan_out)) / .8796`.
-    GlorotNormal,
-    /// A given tensor.
-    Value(HostTensor),
-}
-
-/// One primitive operation. See the module doc.
+/// One primitive operation: one op of a family. See the module doc.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    /// A value fed at run time.
-    Placeholder,
-    /// A constant.
-    Const(HostTensor),
-    /// A variable: state on the device that persists between runs.
-    Variable {
-        /// Whether the variable is in the trainable collection.
-        trainable: bool,
-    },
-    /// A host-evaluated initial value (deterministic for a given seed pair).
-    InitialValue {
-        /// The initializer.
-        init: Initializer,
-        /// (graph seed, op seed).
-        seed: (u64, u64),
-    },
-    /// A copy of the input.
-    Identity,
-    /// Elementwise unary function.
+    /// Placeholders, constants, variables and initial values (the [`state`] family).
+    Source(Source),
+    /// An update of variable input 0 with input 1 (the [`state`] family).
+    Assign(AssignOp),
+    /// Does nothing; a target for control dependencies (`group`, the [`state`] family).
+    NoOp,
+    /// Elementwise unary function (the [`elementwise`] family).
     Unary(UnaryOp),
-    /// Elementwise binary function with broadcasting.
+    /// Elementwise binary function with broadcasting (the [`elementwise`] family).
     Binary(BinaryOp),
-    /// Elementwise comparison with broadcasting.
+    /// Elementwise comparison with broadcasting (the [`elementwise`] family).
     Compare(CompareOp),
-    /// Dtype conversion.
-    Cast(DType),
+    /// Adds a rank-1 bias (input 1) along the last axis of input 0 (the [`matmul`]
+    /// family).
+    BiasAdd,
     /// Matrix product over the last two axes, batched over leading axes (the
     /// [`matmul`] family).
     MatMul(MatMul),
     /// Reductions, the index of the maximum, and broadcasting to and summing down to
     /// another tensor's shape (the [`reduce`] family).
     Reduction(Reduction),
-    /// Same data, new shape (one `-1` is inferred).
-    Reshape(Vec<i64>),
-    /// Reshape input 0 to the run-time shape of input 1.
-    ReshapeLike,
-    /// Axis permutation.
-    Transpose(Vec<usize>),
-    /// One-hot encoding of integer indices along a new last axis.
-    OneHot {
-        /// The size of the new axis.
-        depth: usize,
-        /// Value at the index.
-        on_value: f32,
-        /// Value elsewhere.
-        off_value: f32,
-    },
     /// Softmax, log-softmax and the cross-entropy losses (the [`softmax`] family).
     Softmax(SoftmaxOp),
-    /// Adds a rank-1 bias (input 1) along the last axis of input 0.
-    BiasAdd,
-    /// Updates variable input 0 with input 1.
-    Assign(AssignOp),
-    /// `var -= lr * grad`; inputs (var, lr, grad).
-    ApplyGradientDescent,
-    /// Momentum; inputs (var, accum, lr, grad).
-    ApplyMomentum {
-        /// Momentum coefficient.
-        momentum: f32,
-        /// Nesterov momentum.
-        nesterov: bool,
-    },
-    /// Adam (AdamW with `weight_decay` > 0); inputs (var, m, v, beta1_power, beta2_power,
-    /// lr, grad).
-    ApplyAdam {
-        /// Decay of the first moment.
-        beta1: f32,
-        /// Decay of the second moment.
-        beta2: f32,
-        /// Epsilon.
-        epsilon: f32,
-        /// Decoupled weight decay (AdamW), multiplied by the learning rate.
-        weight_decay: f32,
-    },
-    /// RMSProp; inputs (var, ms, mom, lr, grad).
-    ApplyRmsProp {
-        /// Decay of the mean square.
-        rho: f32,
-        /// Momentum coefficient.
-        momentum: f32,
-        /// Epsilon.
-        epsilon: f32,
-    },
     /// Convolutions and pooling (the [`conv`] family).
     Conv(ConvOp),
-    /// A slice: `begin` and `size` per axis (`size` -1: to the end; negative `begin`
-    /// counts from the end).
-    Slice {
-        /// First index per axis.
-        begin: Vec<i64>,
-        /// Elements per axis, -1 for the rest.
-        size: Vec<i64>,
-    },
-    /// Python-style `x[b:e:s, ...]` per axis (see [`StridedSpec`]).
-    StridedSlice(StridedSpec),
-    /// The gradient of a slice ([`Op::Slice`] as a spec, or [`Op::StridedSlice`]): dy
-    /// (input 1) scattered into zeros of the shape of input 0 (read for its shape only).
-    StridedSliceGrad(StridedSpec),
-    /// Constant padding: `(before, after)` per axis.
-    Pad {
-        /// Elements added before and after, per axis.
-        paddings: Vec<[usize; 2]>,
-        /// The value of the added elements.
-        value: f32,
-    },
-    /// Repeats the input `multiples[d]` times along each axis.
-    Tile {
-        /// Repetitions per axis.
-        multiples: Vec<usize>,
-    },
-    /// Joins the inputs (same dtype, same shape but along `axis`) along `axis`.
-    Concat {
-        /// The joined axis.
-        axis: usize,
-    },
-    /// `cond ? a : b` elementwise with broadcasting: inputs (cond bool, a, b).
-    Select,
-    /// Rows (slices along `axis`) of input 0 picked by int32 indices (input 1): the
-    /// output shape is `params[..axis] + indices + params[axis+1..]`. An index out of
-    /// range gives zeros on the device (TF on GPUs); fed or constant indices are
-    /// checked before the run (InvalidArgument, as TF on CPUs).
-    Gather {
-        /// The axis indexed.
-        axis: usize,
-        /// Whether fed or constant indices are checked (false: out of range gives
-        /// zeros, as in the gradient of a segment sum, whose dropped ids gather zeros).
-        checked: bool,
-    },
-    /// Sums of the rows of input 0 by segment id (input 1, int32, shaped as the leading
-    /// axes of input 0) into `num_segments` rows; ids out of range are dropped.
-    UnsortedSegmentSum {
-        /// Rows of the output.
-        num_segments: usize,
-    },
-    /// Keeps each element with probability `1 - rate`, scaled by `1 / (1 - rate)`:
-    /// inputs (x, step: an int64 scalar). The mask is a pure function of the seeds,
-    /// the step and the element index (Philox 4x32-10), so a resumed run draws the same
-    /// masks, and the gradient is the same op on dy.
-    Dropout {
-        /// Probability of dropping an element, in `[0, 1)`.
-        rate: f32,
-        /// (graph seed, op seed).
-        seed: (u64, u64),
-    },
-    /// Does nothing; a target for control dependencies (`group`).
-    NoOp,
-}
-
-/// A strided slice's spec as TF's `strided_slice` takes it, resolved per axis against
-/// the input shape by [`StridedSpec::resolve`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct StridedSpec {
-    /// Start per axis (negative counts from the end).
-    pub begin: Vec<i64>,
-    /// End (exclusive) per axis (negative counts from the end).
-    pub end: Vec<i64>,
-    /// Step per axis (nonzero; negative walks backwards).
-    pub strides: Vec<i64>,
-    /// Bit `d`: ignore `begin[d]` (start at the first element in the walking direction).
-    pub begin_mask: u64,
-    /// Bit `d`: ignore `end[d]` (run to the last element in the walking direction).
-    pub end_mask: u64,
-    /// Bit `d`: take the single element `begin[d]` and drop the axis.
-    pub shrink_axis_mask: u64,
-}
-
-/// One axis of a resolved strided slice: the first index, the step and the count.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SliceAxis {
-    /// First index taken.
-    pub start: i64,
-    /// Step between indices.
-    pub step: i64,
-    /// Indices taken.
-    pub count: usize,
-    /// The axis is dropped from the output (shrink).
-    pub shrink: bool,
-}
-
-impl StridedSpec {
-    /// The spec of `Slice { begin, size }` (`begin` non-negative, as TF's `Slice`).
-    pub fn from_slice(begin: &[i64], size: &[i64]) -> StridedSpec {
-        let mut end_mask = 0;
-        let end = begin
-            .iter()
-            .zip(size)
-            .enumerate()
-            .map(|(d, (&b, &s))| {
-                if s < 0 {
-                    end_mask |= 1 << d;
-                    0
-                } else {
-                    b + s
-                }
-            })
-            .collect();
-        StridedSpec {
-            begin: begin.to_vec(),
-            end,
-            strides: vec![1; begin.len()],
-            begin_mask: 0,
-            end_mask,
-            shrink_axis_mask: 0,
-        }
-    }
-
-    /// Resolves the spec against `shape` (Python slicing rules; axes past the spec are
-    /// taken whole). InvalidArgument for a zero step, a spec longer than the rank, or a
-    /// shrunk index out of range.
-    pub fn resolve(&self, shape: &[usize]) -> crate::error::Result<Vec<SliceAxis>> {
-        use crate::error::Error;
-        let k = self.begin.len();
-        if self.end.len() != k || self.strides.len() != k {
-            return Err(Error::invalid_argument(format!(
-                "strided slice: begin, end and strides must have one entry per axis, got {}, {} and {}",
-                k,
-                self.end.len(),
-                self.strides.len()
-            )));
-        }
-        if k > shape.len() {
-            return Err(Error::invalid_argument(format!(
-                "strided slice of {k} axes on a tensor of rank {}",
-                shape.len()
-            )));
-        }
-        let mut out = Vec::with_capacity(shape.len());
-        for (d, &n) in shape.iter().enumerate() {
-            if d >= k {
-                out.push(SliceAxis {
-                    start: 0,
-                    step: 1,
-                    count: n,
-                    shrink: false,
-                });
-                continue;
-            }
-            let n = n as i64;
-            let s = self.strides[d];
-            if s == 0 {
-                return Err(Error::invalid_argument(format!(
-                    "strided slice: stride of axis {d} is 0"
-                )));
-            }
-            let bit = 1u64 << d;
-            if self.shrink_axis_mask & bit != 0 {
-                let b = self.begin[d];
-                let i = if b < 0 { b + n } else { b };
-                if i < 0 || i >= n {
-                    return Err(Error::invalid_argument(format!(
-                        "strided slice: index {b} of axis {d} is out of range for size {n}"
-                    )));
-                }
-                out.push(SliceAxis {
-                    start: i,
-                    step: 1,
-                    count: 1,
-                    shrink: true,
-                });
-                continue;
-            }
-            let (lo, hi) = if s > 0 { (0, n) } else { (-1, n - 1) };
-            let fix = |v: i64| (if v < 0 { v + n } else { v }).clamp(lo, hi);
-            let start = if self.begin_mask & bit != 0 {
-                if s > 0 { 0 } else { n - 1 }
-            } else {
-                fix(self.begin[d])
-            };
-            let end = if self.end_mask & bit != 0 {
-                if s > 0 { n } else { -1 }
-            } else {
-                fix(self.end[d])
-            };
-            let span = if s > 0 { end - start } else { start - end };
-            let count = (span.max(0) + s.abs() - 1) / s.abs();
-            out.push(SliceAxis {
-                start,
-                step: s,
-                count: count.max(0) as usize,
-                shrink: false,
-            });
-        }
-        Ok(out)
-    }
+    /// Copies, casts, reshapes, transposes, slices, padding, tiling and concatenation
+    /// (the [`layout`] family).
+    Layout(LayoutOp),
+    /// Select, gathers, segment sums and one-hot encoding (the [`index`] family).
+    Index(IndexOp),
+    /// Dropout with a mask drawn from the step (the [`random`] family).
+    Dropout(Dropout),
+    /// An optimizer's update of variable input 0 and its slots (the [`update`] family).
+    Apply(Rule),
 }
 
 impl Op {
+    /// The op's family: the one place each pass dispatches on the op.
+    pub(crate) fn family(&self) -> &dyn Family {
+        match self {
+            Op::Source(s) => s,
+            Op::Assign(a) => a,
+            Op::NoOp => &state::NoOp,
+            Op::Unary(u) => u,
+            Op::Binary(b) => b,
+            Op::Compare(c) => c,
+            Op::BiasAdd => &matmul::BiasAdd,
+            Op::MatMul(m) => m,
+            Op::Reduction(r) => r,
+            Op::Softmax(s) => s,
+            Op::Conv(c) => c,
+            Op::Layout(l) => l,
+            Op::Index(i) => i,
+            Op::Dropout(d) => d,
+            Op::Apply(r) => r,
+        }
+    }
+
     /// TensorFlow's op name for the node (used in graph export and messages).
     pub fn tf_name(&self) -> &'static str {
-        match self {
-            Op::Placeholder => "Placeholder",
-            Op::Const(_) => "Const",
-            Op::Variable { .. } => "VariableV2",
-            Op::InitialValue { init, .. } => match init {
-                Initializer::RandomUniform { .. } | Initializer::GlorotUniform => "RandomUniform",
-                Initializer::RandomNormal { .. } => "RandomStandardNormal",
-                Initializer::TruncatedNormal { .. } | Initializer::GlorotNormal => {
-                    "TruncatedNormal"
-                }
-                _ => "Const",
-            },
-            Op::Identity => "Identity",
-            Op::Unary(u) => UnaryOp::tf_name(*u),
-            Op::Binary(b) => BinaryOp::tf_name(*b),
-            Op::Compare(c) => CompareOp::tf_name(*c),
-            Op::Cast(_) => "Cast",
-            Op::MatMul(m) => m.tf_name(),
-            Op::Reduction(r) => r.tf_name(),
-            Op::Reshape(_) | Op::ReshapeLike => "Reshape",
-            Op::Transpose(_) => "Transpose",
-            Op::OneHot { .. } => "OneHot",
-            Op::Softmax(s) => s.tf_name(),
-            Op::BiasAdd => "BiasAdd",
-            Op::Assign(a) => a.tf_name(),
-            Op::ApplyGradientDescent => "ApplyGradientDescent",
-            Op::ApplyMomentum { .. } => "ApplyMomentum",
-            Op::ApplyAdam { .. } => "ApplyAdam",
-            Op::ApplyRmsProp { .. } => "ApplyRMSProp",
-            Op::Conv(c) => c.tf_name(),
-            Op::Slice { .. } => "Slice",
-            Op::StridedSlice(_) => "StridedSlice",
-            Op::StridedSliceGrad(_) => "StridedSliceGrad",
-            Op::Pad { .. } => "PadV2",
-            Op::Tile { .. } => "Tile",
-            Op::Concat { .. } => "ConcatV2",
-            Op::Select => "SelectV2",
-            Op::Gather { .. } => "GatherV2",
-            Op::UnsortedSegmentSum { .. } => "UnsortedSegmentSum",
-            Op::Dropout { .. } => "Dropout",
-            Op::NoOp => "NoOp",
-        }
+        self.family().tf_name()
     }
 
-    /// The op's family, for the ops in a family module; `None` for the ops the passes
-    /// still match one by one.
-    pub(crate) fn family(&self) -> Option<&dyn Family> {
-        match self {
-            Op::Conv(c) => Some(c),
-            Op::Unary(u) => Some(u),
-            Op::Binary(b) => Some(b),
-            Op::Compare(c) => Some(c),
-            Op::Softmax(s) => Some(s),
-            Op::MatMul(m) => Some(m),
-            Op::Reduction(r) => Some(r),
-            _ => None,
-        }
-    }
-
-    /// Fills in the TensorFlow spelling of a node of this op (see [`export::Export`]);
-    /// false, leaving `e` as it was, for an op whose spelling the exporter writes itself.
-    pub fn export(&self, e: &mut export::Export<'_>) -> bool {
-        match self.family() {
-            Some(f) => {
-                f.export(e);
-                true
-            }
-            None => false,
-        }
+    /// Fills in the TensorFlow spelling of a node of this op (see [`export::Export`]).
+    pub fn export(&self, e: &mut export::Export<'_>) {
+        self.family().export(e)
     }
 
     /// Whether input `k` is read for its shape only (its value is never computed for
     /// this op).
     pub fn shape_only_input(&self, k: usize) -> bool {
+        self.family().shape_only_input(k)
+    }
+
+    /// Whether the op is a placeholder.
+    pub fn is_placeholder(&self) -> bool {
+        matches!(self, Op::Source(Source::Placeholder))
+    }
+
+    /// Whether the op is a variable.
+    pub fn is_variable(&self) -> bool {
+        matches!(self, Op::Source(Source::Variable { .. }))
+    }
+
+    /// The value of a constant.
+    pub fn as_const(&self) -> Option<&HostTensor> {
         match self {
-            Op::Conv(c) => c.shape_only_input(k),
-            Op::Reduction(r) => r.shape_only_input(k),
-            Op::ReshapeLike => k == 1,
-            Op::StridedSliceGrad(_) => k == 0,
-            _ => false,
+            Op::Source(Source::Const(v)) => Some(v),
+            _ => None,
         }
+    }
+
+    /// The value of a one-element constant.
+    pub fn const_scalar(&self) -> Option<f64> {
+        self.as_const()
+            .filter(|v| v.len() == 1)
+            .map(|v| v.get_f64(0))
+    }
+
+    /// Whether the op is a constant or a variable's initial value: known before the
+    /// run, uploaded once.
+    pub fn is_constant(&self) -> bool {
+        matches!(
+            self,
+            Op::Source(Source::Const(_) | Source::InitialValue { .. })
+        )
+    }
+
+    /// The axis of a gather whose indices are checked before or during the run.
+    pub fn checked_gather_axis(&self) -> Option<usize> {
+        match self {
+            Op::Index(IndexOp::Gather {
+                axis,
+                checked: true,
+            }) => Some(*axis),
+            _ => None,
+        }
+    }
+
+    /// Whether the op is a reshape: its output aliases its input's buffer.
+    pub fn is_reshape(&self) -> bool {
+        matches!(
+            self,
+            Op::Layout(LayoutOp::Reshape(_) | LayoutOp::ReshapeLike)
+        )
     }
 
     /// Whether the op writes into a variable (input 0).
     pub fn mutates_variable(&self) -> bool {
-        matches!(
-            self,
-            Op::Assign(_)
-                | Op::ApplyGradientDescent
-                | Op::ApplyMomentum { .. }
-                | Op::ApplyAdam { .. }
-                | Op::ApplyRmsProp { .. }
-        )
+        matches!(self, Op::Assign(_) | Op::Apply(_))
     }
 
     /// Where the learning rate, gradient and (Adam) beta powers of an optimizer update
     /// are among its inputs; `None` for other ops.
     pub fn update_inputs(&self) -> Option<UpdateInputs> {
-        let (lr, grad, powers) = match self {
-            Op::ApplyGradientDescent => (1, 2, None),
-            Op::ApplyMomentum { .. } => (2, 3, None),
-            Op::ApplyAdam { .. } => (5, 6, Some((3, 4))),
-            Op::ApplyRmsProp { .. } => (3, 4, None),
-            _ => return None,
-        };
-        Some(UpdateInputs { lr, grad, powers })
+        match self {
+            Op::Apply(r) => Some(r.inputs()),
+            _ => None,
+        }
     }
 
     /// The inputs, besides input 0, that are variables updated in place (optimizer slots).
     pub fn mutated_slots(&self) -> &'static [usize] {
         match self {
-            Op::ApplyMomentum { .. } => &[1],
-            Op::ApplyAdam { .. } => &[1, 2],
-            Op::ApplyRmsProp { .. } => &[1, 2],
+            Op::Apply(r) => r.slots(),
             _ => &[],
         }
     }
@@ -547,15 +224,25 @@ pub mod conv;
 pub mod elementwise;
 pub mod export;
 mod family;
+pub mod index;
 mod infer;
+pub mod layout;
 pub mod matmul;
+pub mod random;
 pub mod reduce;
 pub mod softmax;
+pub mod state;
+pub mod update;
 
 pub use conv::{Conv, ConvOp, Padding, Pool, Window};
 pub use elementwise::{BinaryOp, CompareOp, UnaryOp};
 pub(crate) use family::Family;
-pub use infer::{Inferred, broadcast_shapes, infer, reshape_target};
+pub use index::IndexOp;
+pub use infer::{Inferred, broadcast_shapes, infer};
+pub use layout::{LayoutOp, SliceAxis, StridedSpec, reshape_target};
 pub use matmul::MatMul;
+pub use random::Dropout;
 pub use reduce::{ReduceOp, Reduction};
 pub use softmax::{SoftmaxOp, XentDy};
+pub use state::{AssignOp, Initializer, Source};
+pub use update::{Rule, UpdateInputs};

@@ -401,7 +401,7 @@ impl Family for Reduction {
         }
     }
 
-    fn eval(&self, ins: &[&Value], out_shape: &[usize]) -> Result<Vec<f64>> {
+    fn eval(&self, ins: &[&Value], _dtype: DType, out_shape: &[usize]) -> Result<Vec<f64>> {
         let n = numel(out_shape);
         let x = ins[0];
         Ok(match self {

@@ -352,7 +352,7 @@ impl Family for SoftmaxOp {
         }
     }
 
-    fn eval(&self, ins: &[&Value], out_shape: &[usize]) -> Result<Vec<f64>> {
+    fn eval(&self, ins: &[&Value], _dtype: DType, out_shape: &[usize]) -> Result<Vec<f64>> {
         let n = numel(out_shape);
         Ok(match self {
             SoftmaxOp::Softmax => {

@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::exec::{schedule, uninitialized};
 use crate::graph::{Graph, Operation, Tensor};
 use crate::ops::{AssignOp, Op};
-use crate::rng::initial_value;
 use crate::tensor::{DType, HostTensor};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -43,10 +42,8 @@ impl Value {
 }
 
 pub(crate) mod eval;
-mod index;
 
 pub use crate::ops::elementwise::{binary, unary};
-use eval::cast_value;
 pub use eval::{broadcast_strides, eval_op, strides};
 
 /// A CPU session over a graph, evaluating in `f64`. See the module doc.
@@ -137,67 +134,37 @@ impl Reference {
                     })
                 }
             };
-            let value = match &node.op {
-                Op::Placeholder => return Err(Error::internal("unfed placeholder")),
-                Op::Variable { .. } => continue,
-                Op::NoOp => continue,
-                Op::Const(v) => Value::from_host(v),
-                Op::InitialValue { init, seed } => {
-                    Value::from_host(&initial_value(init, node.dtype, shape, *seed)?)
-                }
-                Op::Assign(kind) => {
-                    let var = node.inputs[0].0;
-                    let v = input(&vals, &self.vars, 1)?;
-                    let new = match kind {
-                        AssignOp::Assign => v.data.clone(),
-                        AssignOp::Add | AssignOp::Sub => {
-                            let cur = input(&vals, &self.vars, 0)?;
-                            let sign = if *kind == AssignOp::Add { 1.0 } else { -1.0 };
-                            cur.data
-                                .iter()
-                                .zip(&v.data)
-                                .map(|(a, b)| cast_value(a + sign * b, node.dtype))
-                                .collect()
-                        }
-                    };
-                    let nv = Value {
-                        dtype: node.dtype,
-                        shape: shape.clone(),
-                        data: new,
-                    };
-                    self.vars.insert(var, nv.clone());
-                    nv
-                }
-                op @ (Op::ApplyGradientDescent
-                | Op::ApplyMomentum { .. }
-                | Op::ApplyAdam { .. }
-                | Op::ApplyRmsProp { .. }) => {
-                    let ins: Vec<Value> = (0..node.inputs.len())
-                        .map(|k| input(&vals, &self.vars, k))
-                        .collect::<Result<_>>()?;
-                    let updated = apply_optimizer(op, &ins);
-                    for (k, data) in updated {
-                        let id = node.inputs[k].0;
-                        let shape = ins[k].shape.clone();
-                        self.vars.insert(
-                            id,
-                            Value {
-                                dtype: DType::F32,
-                                shape,
-                                data,
-                            },
-                        );
+            if node.op.is_variable() || node.op == Op::NoOp {
+                continue;
+            }
+            let ins: Vec<Value> = (0..node.inputs.len())
+                .map(|k| {
+                    if k == 0 && node.op == Op::Assign(AssignOp::Assign) {
+                        // Written, not read: the variable may hold no value yet.
+                        return Ok(Value {
+                            dtype: node.dtype,
+                            shape: shape.clone(),
+                            data: Vec::new(),
+                        });
                     }
-                    self.vars[&node.inputs[0].0].clone()
-                }
-                op => {
-                    let ins: Vec<Value> = (0..node.inputs.len())
-                        .map(|k| input(&vals, &self.vars, k))
-                        .collect::<Result<_>>()?;
-                    let refs: Vec<&Value> = ins.iter().collect();
-                    eval_op(op, &refs, node.dtype, shape)?
-                }
-            };
+                    input(&vals, &self.vars, k)
+                })
+                .collect::<Result<_>>()?;
+            let refs: Vec<&Value> = ins.iter().collect();
+            let updates = node.op.family().updates(&refs, node.dtype, shape)?;
+            if updates.is_empty() {
+                vals.insert(i, eval_op(&node.op, &refs, node.dtype, shape)?);
+                continue;
+            }
+            for (k, data) in updates {
+                let var = Value {
+                    dtype: ins[k].dtype,
+                    shape: ins[k].shape.clone(),
+                    data,
+                };
+                self.vars.insert(node.inputs[k].0, var);
+            }
+            let value = self.vars[&node.inputs[0].0].clone();
             vals.insert(i, value);
         }
         fetches
@@ -232,100 +199,6 @@ impl Reference {
         }
         self.vars.insert(var.0, Value::from_host(value));
         Ok(())
-    }
-}
-
-/// The new values of the variables an optimizer op updates: (input index, data).
-pub fn apply_optimizer(op: &Op, ins: &[Value]) -> Vec<(usize, Vec<f64>)> {
-    let Some(at) = op.update_inputs() else {
-        return Vec::new();
-    };
-    let var = &ins[0].data;
-    let grad = &ins[at.grad].data;
-    let lr = ins[at.lr].data[0];
-    match op {
-        Op::ApplyGradientDescent => {
-            vec![(0, var.iter().zip(grad).map(|(w, g)| w - lr * g).collect())]
-        }
-        Op::ApplyMomentum { momentum, nesterov } => {
-            let m = f64::from(*momentum);
-            let acc: Vec<f64> = ins[1]
-                .data
-                .iter()
-                .zip(grad)
-                .map(|(a, g)| a * m + g)
-                .collect();
-            let w = var
-                .iter()
-                .zip(grad)
-                .zip(&acc)
-                .map(|((w, g), a)| {
-                    if *nesterov {
-                        w - g * lr - a * m * lr
-                    } else {
-                        w - lr * a
-                    }
-                })
-                .collect();
-            vec![(1, acc), (0, w)]
-        }
-        Op::ApplyAdam {
-            beta1,
-            beta2,
-            epsilon,
-            weight_decay,
-        } => {
-            let (b1, b2, eps, wd) = (
-                f64::from(*beta1),
-                f64::from(*beta2),
-                f64::from(*epsilon),
-                f64::from(*weight_decay),
-            );
-            let (b1p, b2p) = at
-                .powers
-                .map_or((0.0, 0.0), |(a, b)| (ins[a].data[0], ins[b].data[0]));
-            let lr_t = lr * (1.0 - b2p).sqrt() / (1.0 - b1p);
-            let m: Vec<f64> = ins[1]
-                .data
-                .iter()
-                .zip(grad)
-                .map(|(m, g)| m + (g - m) * (1.0 - b1))
-                .collect();
-            let v: Vec<f64> = ins[2]
-                .data
-                .iter()
-                .zip(grad)
-                .map(|(v, g)| v + (g * g - v) * (1.0 - b2))
-                .collect();
-            let w = var
-                .iter()
-                .zip(m.iter().zip(&v))
-                .map(|(w, (m, v))| w - lr * wd * w - lr_t * m / (v.sqrt() + eps))
-                .collect();
-            vec![(1, m), (2, v), (0, w)]
-        }
-        Op::ApplyRmsProp {
-            rho,
-            momentum,
-            epsilon,
-        } => {
-            let (rho, mo, eps) = (f64::from(*rho), f64::from(*momentum), f64::from(*epsilon));
-            let ms: Vec<f64> = ins[1]
-                .data
-                .iter()
-                .zip(grad)
-                .map(|(s, g)| s + (g * g - s) * (1.0 - rho))
-                .collect();
-            let mom: Vec<f64> = ins[2]
-                .data
-                .iter()
-                .zip(grad.iter().zip(&ms))
-                .map(|(m, (g, s))| m * mo + lr * g / (s + eps).sqrt())
-                .collect();
-            let w = var.iter().zip(&mom).map(|(w, m)| w - m).collect();
-            vec![(1, ms), (2, mom), (0, w)]
-        }
-        _ => vec![],
     }
 }
 

@@ -6,7 +6,8 @@ use super::device::Gpu;
 use super::kernels::Loc;
 use crate::error::Result;
 use crate::graph::Graph;
-use crate::ops::{AssignOp, Op};
+use crate::ops::{AssignOp, Op, Rule};
+use crate::runtime::kernels::Update;
 use crate::tensor::DType;
 use std::collections::HashSet;
 
@@ -16,8 +17,8 @@ use std::collections::HashSet;
 pub(crate) struct ApplyGroup {
     /// The update nodes, in graph order.
     pub members: Vec<usize>,
-    /// The op of the members (same hyperparameters).
-    pub template: Op,
+    /// The rule of the members (same hyperparameters).
+    pub rule: Rule,
     /// The learning-rate tensor.
     pub lr: usize,
     /// Adam's beta-power variables.
@@ -35,6 +36,26 @@ pub(crate) struct ApplyGroup {
     pub words: usize,
     /// The scalars the step's bookkeeping updates, when the group has any.
     pub book: Option<Book>,
+}
+
+impl ApplyGroup {
+    /// The group's fused update over its arenas (`slots`: the slot arenas, bound).
+    pub fn update<'a>(
+        &'a self,
+        slots: &'a [&'a Loc],
+        lr: &'a Loc,
+        powers: Option<(&'a Loc, &'a Loc)>,
+    ) -> Update<'a> {
+        Update {
+            rule: &self.rule,
+            var: &self.var_arena,
+            slots,
+            grad: &self.grad_arena,
+            lr,
+            powers,
+            n: self.words,
+        }
+    }
 }
 
 /// One buffer holding a group's beta powers and the global step its train op
@@ -105,9 +126,10 @@ pub(crate) fn plan_arenas(
     };
     for (_, members) in keyed {
         let first = &nodes[members[0]];
-        let Some(ins) = first.op.update_inputs() else {
+        let Op::Apply(rule) = &first.op else {
             continue;
         };
+        let ins = rule.inputs();
         let mut offsets = Vec::with_capacity(members.len());
         let mut end = 0u64;
         for &m in &members {
@@ -142,7 +164,7 @@ pub(crate) fn plan_arenas(
             grad_views.push(view(&grad_arena, o));
         }
         out.groups.push(ApplyGroup {
-            template: first.op.clone(),
+            rule: rule.clone(),
             lr: first.inputs[ins.lr].0,
             powers: ins
                 .powers

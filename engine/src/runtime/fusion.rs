@@ -29,7 +29,9 @@ use super::arena::ApplyGroup;
 use super::kernels::Loc;
 use crate::exec::Schedule;
 use crate::graph::Node;
-use crate::ops::{AssignOp, BinaryOp, MatMul, Op, ReduceOp, Reduction, SoftmaxOp, UnaryOp};
+use crate::ops::{
+    AssignOp, BinaryOp, MatMul, Op, ReduceOp, Reduction, Rule, SoftmaxOp, Source, UnaryOp,
+};
 use crate::tensor::DType;
 use std::collections::{HashMap, HashSet};
 
@@ -134,10 +136,7 @@ impl Ctx<'_> {
     }
 
     fn const_scalar(&self, i: usize) -> Option<f64> {
-        match &self.nodes[i].op {
-            Op::Const(v) if v.len() == 1 => Some(v.get_f64(0)),
-            _ => None,
-        }
+        self.nodes[i].op.const_scalar()
     }
 }
 
@@ -195,14 +194,7 @@ impl Fusion {
         };
         let mut f = Fusion::default();
         for &i in &sched.order {
-            let computed = !matches!(
-                nodes[i].op,
-                Op::Placeholder
-                    | Op::Variable { .. }
-                    | Op::Const(_)
-                    | Op::InitialValue { .. }
-                    | Op::NoOp
-            );
+            let computed = !matches!(nodes[i].op, Op::Source(_) | Op::NoOp);
             if computed && !live.contains(&i) && !sched.fed.contains(&i) {
                 f.dead.insert(i);
                 f.actions.insert(i, Action::Skip);
@@ -645,7 +637,7 @@ impl Fusion {
             if depends {
                 continue;
             }
-            let Some(ins) = grp.template.update_inputs() else {
+            let Some(ins) = Some(grp.rule.inputs()) else {
                 continue;
             };
             for &m in &grp.members {
@@ -659,13 +651,13 @@ impl Fusion {
                 let computed = !cx.fed(gnode)
                     && !matches!(
                         gn.op,
-                        Op::Variable { .. }
-                            | Op::Const(_)
-                            | Op::InitialValue { .. }
-                            | Op::NoOp
-                            | Op::Reshape(_)
-                            | Op::ReshapeLike
+                        Op::Source(
+                            Source::Variable { .. }
+                                | Source::Const(_)
+                                | Source::InitialValue { .. }
+                        ) | Op::NoOp
                     )
+                    && !gn.op.is_reshape()
                     && !gn.op.mutates_variable();
                 // A kernel cannot read the arena it writes: such gradients are copied.
                 let reads_arena = gn.inputs.iter().any(|t| {
@@ -695,7 +687,7 @@ impl Fusion {
         let mut bits = 0;
         let mut local: Vec<usize> = Vec::new();
         let mut powers = None;
-        if let (Some((b1, b2)), Op::ApplyAdam { beta1, beta2, .. }) = (grp.powers, &grp.template) {
+        if let (Some((b1, b2)), Rule::Adam { beta1, beta2, .. }) = (grp.powers, &grp.rule) {
             // `assign(p, p * beta)` with nothing else reading `p * beta`.
             let find = |pv: usize, beta: f32| {
                 cx.sched.order.iter().copied().find_map(|a| {

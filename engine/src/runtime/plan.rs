@@ -9,7 +9,7 @@ use super::session::Session;
 use crate::error::Result;
 use crate::exec::Schedule;
 use crate::graph::Tensor;
-use crate::ops::{MatMul, Op, SoftmaxOp};
+use crate::ops::{AssignOp, MatMul, Op, SoftmaxOp};
 use crate::tensor::DType;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -239,7 +239,7 @@ impl Session {
             let n = &nodes[i];
             let r = match n.op {
                 _ if fed(i) => i,
-                Op::Reshape(_) | Op::ReshapeLike => root[&n.inputs[0].0],
+                _ if n.op.is_reshape() => root[&n.inputs[0].0],
                 _ if n.op.mutates_variable() => n.inputs[0].0,
                 _ => i,
             };
@@ -299,9 +299,9 @@ impl Session {
             .filter(|&i| {
                 let n = &nodes[i];
                 let idx = n.inputs.get(1).map(|t| t.0);
-                matches!(n.op, Op::Gather { checked: true, .. })
+                n.op.checked_gather_axis().is_some()
                     && !fusion.dead.contains(&i)
-                    && idx.is_some_and(|k| !fed(k) && !matches!(nodes[k].op, Op::Const(_)))
+                    && idx.is_some_and(|k| !fed(k) && nodes[k].op.as_const().is_none())
             })
             .collect();
         let status = if device_gathers.is_empty() {
@@ -331,10 +331,10 @@ impl Session {
                 // Read for their shape only: any buffer serves as their location.
                 _ if fusion.dead.contains(&i) => Some(self.placeholder_loc()?),
                 _ if fusion.no_buffer.contains(&i) => None,
-                Op::Variable { .. } => Some(self.var_loc(i)?),
-                Op::Const(_) | Op::InitialValue { .. } => Some(self.const_loc(i, shape)?),
+                _ if n.op.is_variable() => Some(self.var_loc(i)?),
+                _ if n.op.is_constant() => Some(self.const_loc(i, shape)?),
                 Op::NoOp => None,
-                Op::Reshape(_) | Op::ReshapeLike => locs.get(&n.inputs[0].0).cloned(),
+                op if op.is_reshape() => locs.get(&n.inputs[0].0).cloned(),
                 op if op.mutates_variable() => Some(self.var_loc(n.inputs[0].0)?),
                 _ if fusion.preplaced.contains_key(&i) => fusion.preplaced.get(&i).cloned(),
                 _ => {
@@ -395,10 +395,7 @@ impl Session {
             .iter()
             .map(|&i| {
                 let n = &nodes[i];
-                let axis = match n.op {
-                    Op::Gather { axis, .. } => axis,
-                    _ => 0,
-                };
+                let axis = n.op.checked_gather_axis().unwrap_or(0);
                 (n.name.clone(), sched.shapes[&n.inputs[0].0][axis])
             })
             .collect();
@@ -430,11 +427,7 @@ impl Session {
         let mut index_checks = Vec::new();
         for &i in &sched.order {
             let n = &nodes[i];
-            let Op::Gather {
-                axis,
-                checked: true,
-            } = n.op
-            else {
+            let Some(axis) = n.op.checked_gather_axis() else {
                 continue;
             };
             if fusion.dead.contains(&i) {
@@ -444,7 +437,7 @@ impl Session {
             let rows = sched.shapes[&params][axis];
             if fed(idx) {
                 index_checks.push((idx, rows, n.name.clone()));
-            } else if let Op::Const(v) = &nodes[idx].op {
+            } else if let Some(v) = nodes[idx].op.as_const() {
                 check_indices(v, rows, &n.name)?;
             }
         }
@@ -459,13 +452,10 @@ impl Session {
             if vn.dtype != DType::I64 || !vn.shape.is_empty() {
                 continue;
             }
-            let inc = match (&n.op, &nodes[n.inputs[1].0].op) {
-                (Op::Assign(crate::ops::AssignOp::Add), Op::Const(c)) if c.len() == 1 => {
-                    Some(c.get_f64(0) as i64)
-                }
-                (Op::Assign(crate::ops::AssignOp::Sub), Op::Const(c)) if c.len() == 1 => {
-                    Some(-(c.get_f64(0) as i64))
-                }
+            let c = nodes[n.inputs[1].0].op.const_scalar();
+            let inc = match (&n.op, c) {
+                (Op::Assign(AssignOp::Add), Some(c)) => Some(c as i64),
+                (Op::Assign(AssignOp::Sub), Some(c)) => Some(-(c as i64)),
                 _ => None,
             };
             match scalar_updates.iter_mut().find(|(u, _)| *u == v) {
@@ -684,16 +674,7 @@ impl Session {
                 let slots: Vec<&Loc> = grp.slot_arenas.iter().collect();
                 let (Some(f), Some(book)) = (finish, grp.book.as_ref()) else {
                     let powers = grp.powers.map(|(a, b)| (&locs[&a], &locs[&b]));
-                    return rec.apply(
-                        &grp.template,
-                        &grp.var_arena,
-                        &slots,
-                        &grp.grad_arena,
-                        &locs[&grp.lr],
-                        powers,
-                        grp.words,
-                        None,
-                    );
+                    return rec.apply(&grp.update(&slots, &locs[&grp.lr], powers), None);
                 };
                 // Adam reads the old powers from a copy, as invocation 0 replaces them in
                 // the book (which is bound for writing, so not for reading).
@@ -717,10 +698,10 @@ impl Session {
                     }
                     None => None,
                 };
-                let increment = f.step.and_then(|(_, inc)| match &nodes[inc].op {
-                    Op::Const(v) if v.len() == 1 => Some(v.get_f64(0) as i64),
-                    _ => None,
-                });
+                let increment = f
+                    .step
+                    .and_then(|(_, inc)| nodes[inc].op.const_scalar())
+                    .map(|c| c as i64);
                 let word = |bytes: u64| (bytes / 4) as u32;
                 let bookkeeping = Bookkeeping {
                     book: &book.buf,
@@ -728,14 +709,9 @@ impl Session {
                     bits: f.bits,
                     increment: increment.unwrap_or(0),
                 };
+                let powers = old.as_ref().map(|(a, b)| (a, b));
                 rec.apply(
-                    &grp.template,
-                    &grp.var_arena,
-                    &slots,
-                    &grp.grad_arena,
-                    &locs[&grp.lr],
-                    old.as_ref().map(|(a, b)| (a, b)),
-                    grp.words,
+                    &grp.update(&slots, &locs[&grp.lr], powers),
                     Some(bookkeeping),
                 )
             }

@@ -16,7 +16,6 @@ use super::plan::{Slot, StagingCopy};
 use crate::error::{Error, Result};
 use crate::exec::Schedule;
 use crate::graph::Node;
-use crate::ops::Op;
 use std::collections::HashSet;
 
 /// Averages gradients across the processes of a data-parallel job (an MPI all-reduce).
@@ -51,7 +50,7 @@ pub(crate) fn reorder(
         .iter()
         .map(|t| t.index())
         .filter(|i| in_run.contains(i))
-        .filter(|&i| !matches!(nodes[i].op, Op::Const(_) | Op::InitialValue { .. }))
+        .filter(|&i| !nodes[i].op.is_constant())
         .collect();
     if reduced.is_empty() {
         return Ok(None);

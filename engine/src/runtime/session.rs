@@ -8,7 +8,7 @@ use super::readback::{Readback, ReadbackJob, Snapshot, map_and_read, map_bytes, 
 use crate::error::{Error, Result};
 use crate::exec::{schedule, uninitialized};
 use crate::graph::{Graph, Operation, Tensor};
-use crate::ops::Op;
+use crate::ops::{Op, Source};
 use crate::rng::initial_value;
 use crate::tensor::{DType, HostTensor};
 use crate::worker::{Worker, WorkerOptions};
@@ -397,9 +397,11 @@ impl Session {
         }
         let n = &self.graph.nodes()[id];
         let value = match &n.op {
-            Op::Const(v) => v.clone(),
-            Op::InitialValue { init, seed } => initial_value(init, n.dtype, shape, *seed)
-                .map_err(|e| e.context(format!("initial value of '{}'", n.name)))?,
+            Op::Source(Source::Const(v)) => v.clone(),
+            Op::Source(Source::InitialValue { init, seed }) => {
+                initial_value(init, n.dtype, shape, *seed)
+                    .map_err(|e| e.context(format!("initial value of '{}'", n.name)))?
+            }
             _ => return Err(Error::internal("const_loc on a non-constant")),
         };
         let mut bytes = value.device_bytes();
@@ -829,7 +831,7 @@ impl Session {
         // Fetched int64 scalar variables: their values after the run, exactly.
         for (t, value) in fetches.iter().zip(&outputs) {
             let n = self.graph.node(*t);
-            if matches!(n.op, Op::Variable { .. })
+            if n.op.is_variable()
                 && n.dtype == DType::I64
                 && n.shape.is_empty()
                 && let Ok(v) = value.as_i64()

@@ -339,7 +339,7 @@ impl Family for ConvOp {
         }
     }
 
-    fn eval(&self, ins: &[&Value], _out_shape: &[usize]) -> Result<Vec<f64>> {
+    fn eval(&self, ins: &[&Value], _dtype: DType, _out_shape: &[usize]) -> Result<Vec<f64>> {
         reference::eval(self, ins)
     }
 

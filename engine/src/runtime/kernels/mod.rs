@@ -1,17 +1,16 @@
 //! Binding ops to kernels: typed uniforms mirrored in WGSL, and one function that turns
 //! a node of a plan into recorded [`Step`]s (dispatches and buffer copies).
 
-mod index;
 mod matmul;
 mod optim;
 pub(crate) mod params;
 
-pub(crate) use optim::Bookkeeping;
+pub(crate) use optim::{Bookkeeping, Update};
 mod reduce;
 
 use super::device::{Gpu, PipelineKey};
 use crate::error::{Error, Result};
-use crate::ops::{AssignOp, BinaryOp, Family, Op};
+use crate::ops::Op;
 use crate::reference::{broadcast_strides, strides};
 use crate::runtime::shaders::Shader;
 use crate::tensor::{DType, num_elements as numel};
@@ -79,6 +78,21 @@ pub(crate) struct Arg<'a> {
     pub shape: &'a [usize],
 }
 
+/// 32-bit words per element of `d` on the device.
+pub(crate) fn words(d: DType) -> usize {
+    d.device_size() / 4
+}
+
+/// Unimplemented for a tensor of rank past the kernels' [`MAX_RANK`].
+pub(crate) fn rank_ok(rank: usize) -> Result<()> {
+    if rank > MAX_RANK {
+        return Err(Error::unimplemented(format!(
+            "tensors of rank {rank} (max {MAX_RANK})"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn dt_code(d: DType) -> u32 {
     match d {
         DType::F32 => 0,
@@ -89,7 +103,7 @@ pub(crate) fn dt_code(d: DType) -> u32 {
     }
 }
 
-fn pack(v: &[usize]) -> [u32; 8] {
+pub(crate) fn pack(v: &[usize]) -> [u32; 8] {
     let mut out = [1u32; 8];
     for (o, &x) in out.iter_mut().zip(v) {
         *o = x as u32;
@@ -414,138 +428,18 @@ impl<'g> Recorder<'g> {
         out_dtype: DType,
         out_shape: &[usize],
     ) -> Result<()> {
-        let n = numel(out_shape);
-        match op {
-            Op::Placeholder
-            | Op::Const(_)
-            | Op::Variable { .. }
-            | Op::InitialValue { .. }
-            | Op::NoOp => Ok(()),
-            Op::Reshape(_) | Op::ReshapeLike => Ok(()),
-            Op::Conv(c) => c.record(self, ins, out, out_dtype, out_shape),
-            Op::Slice { .. }
-            | Op::StridedSlice(_)
-            | Op::StridedSliceGrad(_)
-            | Op::Pad { .. }
-            | Op::Tile { .. }
-            | Op::Concat { .. }
-            | Op::Select
-            | Op::Gather { .. }
-            | Op::UnsortedSegmentSum { .. }
-            | Op::Dropout { .. } => self.index_op(op, ins, out, out_shape),
-            Op::Identity => {
-                self.copy(ins[0].loc, out);
-                Ok(())
-            }
-            Op::Unary(u) => u.record(self, ins, out, out_dtype, out_shape),
-            Op::Binary(b) => b.record(self, ins, out, out_dtype, out_shape),
-            Op::Compare(c) => c.record(self, ins, out, out_dtype, out_shape),
-            Op::BiasAdd => self.broadcast_binary(BinaryOp::Add.code(), ins, out, out_shape),
-            Op::Cast(to) => {
-                if ins[0].dtype == *to {
-                    self.copy(ins[0].loc, out);
-                    return Ok(());
-                }
-                let p = EwParams::flat(n);
-                let groups = self.groups_1d(n as u64)?;
-                self.dispatch(
-                    Shader::Elementwise,
-                    "convert",
-                    vec![("SRC", dt_code(ins[0].dtype)), ("DST", dt_code(*to))],
-                    bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (3, out)],
-                    groups,
-                )
-            }
-            Op::MatMul(m) => m.record(self, ins, out, out_dtype, out_shape),
-            Op::Reduction(r) => r.record(self, ins, out, out_dtype, out_shape),
-            Op::Transpose(perm) => {
-                let xs = strides(ins[0].shape);
-                let st: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
-                self.gather(&ins[0], out, out_shape, st, None)
-            }
-            Op::OneHot {
-                depth,
-                on_value,
-                off_value,
-            } => {
-                let p = OneHotParams {
-                    n: n as u32,
-                    depth: *depth as u32,
-                    on_value: *on_value,
-                    off_value: *off_value,
-                };
-                let groups = self.groups_1d(n as u64)?;
-                self.dispatch(
-                    Shader::Index,
-                    "one_hot",
-                    vec![],
-                    bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (3, out)],
-                    groups,
-                )
-            }
-            Op::Softmax(s) => s.record(self, ins, out, out_dtype, out_shape),
-            Op::Assign(AssignOp::Assign) => {
-                self.copy(ins[1].loc, ins[0].loc);
-                Ok(())
-            }
-            Op::Assign(kind) => {
-                // A value in the variable's own buffer (an arena) cannot be bound for
-                // reading while the variable is bound for writing: copy it out first.
-                let value = if ins[1].loc.buf == ins[0].loc.buf {
-                    let temp = Loc::whole(
-                        self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                            label: Some("assign value"),
-                            size: ins[1].loc.size,
-                            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                            mapped_at_creation: false,
-                        }),
-                        ins[1].loc.size,
-                    );
-                    self.copy(ins[1].loc, &temp);
-                    temp
-                } else {
-                    ins[1].loc.clone()
-                };
-                let p = CountParams {
-                    n: n as u32,
-                    pad: [0; 3],
-                };
-                let groups = self.groups_1d(n as u64)?;
-                self.dispatch(
-                    Shader::State,
-                    "assign_update",
-                    vec![
-                        ("OP", u32::from(*kind == AssignOp::Sub)),
-                        ("DT", dt_code(out_dtype)),
-                    ],
-                    bytemuck::bytes_of(&p),
-                    &[(1, ins[0].loc), (2, &value)],
-                    groups,
-                )
-            }
-            op @ (Op::ApplyGradientDescent
-            | Op::ApplyMomentum { .. }
-            | Op::ApplyAdam { .. }
-            | Op::ApplyRmsProp { .. }) => {
-                let Some(at) = op.update_inputs() else {
-                    return Err(Error::internal("optimizer update without input positions"));
-                };
-                let slots: Vec<&Loc> = op.mutated_slots().iter().map(|&k| ins[k].loc).collect();
-                let powers = at.powers.map(|(a, b)| (ins[a].loc, ins[b].loc));
-                self.apply(
-                    op,
-                    ins[0].loc,
-                    &slots,
-                    ins[at.grad].loc,
-                    ins[at.lr].loc,
-                    powers,
-                    n,
-                    None,
-                )
-            }
-        }
+        op.family().record(self, ins, out, out_dtype, out_shape)
+    }
+
+    /// A scratch storage buffer of `size` bytes, written by copies.
+    pub(crate) fn scratch(&self, label: &str, size: u64) -> Loc {
+        let buf = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Loc::whole(buf, size)
     }
 }
 

@@ -6,7 +6,7 @@ use bytemuck::{Pod, Zeroable};
 /// Mirrors `Params` in `elementwise.wgsl` and `layout.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct EwParams {
+pub(crate) struct EwParams {
     pub n: u32,
     pub rank: u32,
     pub scale: f32,
@@ -62,16 +62,6 @@ pub(crate) struct RowParams {
     pub mean: u32,
 }
 
-/// Mirrors `Params` in `index.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct OneHotParams {
-    pub n: u32,
-    pub depth: u32,
-    pub on_value: f32,
-    pub off_value: f32,
-}
-
 /// Mirrors `Params` in `optim.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
@@ -90,14 +80,14 @@ pub(super) struct OptParams {
 /// Mirrors `Params` in `state.wgsl`.
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct CountParams {
+pub(crate) struct CountParams {
     pub n: u32,
     pub pad: [u32; 3],
 }
 
 impl EwParams {
     /// Parameters of a same-shape elementwise kernel over `n` elements.
-    pub(super) fn flat(n: usize) -> EwParams {
+    pub(crate) fn flat(n: usize) -> EwParams {
         EwParams {
             n: n as u32,
             rank: 1,
@@ -108,60 +98,4 @@ impl EwParams {
             sb: [0; 8],
         }
     }
-}
-
-/// Mirrors `Remap` in `remap.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct RemapParams {
-    pub n: u32,
-    pub rank: u32,
-    pub words: u32,
-    pub fill: u32,
-    pub fill_hi: u32,
-    pub pad: [u32; 3],
-    pub out_shape: [u32; 8],
-    pub in_shape: [u32; 8],
-    pub a: [i32; 8],
-    pub b: [i32; 8],
-    pub cnt: [u32; 8],
-}
-
-/// Mirrors `Select` in `remap.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct SelectParams {
-    pub n: u32,
-    pub rank: u32,
-    pub words: u32,
-    pub pad: u32,
-    pub shape: [u32; 8],
-    pub sc: [u32; 8],
-    pub sa: [u32; 8],
-    pub sb: [u32; 8],
-}
-
-/// Mirrors `Rows` in `gather.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct RowsParams {
-    pub n: u32,
-    pub words: u32,
-    pub outer: u32,
-    pub count: u32,
-    pub inner: u32,
-    pub rows: u32,
-    pub pad: [u32; 2],
-}
-
-/// Mirrors `Drop` in `random.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-pub(super) struct DropParams {
-    pub n: u32,
-    pub rate: f32,
-    pub scale: f32,
-    pub pad: u32,
-    pub key: [u32; 2],
-    pub pad2: [u32; 2],
 }

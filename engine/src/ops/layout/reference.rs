@@ -1,11 +1,38 @@
-//! Reference slicing, padding, tiling, concatenation, selection, gathers, segment sums
-//! and dropout, as plain loops in `f64`.
+//! The layout family's reference: plain loops over `f64` values.
 
-use super::Value;
-use super::eval::{broadcast_strides, strides};
+use super::{LayoutOp, SliceAxis, StridedSpec};
 use crate::error::Result;
-use crate::ops::{SliceAxis, StridedSpec};
-use crate::rng::dropout_keeps;
+use crate::reference::Value;
+use crate::reference::eval::{cast_value, gather_index, strides};
+use crate::tensor::DType;
+
+/// The output of `op` on `ins`.
+pub(super) fn eval(op: &LayoutOp, ins: &[&Value], out_shape: &[usize]) -> Result<Vec<f64>> {
+    let x = ins[0];
+    Ok(match op {
+        LayoutOp::Identity | LayoutOp::Reshape(_) | LayoutOp::ReshapeLike => x.data.clone(),
+        LayoutOp::Cast(to) => x.data.iter().map(|&v| convert(v, x.dtype, *to)).collect(),
+        LayoutOp::Transpose(perm) => transpose(x, perm, out_shape),
+        LayoutOp::Slice { begin, size } => {
+            strided_slice(x, &StridedSpec::from_slice(begin, size).resolve(&x.shape)?)
+        }
+        LayoutOp::StridedSlice(spec) => strided_slice(x, &spec.resolve(&x.shape)?),
+        LayoutOp::StridedSliceGrad(spec) => strided_slice_grad(&x.shape, spec, ins[1])?,
+        LayoutOp::Pad { paddings, value } => pad(x, paddings, f64::from(*value), out_shape),
+        LayoutOp::Tile { .. } => tile(x, out_shape),
+        LayoutOp::Concat { axis } => concat(ins, *axis, out_shape),
+    })
+}
+
+/// `x` with its axes permuted.
+fn transpose(x: &Value, perm: &[usize], out_shape: &[usize]) -> Vec<f64> {
+    let st = strides(&x.shape);
+    let pst: Vec<usize> = perm.iter().map(|&p| st[p]).collect();
+    let n: usize = out_shape.iter().product();
+    (0..n)
+        .map(|i| x.data[gather_index(i, out_shape, &pst)])
+        .collect()
+}
 
 /// Coordinates of flat index `i` in `shape`.
 fn coords(mut i: usize, shape: &[usize]) -> Vec<usize> {
@@ -16,6 +43,25 @@ fn coords(mut i: usize, shape: &[usize]) -> Vec<usize> {
         i /= n;
     }
     c
+}
+
+/// Converts `v` of dtype `from` to `to` as the device does: integer sources wrap (two's
+/// complement truncation), float sources truncate toward zero and saturate.
+fn convert(v: f64, from: DType, to: DType) -> f64 {
+    if from == to {
+        return v;
+    }
+    if from.is_int() || from == DType::Bool {
+        let i = v as i64;
+        return match to {
+            DType::F32 => i as f32 as f64,
+            DType::I32 => f64::from(i as i32),
+            DType::U32 => f64::from(i as u32),
+            DType::I64 => i as f64,
+            DType::Bool => f64::from(u8::from(i != 0)),
+        };
+    }
+    cast_value(v, to)
 }
 
 /// The elements of `x` at `start + k * step` per axis (shrunk axes dropped).
@@ -106,83 +152,4 @@ pub fn concat(ins: &[&Value], axis: usize, out_shape: &[usize]) -> Vec<f64> {
         }
     }
     out
-}
-
-/// `cond ? a : b` with broadcasting.
-pub fn select(c: &Value, a: &Value, b: &Value, out_shape: &[usize]) -> Vec<f64> {
-    let (sc, sa, sb) = (
-        broadcast_strides(&c.shape, out_shape),
-        broadcast_strides(&a.shape, out_shape),
-        broadcast_strides(&b.shape, out_shape),
-    );
-    let n: usize = out_shape.iter().product();
-    let at = |i: usize, st: &[usize]| -> usize {
-        coords(i, out_shape)
-            .iter()
-            .zip(st)
-            .map(|(&k, &s)| k * s)
-            .sum()
-    };
-    (0..n)
-        .map(|i| {
-            if c.data[at(i, &sc)] != 0.0 {
-                a.data[at(i, &sa)]
-            } else {
-                b.data[at(i, &sb)]
-            }
-        })
-        .collect()
-}
-
-/// Rows of `p` along `axis` picked by `idx` (zeros for an index out of range).
-pub fn gather(p: &Value, idx: &Value, axis: usize) -> Vec<f64> {
-    let outer: usize = p.shape[..axis].iter().product();
-    let len = p.shape[axis];
-    let inner: usize = p.shape[axis + 1..].iter().product();
-    let mut out = Vec::with_capacity(outer * idx.data.len() * inner);
-    for o in 0..outer {
-        for &k in &idx.data {
-            if k >= 0.0 && (k as usize) < len {
-                let at = (o * len + k as usize) * inner;
-                out.extend_from_slice(&p.data[at..at + inner]);
-            } else {
-                out.extend(std::iter::repeat_n(0.0, inner));
-            }
-        }
-    }
-    out
-}
-
-/// Sums of the rows of `data` by segment id into `segments` rows (ids out of range
-/// dropped).
-pub fn unsorted_segment_sum(data: &Value, ids: &Value, segments: usize) -> Vec<f64> {
-    let rows = ids.data.len();
-    let inner = data.data.len().checked_div(rows).unwrap_or(0);
-    let mut out = vec![0.0; segments * inner];
-    for (r, &s) in ids.data.iter().enumerate() {
-        if s >= 0.0 && (s as usize) < segments {
-            let s = s as usize;
-            for k in 0..inner {
-                out[s * inner + k] += data.data[r * inner + k];
-            }
-        }
-    }
-    out
-}
-
-/// Dropout with the device's mask for `step`.
-pub fn dropout(x: &Value, rate: f32, seed: (u64, u64), step: i64) -> Vec<f64> {
-    let scale = 1.0 / (1.0 - f64::from(rate));
-    x.data
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            if dropout_keeps(seed, i as u32, step, rate) {
-                // As the device: the scale rounded to f32 first.
-                v * f64::from(scale as f32)
-            } else {
-                0.0
-            }
-        })
-        .collect()
 }

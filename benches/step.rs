@@ -312,7 +312,7 @@ fn distributed(json: bool) -> wgtrain::Result<()> {
             sess.run(&feeds, fetch, &[train])?;
             let step_ns = t.elapsed().as_nanos() as u64;
             let agree_ns = sess.agreement_stats().nanos - agreed;
-            if let Some(raw) = sess.raw_session() {
+            if let Some(raw) = sess.raw_session().and_then(|r| r.as_session()) {
                 bytes = raw.stats().all_reduce_bytes;
                 if i as i64 > warmup {
                     per_step.push((step_ns, raw.stats().all_reduce_ns, agree_ns));

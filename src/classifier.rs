@@ -332,7 +332,7 @@ pub fn train(data: &Split, opts: &Options) -> Result<Report> {
     let raw = sess
         .raw_session()
         .ok_or_else(|| crate::Error::internal("no session"))?;
-    let adapter = raw.adapter().name.clone();
+    let adapter = raw.device_name().to_string();
     let start_step = raw.read_variables(&[gs])?[0].scalar_value()? as i64;
     // What the session restored: the newest checkpoint left once damaged ones were set
     // aside (their `.index` is gone), read after the session started.
@@ -409,7 +409,7 @@ pub fn train(data: &Split, opts: &Options) -> Result<Report> {
 }
 
 /// The fraction of `test` classified right, in batches of 1000.
-fn evaluate(sess: &mut crate::Session, test: &Images, n: &Net, cnn: bool) -> Result<f64> {
+fn evaluate(sess: &mut dyn crate::Executor, test: &Images, n: &Net, cnn: bool) -> Result<f64> {
     if test.is_empty() {
         return Ok(0.0);
     }

@@ -40,9 +40,10 @@ pub use wgtrain_hooks::{
 };
 
 pub use wgtrain_engine::{
-    Adam, AdamW, Code, Conv, DType, Error, GradientReducer, Graph, HostTensor, Initializer,
-    KernelTime, LearningRate, Momentum, Operation, Optimizer, Padding, Pool, Reference, Result,
-    RmsProp, RunMetadata, Session, SessionConfig, Sgd, Tensor, gradients,
+    Adam, AdamW, Code, Conv, DType, Error, Executor, GradientReducer, Graph, HostTensor,
+    Initializer, KernelTime, LearningRate, Momentum, Operation, Optimizer, Padding, Pool,
+    Reference, Result, RmsProp, RunMetadata, Session, SessionConfig, Sgd, Tensor, executor,
+    gradients,
 };
 
 /// The README's examples, compiled as doctests.

@@ -1,10 +1,10 @@
-//! The [`Saver`]: TF 1's `tf.train.Saver` over a wgtrain [`Session`] — saves variables
+//! The [`Saver`]: TF 1's `tf.train.Saver` over a wgtrain [`Executor`] (the wgpu session or the reference) — saves variables
 //! as V2 bundles named `<prefix>-<step>`, keeps the newest `max_to_keep` (and one every
 //! `keep_checkpoint_every_n_hours`), maintains the `checkpoint` state file, and restores
 //! all-or-nothing.
 //!
 //! Saves never stall a step: the session records a device copy of the variables with
-//! the next submission ([`Session::snapshot_variables`]), and a writer thread receives
+//! the next submission ([`Executor::snapshot_variables`]), and a writer thread receives
 //! the bytes over a bounded channel, writes the bundle crash-safely, then replaces the
 //! state file and deletes what retention lets go. At most `max_in_flight` saves are
 //! queued; a further `save` blocks until one finishes (a requested checkpoint is never
@@ -17,7 +17,7 @@ use crate::tensor::{Tensor as CkptTensor, TfDType};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use wgtrain_engine::{Graph, Session, Snapshot, Tensor, Worker, WorkerOptions};
+use wgtrain_engine::{Executor, Graph, Snapshot, Tensor, Worker, WorkerOptions};
 
 /// Options of a [`Saver`] (TF's defaults).
 #[derive(Clone, Debug)]
@@ -568,7 +568,7 @@ impl Saver {
     /// run. Asynchronous by default: returns once the device copy is recorded.
     pub fn save(
         &mut self,
-        sess: &mut Session,
+        sess: &mut dyn Executor,
         prefix: impl AsRef<Path>,
         global_step: Option<i64>,
     ) -> Result<PathBuf> {
@@ -580,7 +580,7 @@ impl Saver {
     /// `SessionLog CHECKPOINT` event there, off the training thread.
     pub fn save_then(
         &mut self,
-        sess: &mut Session,
+        sess: &mut dyn Executor,
         prefix: impl AsRef<Path>,
         global_step: Option<i64>,
         on_written: Option<OnWritten>,
@@ -706,7 +706,7 @@ impl Saver {
     /// NotFound listing every variable the checkpoint lacks, InvalidArgument naming a
     /// variable whose dtype or shape differs (both given), DataLoss for damaged data —
     /// each before any variable is written.
-    pub fn restore(&self, sess: &mut Session, prefix: impl AsRef<Path>) -> Result<()> {
+    pub fn restore(&self, sess: &mut dyn Executor, prefix: impl AsRef<Path>) -> Result<()> {
         restore_map(sess, prefix.as_ref(), &self.vars)
     }
 }
@@ -721,7 +721,7 @@ impl Drop for Saver {
 
 /// Restores `(checkpoint name, variable)` pairs from `prefix` into the session, all or
 /// nothing (see [`Saver::restore`]).
-pub fn restore_map(sess: &mut Session, prefix: &Path, map: &[(String, Tensor)]) -> Result<()> {
+pub fn restore_map(sess: &mut dyn Executor, prefix: &Path, map: &[(String, Tensor)]) -> Result<()> {
     let r = BundleReader::open(prefix)?;
     let graph = sess.graph_arc();
     let missing: Vec<&str> = map
@@ -768,7 +768,7 @@ pub fn restore_map(sess: &mut Session, prefix: &Path, map: &[(String, Tensor)]) 
 /// `map` (checkpoint name → variable) from the checkpoint at `prefix` — including one
 /// TensorFlow wrote — all or nothing.
 pub fn init_from_checkpoint(
-    sess: &mut Session,
+    sess: &mut dyn Executor,
     prefix: impl AsRef<Path>,
     map: &[(&str, Tensor)],
 ) -> Result<()> {

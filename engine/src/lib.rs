@@ -48,6 +48,7 @@
 pub mod autodiff;
 pub mod error;
 pub mod exec;
+pub mod executor;
 pub mod graph;
 pub mod layers;
 pub mod metrics;
@@ -62,6 +63,7 @@ pub mod worker;
 
 pub use autodiff::gradients;
 pub use error::{Code, Error, Result};
+pub use executor::Executor;
 pub use graph::{Graph, Node, Operation, Tensor, VariableOptions, collections};
 pub use ops::{
     AssignOp, BinaryOp, CompareOp, Conv, Initializer, Op, Padding, Pool, ReduceOp, SliceAxis,

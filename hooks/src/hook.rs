@@ -4,7 +4,7 @@
 use crate::coordinator::Coordinator;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use wgtrain_engine::{Error, Graph, HostTensor, Operation, Result, RunMetadata, Session, Tensor};
+use wgtrain_engine::{Error, Executor, Graph, HostTensor, Operation, Result, RunMetadata, Tensor};
 
 /// What one run computes: tensors to fetch, ops to run, values to feed, and whether to
 /// time every kernel (TF's `RunOptions(trace_level=FULL_TRACE)`).
@@ -71,7 +71,7 @@ pub struct SessionRunContext<'a> {
     /// What the caller asked for.
     pub original_args: &'a SessionRunArgs,
     /// The session.
-    pub session: &'a mut Session,
+    pub session: &'a mut dyn Executor,
     stop_requested: &'a mut bool,
 }
 
@@ -79,7 +79,7 @@ impl<'a> SessionRunContext<'a> {
     /// A context over `session` for a run of `args`.
     pub fn new(
         original_args: &'a SessionRunArgs,
-        session: &'a mut Session,
+        session: &'a mut dyn Executor,
         stop_requested: &'a mut bool,
     ) -> SessionRunContext<'a> {
         SessionRunContext {
@@ -129,7 +129,11 @@ pub trait SessionRunHook: Send {
     }
 
     /// Called after every (re)creation of the session.
-    fn after_create_session(&mut self, _session: &mut Session, _coord: &Coordinator) -> Result<()> {
+    fn after_create_session(
+        &mut self,
+        _session: &mut dyn Executor,
+        _coord: &Coordinator,
+    ) -> Result<()> {
         Ok(())
     }
 
@@ -148,7 +152,7 @@ pub trait SessionRunHook: Send {
     }
 
     /// Called once at the end of a clean session.
-    fn end(&mut self, _session: &mut Session) -> Result<()> {
+    fn end(&mut self, _session: &mut dyn Executor) -> Result<()> {
         Ok(())
     }
 }

@@ -43,4 +43,4 @@ pub use monitored::{
 };
 pub use progress::ProgressBarHook;
 pub use scaffold::{ChiefSessionCreator, Scaffold, SessionCreator, WorkerSessionCreator};
-pub use wgtrain_engine::{Operation, Session, Tensor};
+pub use wgtrain_engine::{Executor, Operation, Tensor};

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wgtrain_engine::{
-    Code, Error, Graph, HostTensor, Operation, Result, RunMetadata, Session, SessionConfig, Tensor,
+    Code, Error, Executor, Graph, HostTensor, Operation, Result, RunMetadata, SessionConfig, Tensor,
 };
 
 /// How many times, and how patiently, a monitored session re-creates its session after
@@ -61,7 +61,7 @@ pub struct MonitoredSession {
     scaffold: Arc<Scaffold>,
     creator: Box<dyn SessionCreator>,
     hooks: Vec<Box<dyn SessionRunHook>>,
-    sess: Option<Session>,
+    sess: Option<Box<dyn Executor>>,
     coord: Coordinator,
     stop: bool,
     closed: bool,
@@ -163,8 +163,11 @@ impl MonitoredSession {
     }
 
     /// The session underneath (runs on it skip the hooks); `None` after close.
-    pub fn raw_session(&mut self) -> Option<&mut Session> {
-        self.sess.as_mut()
+    pub fn raw_session(&mut self) -> Option<&mut dyn Executor> {
+        match &mut self.sess {
+            Some(s) => Some(&mut **s),
+            None => None,
+        }
     }
 
     fn create(&mut self) -> Result<()> {
@@ -172,9 +175,11 @@ impl MonitoredSession {
         // The failed session's threads and workers are stopped and joined; the event
         // writers carry over.
         self.coord = self.coord.successor(self.stop_grace);
-        self.coord.register_worker(sess.background());
+        if let Some(b) = sess.background() {
+            self.coord.register_worker(b);
+        }
         for h in &mut self.hooks {
-            h.after_create_session(&mut sess, &self.coord)?;
+            h.after_create_session(&mut *sess, &self.coord)?;
         }
         self.sess = Some(sess);
         Ok(())
@@ -235,7 +240,7 @@ impl MonitoredSession {
         true
     }
 
-    /// Runs one step with the hooks (as [`Session::run`]): recoverable errors re-create
+    /// Runs one step with the hooks (as [`Executor::run`]): recoverable errors re-create
     /// the session (restoring the latest checkpoint) and retry the same call. OutOfRange
     /// (the input ran out) is returned and stops the loop; `close()` after it is clean.
     pub fn run(
@@ -357,7 +362,7 @@ impl MonitoredSession {
         let mut stop = false;
         let mut extra: Vec<Option<SessionRunArgs>> = Vec::with_capacity(self.hooks.len());
         for h in &mut self.hooks {
-            let mut ctx = SessionRunContext::new(args, sess, &mut stop);
+            let mut ctx = SessionRunContext::new(args, &mut **sess, &mut stop);
             extra.push(h.before_run(&mut ctx)?);
         }
         // Merge: the caller's fetches first, then each hook's.
@@ -490,7 +495,7 @@ impl MonitoredSession {
             return Err(Error::internal("no session"));
         };
         for (k, h) in self.hooks.iter_mut().enumerate() {
-            let mut ctx = SessionRunContext::new(args, sess, &mut stop);
+            let mut ctx = SessionRunContext::new(args, &mut **sess, &mut stop);
             let values = SessionRunValues {
                 results: ran
                     .outputs
@@ -566,7 +571,7 @@ impl MonitoredSession {
         let mut first: Result<()> = Ok(());
         if clean && let Some(sess) = self.sess.as_mut() {
             for h in &mut self.hooks {
-                if let Err(e) = h.end(sess)
+                if let Err(e) = h.end(&mut **sess)
                     && first.is_ok()
                 {
                     first = Err(e);
@@ -644,11 +649,11 @@ pub struct StepContext<'a> {
 
 impl StepContext<'_> {
     /// The raw session: runs skip the hooks.
-    pub fn session(&mut self) -> Result<&mut Session> {
-        self.ms
-            .sess
-            .as_mut()
-            .ok_or_else(|| Error::internal("no session"))
+    pub fn session(&mut self) -> Result<&mut dyn Executor> {
+        match &mut self.ms.sess {
+            Some(s) => Ok(&mut **s),
+            None => Err(Error::internal("no session")),
+        }
     }
 
     /// A run through the hooks, as [`MonitoredSession::run`] (without its recovery:

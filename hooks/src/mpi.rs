@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use wgtrain_engine::{
-    Code, Error, GradientReducer, Graph, HostTensor, Result, Session, SessionConfig, Tensor,
+    Code, Error, Executor, GradientReducer, Graph, HostTensor, Result, SessionConfig, Tensor,
 };
 
 /// This process's MPI runtime: initialized once, finalized when the last handle drops
@@ -408,7 +408,11 @@ impl MpiSessionCreator {
         });
     }
 
-    fn create_chief(&mut self, graph: &Arc<Graph>, config: SessionConfig) -> Result<Session> {
+    fn create_chief(
+        &mut self,
+        graph: &Arc<Graph>,
+        config: SessionConfig,
+    ) -> Result<Box<dyn Executor>> {
         let inner = self
             .inner
             .as_mut()
@@ -456,8 +460,12 @@ impl MpiSessionCreator {
         )
     }
 
-    fn create_worker(&mut self, graph: &Arc<Graph>, config: SessionConfig) -> Result<Session> {
-        let mut sess = match Session::new(Arc::clone(graph), config) {
+    fn create_worker(
+        &mut self,
+        graph: &Arc<Graph>,
+        config: SessionConfig,
+    ) -> Result<Box<dyn Executor>> {
+        let mut sess = match wgtrain_engine::executor::create(Arc::clone(graph), &config) {
             Ok(s) => s,
             Err(e) => Replicas::abandon(&*self.rt, &e.context("opening this rank's device")),
         };
@@ -486,7 +494,7 @@ impl MpiSessionCreator {
         }
         let mut payload = vec![0u8; header[3] as usize];
         self.broadcast_payload(&mut payload);
-        let started = self.start_worker(graph, &mut sess, &vars, &payload);
+        let started = self.start_worker(graph, &mut *sess, &vars, &payload);
         self.settle(started)?;
         Ok(sess)
     }
@@ -495,7 +503,7 @@ impl MpiSessionCreator {
     fn start_worker(
         &self,
         graph: &Graph,
-        sess: &mut Session,
+        sess: &mut dyn Executor,
         vars: &[Tensor],
         payload: &[u8],
     ) -> Result<()> {
@@ -531,7 +539,7 @@ fn mismatch(chief: usize) -> Error {
 }
 
 impl SessionCreator for MpiSessionCreator {
-    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Session> {
+    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Box<dyn Executor>> {
         let world = self.rt.world;
         let config = Self::rank_config(&self.config, world);
         let mut sess = if world.rank == self.chief {
@@ -539,7 +547,7 @@ impl SessionCreator for MpiSessionCreator {
         } else {
             self.create_worker(graph, config)?
         };
-        sess.set_gradient_reducer(Some(Arc::new(MpiReducer(Arc::clone(&self.rt)))));
+        sess.set_gradient_reducer(Some(Arc::new(MpiReducer(Arc::clone(&self.rt)))))?;
         if !self.logged {
             self.logged = true;
             tracing::info!(
@@ -547,11 +555,11 @@ impl SessionCreator for MpiSessionCreator {
                 size = world.size,
                 local_rank = world.local_rank,
                 chief = self.chief,
-                adapter = %sess.adapter().name,
+                adapter = %sess.device_name(),
                 "distributed training: rank {} of {} on '{}'",
                 world.rank,
                 world.size,
-                sess.adapter().name
+                sess.device_name()
             );
         }
         Ok(sess)

@@ -4,7 +4,7 @@
 use crate::coordinator::Coordinator;
 use crate::hook::{SessionRunArgs, SessionRunContext, SessionRunHook, SessionRunValues};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use wgtrain_engine::{Code, Error, Graph, Result, Session, Snapshot, Tensor};
+use wgtrain_engine::{Code, Error, Executor, Graph, Result, Snapshot, Tensor};
 
 /// Shows a progress bar of `num_steps` global steps from the step the session starts
 /// at, with steps per second and the loss. The loss is fetched every `loss_every` runs
@@ -89,7 +89,7 @@ impl SessionRunHook for ProgressBarHook {
         Ok(())
     }
 
-    fn after_create_session(&mut self, sess: &mut Session, _: &Coordinator) -> Result<()> {
+    fn after_create_session(&mut self, sess: &mut dyn Executor, _: &Coordinator) -> Result<()> {
         if let Some(gs) = self.gs {
             self.start = sess.read_variables(&[gs])?[0].scalar_value()? as i64;
         }
@@ -124,7 +124,7 @@ impl SessionRunHook for ProgressBarHook {
         Ok(())
     }
 
-    fn end(&mut self, _: &mut Session) -> Result<()> {
+    fn end(&mut self, _: &mut dyn Executor) -> Result<()> {
         if let Some(p) = self.in_flight.take() {
             let values = p.wait()?;
             if let Some(v) = values.first() {

@@ -10,12 +10,12 @@ use wgtrain_checkpoint::{
 };
 use wgtrain_engine::summary::MergedSummary;
 use wgtrain_engine::{
-    Code, Error, Graph, HostTensor, Operation, Result, Session, SessionConfig, Tensor,
+    Code, Error, Executor, Graph, HostTensor, Operation, Result, SessionConfig, Tensor,
 };
 
 /// A function run after the init op when a session is initialized (not restored),
 /// e.g. a warm start.
-pub type InitFn = Arc<dyn Fn(&Scaffold, &mut Session) -> Result<()> + Send + Sync>;
+pub type InitFn = Arc<dyn Fn(&Scaffold, &mut dyn Executor) -> Result<()> + Send + Sync>;
 
 /// What a monitored session needs to start (TF's `Scaffold`). Fields left empty are
 /// filled by [`Scaffold::finalize`] from the graph: the init op runs every global
@@ -256,7 +256,7 @@ fn cached(
 }
 
 /// Names of the variables not yet initialized ("Variables not initialized: a, b").
-pub(crate) fn not_ready(sess: &Session, vars: &[Tensor]) -> Option<String> {
+pub(crate) fn not_ready(sess: &dyn Executor, vars: &[Tensor]) -> Option<String> {
     let g = sess.graph();
     let missing: Vec<&str> = vars
         .iter()
@@ -275,7 +275,7 @@ fn all_vars(g: &Graph) -> Vec<Tensor> {
 /// Makes a ready session (TF's `SessionCreator`).
 pub trait SessionCreator: Send {
     /// A new session over `graph`, initialized or restored.
-    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Session>;
+    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Box<dyn Executor>>;
 }
 
 /// The chief's creator: restores the latest checkpoint of `checkpoint_dir` (or a given
@@ -297,13 +297,13 @@ pub struct ChiefSessionCreator {
 }
 
 impl SessionCreator for ChiefSessionCreator {
-    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Session> {
+    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Box<dyn Executor>> {
         if self.checkpoint_dir.is_some() && self.checkpoint_filename_with_path.is_some() {
             return Err(Error::invalid_argument(
                 "Can not provide both checkpoint_dir and checkpoint_filename_with_path.",
             ));
         }
-        let mut sess = Session::new(Arc::clone(graph), self.config.clone())?;
+        let mut sess = wgtrain_engine::executor::create(Arc::clone(graph), &self.config)?;
         let sc = &self.scaffold;
         // Saves still queued (a recovery right after a save) finish first, so the
         // latest checkpoint is the last one saved; a failed write is reported here.
@@ -334,7 +334,7 @@ impl SessionCreator for ChiefSessionCreator {
                 .lock()
                 .map_err(|_| Error::internal("saver lock poisoned"))?;
             let fresh = self.start_fresh_if_unrestorable && !given;
-            if let Some(prefix) = restore_newest(&mut s, &mut sess, &candidates, given, fresh)? {
+            if let Some(prefix) = restore_newest(&mut s, &mut *sess, &candidates, given, fresh)? {
                 if let Some(dir) = prefix.parent() {
                     s.recover_last_checkpoints(dir)?;
                 }
@@ -353,12 +353,12 @@ impl SessionCreator for ChiefSessionCreator {
                 sess.run(&sc.init_feeds, &[], &[op])?;
             }
             if let Some(f) = &sc.init_fn {
-                f(sc, &mut sess)?;
+                f(sc, &mut *sess)?;
             }
         }
         let g = sess.graph_arc();
         if let Some(op) = sc.get_local_init_op() {
-            if let Some(msg) = not_ready(&sess, &sc.ready_for_local_init_vars(&g)) {
+            if let Some(msg) = not_ready(&*sess, &sc.ready_for_local_init_vars(&g)) {
                 return Err(Error::new(
                     Code::FailedPrecondition,
                     format!("Init operations did not make model ready for local_init: {msg}"),
@@ -367,7 +367,7 @@ impl SessionCreator for ChiefSessionCreator {
             tracing::info!("Running local_init_op.");
             sess.run(&[], &[], &[op])?;
         }
-        if let Some(msg) = not_ready(&sess, &sc.ready_vars(&g)) {
+        if let Some(msg) = not_ready(&*sess, &sc.ready_vars(&g)) {
             return Err(Error::new(
                 Code::FailedPrecondition,
                 format!("Init operations did not make model ready: {msg}"),
@@ -384,7 +384,7 @@ impl SessionCreator for ChiefSessionCreator {
 /// when the user asked for a `fresh` start, `None` with every one set aside.
 fn restore_newest(
     saver: &mut Saver,
-    sess: &mut Session,
+    sess: &mut dyn Executor,
     candidates: &[PathBuf],
     given: bool,
     fresh: bool,
@@ -456,18 +456,18 @@ pub struct WorkerSessionCreator {
 }
 
 impl SessionCreator for WorkerSessionCreator {
-    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Session> {
+    fn create_session(&mut self, graph: &Arc<Graph>) -> Result<Box<dyn Executor>> {
         let start = Instant::now();
         loop {
-            let mut sess = Session::new(Arc::clone(graph), self.config.clone())?;
+            let mut sess = wgtrain_engine::executor::create(Arc::clone(graph), &self.config)?;
             let g = sess.graph_arc();
             let sc = &self.scaffold;
-            let mut reason = not_ready(&sess, &sc.ready_for_local_init_vars(&g));
+            let mut reason = not_ready(&*sess, &sc.ready_for_local_init_vars(&g));
             if reason.is_none() {
                 if let Some(op) = sc.get_local_init_op() {
                     sess.run(&[], &[], &[op])?;
                 }
-                reason = not_ready(&sess, &sc.ready_vars(&g));
+                reason = not_ready(&*sess, &sc.ready_vars(&g));
                 if reason.is_none() {
                     return Ok(sess);
                 }

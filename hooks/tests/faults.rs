@@ -49,9 +49,6 @@ impl Drop for Tmpfs {
 
 #[test]
 fn a_full_disk_stops_training_at_once_with_resource_exhausted() {
-    if !have_gpu() {
-        return;
-    }
     let Some(fs) = Tmpfs::mount("full", "96k") else {
         return;
     };
@@ -63,6 +60,7 @@ fn a_full_disk_stops_training_at_once_with_resource_exhausted() {
         ..Default::default()
     });
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .scaffold(scaffold)
         .checkpoint_dir(&dir)
         .save_checkpoint_steps(1)
@@ -148,23 +146,33 @@ fn durations_that_are_not_finite_seconds_are_invalid_argument() {
     let builders: Vec<(&str, MonitoredTrainingSession)> = vec![
         (
             "stop_grace_period_secs",
-            MonitoredTrainingSession::new(m.g.clone()).stop_grace_period_secs(f64::INFINITY),
+            MonitoredTrainingSession::new(m.g.clone())
+                .config(host())
+                .stop_grace_period_secs(f64::INFINITY),
         ),
         (
             "max_wait_secs",
-            MonitoredTrainingSession::new(m.g.clone()).max_wait_secs(f64::NAN),
+            MonitoredTrainingSession::new(m.g.clone())
+                .config(host())
+                .max_wait_secs(f64::NAN),
         ),
         (
             "recovery_wait_secs",
-            MonitoredTrainingSession::new(m.g.clone()).recovery_wait_secs(-1.0),
+            MonitoredTrainingSession::new(m.g.clone())
+                .config(host())
+                .recovery_wait_secs(-1.0),
         ),
         (
             "save_checkpoint_secs",
-            MonitoredTrainingSession::new(m.g.clone()).save_checkpoint_secs(f64::NAN),
+            MonitoredTrainingSession::new(m.g.clone())
+                .config(host())
+                .save_checkpoint_secs(f64::NAN),
         ),
         (
             "save_summaries_secs",
-            MonitoredTrainingSession::new(m.g.clone()).save_summaries_secs(f64::INFINITY),
+            MonitoredTrainingSession::new(m.g.clone())
+                .config(host())
+                .save_summaries_secs(f64::INFINITY),
         ),
     ];
     for (name, b) in builders {
@@ -189,6 +197,7 @@ fn durations_that_are_not_finite_seconds_are_invalid_argument() {
 fn train_to(dir: &Path, last: i64) {
     let m = model();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(dir)
         .save_checkpoint_steps(1)
         .hooks([StopAtStepHook::last_step(last).boxed()])
@@ -202,6 +211,7 @@ fn train_to(dir: &Path, last: i64) {
 fn resumed_step(dir: &Path) -> wgtrain_engine::Result<i64> {
     let m = model();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(dir)
         .save_checkpoint_steps(1)
         .create()?;
@@ -224,9 +234,6 @@ fn names(dir: &Path) -> Vec<String> {
 #[test]
 fn an_unreadable_state_file_restores_the_newest_checkpoint_found() {
     // Before: the trainer silently restored step 0 and rewrote the state file.
-    if !have_gpu() {
-        return;
-    }
     let dir = scratch("badstate");
     train_to(&dir, 6);
     std::fs::write(
@@ -249,9 +256,6 @@ fn an_unreadable_state_file_restores_the_newest_checkpoint_found() {
 
 #[test]
 fn a_deleted_latest_index_falls_back_to_the_checkpoint_before_it() {
-    if !have_gpu() {
-        return;
-    }
     let dir = scratch("noindex");
     train_to(&dir, 6);
     std::fs::remove_file(dir.join("model.ckpt-6.index")).unwrap();
@@ -261,9 +265,6 @@ fn a_deleted_latest_index_falls_back_to_the_checkpoint_before_it() {
 #[test]
 fn a_damaged_latest_checkpoint_falls_back_and_is_set_aside() {
     // Before: DataLoss, and training could not start.
-    if !have_gpu() {
-        return;
-    }
     let dir = scratch("damaged");
     train_to(&dir, 6);
     let data = dir.join("model.ckpt-6.data-00000-of-00001");
@@ -287,9 +288,6 @@ fn a_damaged_latest_checkpoint_falls_back_and_is_set_aside() {
 
 #[test]
 fn no_restorable_checkpoint_is_an_error_not_a_fresh_start() {
-    if !have_gpu() {
-        return;
-    }
     let dir = scratch("alldamaged");
     train_to(&dir, 2);
     for f in names(&dir).iter().filter(|f| f.contains(".data-")) {
@@ -306,6 +304,7 @@ fn no_restorable_checkpoint_is_an_error_not_a_fresh_start() {
     // and trains from step 0.
     let m = model();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(&dir)
         .save_checkpoint_steps(1)
         .start_fresh_if_unrestorable(true)
@@ -343,7 +342,7 @@ struct StuckWorkerHook(Vec<wgtrain_engine::Worker<()>>);
 impl SessionRunHook for StuckWorkerHook {
     fn after_create_session(
         &mut self,
-        _: &mut wgtrain_engine::Session,
+        _: &mut dyn wgtrain_engine::Executor,
         coord: &Coordinator,
     ) -> wgtrain_engine::Result<()> {
         let w = wgtrain_engine::Worker::spawn("stuck", Default::default(), Stuck)?;
@@ -356,12 +355,10 @@ impl SessionRunHook for StuckWorkerHook {
 
 #[test]
 fn close_is_bounded_by_the_grace_period_when_a_worker_hangs() {
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let dir = scratch("stuck-close");
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(&dir)
         .stop_grace_period_secs(0.5)
         .hooks([Box::new(StuckWorkerHook(Vec::new())) as Box<dyn SessionRunHook>])
@@ -409,9 +406,6 @@ fn damage_drills_restore_the_newest_good_checkpoint_and_keep_the_rest() {
     // was harmless, or the state file was rebuilt from the directory) or step 5 (the
     // newest set aside); none starts over, fails or panics, and the checkpoints
     // before stay on disk and in the state file.
-    if !have_gpu() {
-        return;
-    }
     let trials: u64 = std::env::var("WGTRAIN_DRILL_TRIALS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -481,9 +475,6 @@ fn files_of_saves_a_crash_interrupted_are_retired_not_left_forever() {
     // A kill after a checkpoint's files were renamed into place but before the state
     // file named it, or between its data and its index, left files no retention ever
     // deleted (a checkpoint's size each, crash after crash).
-    if !have_gpu() {
-        return;
-    }
     let dir = scratch("orphans");
     train_to(&dir, 6);
     // The state file as it was before step 6's save finished.

@@ -19,11 +19,9 @@ use wgtrain_hooks::*;
 #[test]
 fn test_defaults_empty_dir() {
     // MTS with no checkpoint_dir and no summary_dir: no default hooks, no files.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .hooks([StopAtStepHook::last_step(3).boxed()])
         .create()
         .unwrap();
@@ -35,12 +33,10 @@ fn test_defaults_empty_dir() {
 fn schedule_n3_last10_checkpoints_and_summaries() {
     // tf-observed [schedule_n3_last10]: checkpoints 0, 3, 6, 9, 10; loss summaries at
     // 1, 4, 7, 10; global_step/sec at 4, 7, 10.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let dir = scratch("n3");
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(&dir)
         .save_checkpoint_steps(3)
         .save_summaries_steps(3)
@@ -71,12 +67,10 @@ fn schedule_n3_last10_checkpoints_and_summaries() {
 #[test]
 fn schedule_n5_last10() {
     // tf-observed [schedule_n5_last10]: checkpoints 0, 5, 10 (10 once); loss at 1, 6.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let dir = scratch("n5");
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(&dir)
         .save_checkpoint_steps(5)
         .save_summaries_steps(5)
@@ -92,13 +86,11 @@ fn schedule_n5_last10() {
 #[test]
 fn default_secs_schedule_saves_at_creation_and_end() {
     // tf-observed [default_secs_schedule]: 600 s timer, 7 steps: saves at 0 and 7.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let dir = scratch("secs");
     let clock = ManualClock::at(1000.0);
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(&dir)
         .clock(Arc::new(clock.clone()))
         .hooks([StopAtStepHook::last_step(7).boxed()])
@@ -112,13 +104,11 @@ fn default_secs_schedule_saves_at_creation_and_end() {
 #[test]
 fn test_save_checkpoint_secs_with_manual_clock() {
     // Secs schedule: a save when the clock passes the period.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let dir = scratch("secs2");
     let clock = ManualClock::at(0.0);
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(&dir)
         .save_checkpoint_secs(10.0)
         .clock(Arc::new(clock.clone()))
@@ -138,12 +128,10 @@ fn test_save_checkpoint_secs_with_manual_clock() {
 fn test_restore_and_resume() {
     // tf-observed [restore]: a second session restores step 6, re-saves model.ckpt-6 at
     // creation and continues; the values are the restored ones.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let dir = scratch("restore");
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(&dir)
         .hooks([StopAtStepHook::last_step(6).boxed()])
         .create()
@@ -152,6 +140,7 @@ fn test_restore_and_resume() {
     let w_before = sess.raw_session().unwrap().read_variables(&[m.w]).unwrap();
     sess.close().unwrap();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(&dir)
         .hooks([StopAtStepHook::num_steps(3).boxed()])
         .create()
@@ -168,12 +157,10 @@ fn test_restore_and_resume() {
 #[test]
 fn test_not_chief_times_out_waiting_for_the_chief() {
     // tf-observed [not_chief]: a worker with no chief waits max_wait_secs and fails.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let t = std::time::Instant::now();
     let e = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .is_chief(false)
         .max_wait_secs(0.3)
         .recovery_wait_secs(0.1)
@@ -203,11 +190,9 @@ fn test_should_stop() {
             Ok(())
         }
     }
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .hooks([Box::new(StopAfter(4)) as Box<dyn SessionRunHook>])
         .create()
         .unwrap();
@@ -221,11 +206,11 @@ fn test_should_stop() {
 #[test]
 fn test_with_statement_and_close() {
     // Double close is an error; should_stop after close; run after close fails.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
-    let mut sess = MonitoredTrainingSession::new(m.g.clone()).create().unwrap();
+    let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
+        .create()
+        .unwrap();
     sess.run(&feed(&m), &[], &[m.train]).unwrap();
     sess.close().unwrap();
     assert!(sess.should_stop());
@@ -250,7 +235,7 @@ impl SessionRunHook for Transcript {
     }
     fn after_create_session(
         &mut self,
-        _: &mut wgtrain_engine::Session,
+        _: &mut dyn wgtrain_engine::Executor,
         _: &Coordinator,
     ) -> wgtrain_engine::Result<()> {
         self.log
@@ -280,7 +265,7 @@ impl SessionRunHook for Transcript {
             .push(format!("{}.after_run", self.name));
         Ok(())
     }
-    fn end(&mut self, _: &mut wgtrain_engine::Session) -> wgtrain_engine::Result<()> {
+    fn end(&mut self, _: &mut dyn wgtrain_engine::Executor) -> wgtrain_engine::Result<()> {
         self.log.lock().unwrap().push(format!("{}.end", self.name));
         Ok(())
     }
@@ -290,9 +275,6 @@ impl SessionRunHook for Transcript {
 fn hook_lifecycle_transcript() {
     // tf-observed [hook_order]: every hook's begin, then after_create_session, then per
     // run all before_run then all after_run, in list order; end at close.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let log = Arc::new(Mutex::new(Vec::new()));
     let a = Box::new(Transcript {
@@ -304,6 +286,7 @@ fn hook_lifecycle_transcript() {
         log: Arc::clone(&log),
     });
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .hooks([a as Box<dyn SessionRunHook>, b])
         .create()
         .unwrap();
@@ -319,12 +302,10 @@ A.before_run\nB.before_run\nA.after_run\nB.after_run\nA.end\nB.end";
 
 #[test]
 fn test_end_not_called_after_an_error_close() {
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .hooks([Box::new(Transcript {
             name: "A",
             log: Arc::clone(&log),
@@ -337,12 +318,10 @@ fn test_end_not_called_after_an_error_close() {
 
 #[test]
 fn test_nan_tensor_hook_fails_or_stops() {
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let nan = vec![(m.x, HostTensor::from_f32(&[1], vec![f32::NAN]).unwrap())];
     let mut fail = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .hooks([Box::new(NanTensorHook::new(m.loss, true)) as Box<dyn SessionRunHook>])
         .create()
         .unwrap();
@@ -350,6 +329,7 @@ fn test_nan_tensor_hook_fails_or_stops() {
     let e = fail.run(&nan, &[], &[m.train]).unwrap_err();
     assert!(e.message.contains("NaN loss"), "{e}");
     let mut stop = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .hooks([Box::new(NanTensorHook::new(m.loss, false)) as Box<dyn SessionRunHook>])
         .create()
         .unwrap();
@@ -360,9 +340,6 @@ fn test_nan_tensor_hook_fails_or_stops() {
 #[test]
 fn test_step_counter_every_n_steps() {
     // StepCounterHook with a manual clock: global_step/sec at 3, 5, ... with the rate.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let mut g = m.g.clone();
     let clock = ManualClock::at(0.0);
@@ -371,6 +348,7 @@ fn test_step_counter_every_n_steps() {
     let rates = Arc::clone(&hook.rates);
     g.global_step().unwrap();
     let mut sess = MonitoredTrainingSession::new(g)
+        .config(host())
         .hooks([Box::new(hook) as Box<dyn SessionRunHook>])
         .create()
         .unwrap();
@@ -393,9 +371,6 @@ fn test_step_counter_every_n_steps() {
 
 #[test]
 fn test_logging_tensor_hook_every_n_iter_and_at_end() {
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let hook = LoggingTensorHook::new(
         vec![("w".into(), m.w)],
@@ -407,6 +382,7 @@ fn test_logging_tensor_hook_every_n_iter_and_at_end() {
     .unwrap();
     let lines = Arc::clone(&hook.lines);
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .hooks([Box::new(hook) as Box<dyn SessionRunHook>])
         .create()
         .unwrap();
@@ -423,9 +399,6 @@ fn test_logging_tensor_hook_every_n_iter_and_at_end() {
 
 #[test]
 fn test_final_ops_and_feed_fn_hooks() {
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let x = m.x;
     let final_hook = FinalOpsHook::new(vec![m.w], vec![]);
@@ -434,6 +407,7 @@ fn test_final_ops_and_feed_fn_hooks() {
         vec![(x, HostTensor::from_f32(&[1], vec![1.0]).unwrap())]
     }));
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .hooks([
             Box::new(final_hook) as Box<dyn SessionRunHook>,
             Box::new(feeder),
@@ -450,13 +424,11 @@ fn test_final_ops_and_feed_fn_hooks() {
 
 #[test]
 fn test_stop_at_step_requires_a_global_step() {
-    if !have_gpu() {
-        return;
-    }
     let mut g = Graph::new();
     g.variable("v", DType::F32, &[], Initializer::Zeros)
         .unwrap();
     let e = MonitoredTrainingSession::new(g)
+        .config(host())
         .hooks([StopAtStepHook::last_step(3).boxed()])
         .create()
         .err()
@@ -466,12 +438,10 @@ fn test_stop_at_step_requires_a_global_step() {
 
 #[test]
 fn test_run_step_fn_with_request_stop_and_raw_session() {
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let log = Arc::new(Mutex::new(Vec::new()));
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .hooks([Box::new(Transcript {
             name: "A",
             log: Arc::clone(&log),
@@ -558,13 +528,11 @@ fn loss_summaries(dir: &std::path::Path) -> Vec<f32> {
 fn pending_summaries_match_fetched_ones() {
     // Steps that fetch nothing read the summaries back on the readback thread; the
     // values written are the ones a fetching run sees.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let run = |fetch: bool| {
         let dir = scratch(if fetch { "sum-sync" } else { "sum-async" });
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .summary_dir(&dir)
             .save_summaries_steps(1)
             .log_step_count_steps(0)
@@ -584,12 +552,10 @@ fn pending_summaries_match_fetched_ones() {
 
 #[test]
 fn summaries_carry_the_loss_values() {
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let dir = scratch("sumvals");
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .summary_dir(&dir)
         .save_summaries_steps(1)
         .log_step_count_steps(0)
@@ -608,13 +574,11 @@ fn summaries_carry_the_loss_values() {
 
 #[test]
 fn progress_bar_follows_the_global_step_and_shows_the_loss() {
-    if !have_gpu() {
-        return;
-    }
     let m = model();
     let hook = ProgressBarHook::with_target(m.loss, 5, 2, indicatif::ProgressDrawTarget::hidden());
     let bar = hook.bar().clone();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .hooks([
             Box::new(hook) as Box<dyn SessionRunHook>,
             StopAtStepHook::num_steps(5).boxed(),
@@ -631,11 +595,11 @@ fn progress_bar_follows_the_global_step_and_shows_the_loss() {
 #[test]
 fn run_and_run_step_fn_after_close_are_failed_precondition() {
     // A closed session is never re-created behind the caller's back.
-    if !have_gpu() {
-        return;
-    }
     let m = model();
-    let mut sess = MonitoredTrainingSession::new(m.g.clone()).create().unwrap();
+    let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
+        .create()
+        .unwrap();
     sess.close().unwrap();
     let e = sess.run(&feed(&m), &[], &[m.train]).unwrap_err();
     assert_eq!(e.code, Code::FailedPrecondition);
@@ -651,6 +615,7 @@ fn master_names_what_is_supported() {
     // Errors come before any device is opened: no GPU needed.
     let m = model();
     let e = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .master("grpc://localhost:2222")
         .create()
         .err()
@@ -667,6 +632,7 @@ fn master_mpi_without_the_feature_is_unimplemented_naming_it() {
     let m = model();
     for master in [Master::Mpi, Master::from("mpi")] {
         let e = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .master(master)
             .create()
             .err()

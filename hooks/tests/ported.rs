@@ -34,7 +34,7 @@ use common::*;
 use std::sync::{Arc, Mutex};
 use wgtrain_checkpoint::events::{event_files, read_file};
 use wgtrain_checkpoint::proto::What;
-use wgtrain_engine::{Code, DType, Error, Graph, HostTensor, Initializer, Result, Session};
+use wgtrain_engine::{Code, DType, Error, Executor, Graph, HostTensor, Initializer, Result};
 use wgtrain_hooks::*;
 
 fn manual() -> (ManualClock, Arc<dyn Clock>) {
@@ -103,6 +103,15 @@ mod second_or_step_timer_test {
 /// A session over `m` with `hooks`, no default hooks.
 fn session(m: &Model, hooks: Vec<Box<dyn SessionRunHook>>) -> MonitoredSession {
     MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
+        .hooks(hooks)
+        .create()
+        .unwrap()
+}
+
+/// As [`session`], on the GPU: for what only a device has (timed kernels).
+fn gpu_session(m: &Model, hooks: Vec<Box<dyn SessionRunHook>>) -> MonitoredSession {
+    MonitoredTrainingSession::new(m.g.clone())
         .hooks(hooks)
         .create()
         .unwrap()
@@ -117,9 +126,6 @@ mod stop_at_step_test {
 
     #[test]
     fn test_stop_based_on_last_step() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![StopAtStepHook::last_step(10).boxed()]);
         for _ in 0..9 {
@@ -133,9 +139,6 @@ mod stop_at_step_test {
 
     #[test]
     fn test_stop_based_on_num_step() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut g = m.g.clone();
         // Start at global step 5.
@@ -145,6 +148,7 @@ mod stop_at_step_test {
         let init = g.global_variables_initializer().unwrap();
         let scaffold = Scaffold::new().init_op(g.group(&[init, set.op()], "init_at_5").unwrap());
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .scaffold(scaffold)
             .hooks([StopAtStepHook::num_steps(10).boxed()])
             .create()
@@ -157,15 +161,13 @@ mod stop_at_step_test {
     #[test]
     fn test_stop_based_with_multiple_steps() {
         // The global step jumps past last_step in one run: stop.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut g = m.g.clone();
         let gs = g.global_step().unwrap();
         let ten = g.constant(HostTensor::scalar_i64(10), "ten").unwrap();
         let jump = g.assign_add(gs, ten).unwrap();
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .hooks([StopAtStepHook::last_step(7).boxed()])
             .create()
             .unwrap();
@@ -194,9 +196,6 @@ mod logging_tensor_hook_test {
 
     #[test]
     fn test_print_at_end_only() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let hook = LoggingTensorHook::new(
             vec![("w".into(), m.w)],
@@ -218,9 +217,6 @@ mod logging_tensor_hook_test {
 
     #[test]
     fn test_print_every_n_steps() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let hook = LoggingTensorHook::new(
             vec![("w".into(), m.w)],
@@ -242,9 +238,6 @@ mod logging_tensor_hook_test {
 
     #[test]
     fn test_print_every_n_secs() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let (clock, c) = manual();
         let hook =
@@ -262,9 +255,6 @@ mod logging_tensor_hook_test {
 
     #[test]
     fn test_print_formatter() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let hook = LoggingTensorHook::new(
             vec![("w".into(), m.w)],
@@ -295,15 +285,15 @@ impl CheckpointSaverListener for Counts {
         self.c.lock().unwrap()[0] += 1;
         Ok(())
     }
-    fn before_save(&mut self, _: &mut Session, _: i64) -> Result<()> {
+    fn before_save(&mut self, _: &mut dyn Executor, _: i64) -> Result<()> {
         self.c.lock().unwrap()[1] += 1;
         Ok(())
     }
-    fn after_save(&mut self, _: &mut Session, _: i64) -> Result<bool> {
+    fn after_save(&mut self, _: &mut dyn Executor, _: i64) -> Result<bool> {
         self.c.lock().unwrap()[2] += 1;
         Ok(self.stop_after_save)
     }
-    fn end(&mut self, _: &mut Session, _: i64) -> Result<()> {
+    fn end(&mut self, _: &mut dyn Executor, _: i64) -> Result<()> {
         self.c.lock().unwrap()[3] += 1;
         Ok(())
     }
@@ -334,7 +324,7 @@ fn with_ckpt_hook(
         checkpoint_dir: None,
         checkpoint_filename_with_path: None,
         start_fresh_if_unrestorable: false,
-        config: Default::default(),
+        config: host(),
     });
     let sess = MonitoredSession::new(
         m.g.clone(),
@@ -365,9 +355,6 @@ mod checkpoint_saver_hook_test {
 
     #[test]
     fn test_save_checkpoint_before_first_train_step() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("first");
         let (mut sess, saved) = with_ckpt_hook(&m, |s| {
@@ -382,9 +369,6 @@ mod checkpoint_saver_hook_test {
 
     #[test]
     fn test_save_steps_saves_periodically() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("periodic");
         let (mut sess, saved) = with_ckpt_hook(&m, |s| {
@@ -398,9 +382,6 @@ mod checkpoint_saver_hook_test {
 
     #[test]
     fn test_save_secs_saves_periodically() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("secs");
         let (clock, c) = manual();
@@ -414,9 +395,6 @@ mod checkpoint_saver_hook_test {
 
     #[test]
     fn test_save_saves_at_end() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("end");
         let (mut sess, saved) = with_ckpt_hook(&m, |s| {
@@ -430,9 +408,6 @@ mod checkpoint_saver_hook_test {
 
     #[test]
     fn test_save_secs_calls_listeners_at_begin_and_end() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("listeners");
         let counts = Counts::default();
@@ -449,9 +424,6 @@ mod checkpoint_saver_hook_test {
 
     #[test]
     fn test_listener_with_monitored_session() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("listener-ms");
         let counts = Counts::default();
@@ -469,9 +441,6 @@ mod checkpoint_saver_hook_test {
 
     #[test]
     fn test_listener_stops_training_in_after_save() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("listener-stop");
         let (mut sess, _) = with_ckpt_hook(&m, |s| {
@@ -486,9 +455,6 @@ mod checkpoint_saver_hook_test {
 
     #[test]
     fn test_save_graph_def() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("graphdef");
         let (mut sess, _) = with_ckpt_hook(&m, |s| {
@@ -501,9 +467,6 @@ mod checkpoint_saver_hook_test {
 
     #[test]
     fn test_save_graph_def_false() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("graphdef-false");
         let (mut sess, _) = with_ckpt_hook(&m, |s| {
@@ -532,12 +495,10 @@ mod summary_saver_hook_test {
     #[test]
     fn test_save_steps() {
         // save_steps=8 over 30 steps: summaries at 1, 9, 17, 25.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("sum-steps");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .summary_dir(&dir)
             .save_summaries_steps(8)
             .log_step_count_steps(0)
@@ -557,6 +518,7 @@ mod summary_saver_hook_test {
         let dir = scratch(name);
         let (clock, c) = manual();
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .summary_dir(&dir)
             .save_summaries_secs(secs)
             .log_step_count_steps(0)
@@ -573,9 +535,6 @@ mod summary_saver_hook_test {
 
     #[test]
     fn test_save_secs_saving_once_every_step() {
-        if !have_gpu() {
-            return;
-        }
         assert_eq!(
             loss_steps_on_a_clock(0.5, 0.5, 4, "sum-secs1"),
             vec![1, 2, 3, 4]
@@ -584,9 +543,6 @@ mod summary_saver_hook_test {
 
     #[test]
     fn test_save_secs_saving_once_every_three_steps() {
-        if !have_gpu() {
-            return;
-        }
         assert_eq!(
             loss_steps_on_a_clock(9.0, 3.1, 8, "sum-secs3"),
             vec![1, 4, 7]
@@ -599,9 +555,6 @@ mod step_counter_hook_test {
 
     #[test]
     fn test_step_counter_every_n_secs() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let (clock, c) = manual();
         let timer = SecondOrStepTimer::new(Some(0.1), None, c).unwrap();
@@ -623,9 +576,6 @@ mod global_step_waiter_hook_test {
 
     #[test]
     fn test_not_wait_for_step_zero() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![Box::new(GlobalStepWaiterHook::new(0))]);
         let t = std::time::Instant::now();
@@ -639,15 +589,13 @@ mod final_ops_hook_test {
 
     #[test]
     fn test_final_ops_is_scalar_tensor() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut g = m.g.clone();
         let c = g.scalar(42.0).unwrap();
         let hook = FinalOpsHook::new(vec![c], vec![]);
         let values = Arc::clone(&hook.values);
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .hooks([Box::new(hook) as Box<dyn SessionRunHook>])
             .create()
             .unwrap();
@@ -664,9 +612,6 @@ mod feed_fn_hook_test {
 
     #[test]
     fn test_feeding_placeholder() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let x = m.x;
         let hook = FeedFnHook::new(Box::new(move || {
@@ -712,15 +657,13 @@ mod hooked_session_test {
 
     #[test]
     fn test_fetches_hook_requests() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut g = m.g.clone();
         let a = g.scalar(3.0).unwrap();
         let b = g.scalar(4.0).unwrap();
         let (ga, gb) = (Arc::new(Mutex::new(vec![])), Arc::new(Mutex::new(vec![])));
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .hooks([
                 Box::new(Fetcher(a, Arc::clone(&ga))) as Box<dyn SessionRunHook>,
                 Box::new(Fetcher(b, Arc::clone(&gb))),
@@ -752,9 +695,6 @@ mod hooked_session_test {
                 Ok(())
             }
         }
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let n = Arc::new(Mutex::new(0));
         let mut sess = session(&m, vec![Box::new(Check(Arc::clone(&n)))]);
@@ -768,11 +708,11 @@ mod monitored_session_test {
 
     #[test]
     fn test_defaults() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
-        let mut sess = MonitoredTrainingSession::new(m.g.clone()).create().unwrap();
+        let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
+            .create()
+            .unwrap();
         let v = sess.run(&[], &[m.w], &[]).unwrap();
         assert_eq!(v[0].as_f32().unwrap(), vec![1.0]);
     }
@@ -791,9 +731,6 @@ mod monitored_session_test {
 
     #[test]
     fn test_retry_on_aborted_error() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![Box::new(FailTimes(1, Code::Aborted))]);
         step(&mut sess, &m);
@@ -806,9 +743,6 @@ mod monitored_session_test {
 
     #[test]
     fn test_retry_on_unavailable_error() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![Box::new(FailTimes(1, Code::Unavailable))]);
         step(&mut sess, &m);
@@ -820,9 +754,6 @@ mod monitored_session_test {
     fn test_recover_and_retry_on_aborted_error() {
         // Checkpoints every step: recovery resumes at the last step, the retried step
         // moves it on.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("recover");
         let fail = Arc::new(Mutex::new(false));
@@ -838,6 +769,7 @@ mod monitored_session_test {
             }
         }
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .save_checkpoint_steps(1)
             .hooks([Box::new(FailWhen(Arc::clone(&fail))) as Box<dyn SessionRunHook>])
@@ -853,9 +785,6 @@ mod monitored_session_test {
 
     #[test]
     fn test_regular_exception_pass_through_run() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![Box::new(FailTimes(1, Code::Internal))]);
         let e = sess.run(&feed(&m), &[], &[m.train]).unwrap_err();
@@ -865,9 +794,6 @@ mod monitored_session_test {
 
     #[test]
     fn test_should_stop_on_coord_stop() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let sess = session(&m, vec![]);
         assert!(!sess.should_stop());
@@ -877,9 +803,6 @@ mod monitored_session_test {
 
     #[test]
     fn test_regular_exception_reported_to_coord_pass_through_return() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         sess.coordinator()
@@ -893,9 +816,6 @@ mod monitored_session_test {
 
     #[test]
     fn test_step_fn_example() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let v = sess
@@ -906,9 +826,6 @@ mod monitored_session_test {
 
     #[test]
     fn test_step_request_stop_with_returning_a_type() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let v = sess
@@ -925,9 +842,6 @@ mod monitored_session_test {
     fn test_recovers_from_an_exception_in_step_fn_after_hooks() {
         // The whole step_fn runs again after a recoverable error: its side effects
         // happen twice.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let mut calls = 0;
@@ -944,9 +858,6 @@ mod monitored_session_test {
 
     #[test]
     fn test_with_statement_and_close() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         sess.close().unwrap();
@@ -956,9 +867,6 @@ mod monitored_session_test {
 
     #[test]
     fn test_graph_finalized() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let sess = session(&m, vec![]);
         assert!(sess.graph().is_finalized());
@@ -1038,12 +946,10 @@ mod monitored_training_session_test {
 
     #[test]
     fn test_saving_restoring_checkpoint() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("mts-save");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .create()
             .unwrap();
@@ -1051,6 +957,7 @@ mod monitored_training_session_test {
         step(&mut sess, &m);
         sess.close().unwrap();
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .create()
             .unwrap();
@@ -1059,12 +966,10 @@ mod monitored_training_session_test {
 
     #[test]
     fn test_save_checkpoint_steps() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("mts-steps");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .save_checkpoint_steps(100)
             .create()
@@ -1075,6 +980,7 @@ mod monitored_training_session_test {
         // Drop without a clean close: the step-100 save happened in the loop.
         sess.close_with(false).unwrap();
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .create()
             .unwrap();
@@ -1083,12 +989,10 @@ mod monitored_training_session_test {
 
     #[test]
     fn test_summaries_steps() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("mts-summ");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .save_summaries_steps(100)
             .create()
@@ -1112,13 +1016,11 @@ mod monitored_training_session_test {
                 Ok(())
             }
         }
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("mts-custom");
         let n = Arc::new(Mutex::new(0));
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .save_checkpoint_secs(0.0)
             .chief_only_hooks([Box::new(Begins(Arc::clone(&n))) as Box<dyn SessionRunHook>])
@@ -1128,6 +1030,7 @@ mod monitored_training_session_test {
         sess.close().unwrap();
         assert_eq!(*n.lock().unwrap(), 1);
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .create()
             .unwrap();
@@ -1136,12 +1039,10 @@ mod monitored_training_session_test {
 
     #[test]
     fn test_save_graph_def() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("mts-graph");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .save_checkpoint_steps(1)
             .create()
@@ -1166,12 +1067,10 @@ mod monitored_training_session_test {
 
     #[test]
     fn test_save_graph_def_false() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("mts-graph-false");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .save_checkpoint_steps(1)
             .save_graph_def(false)
@@ -1189,16 +1088,13 @@ mod session_manager_test {
 
     #[test]
     fn test_wait_for_session_returns_none_after_timeout() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let scaffold = Arc::new(Scaffold::new());
         let mut g = m.g.clone();
         scaffold.finalize(&mut g).unwrap();
         let mut w = WorkerSessionCreator {
             scaffold,
-            config: Default::default(),
+            config: host(),
             max_wait_secs: 0.2,
             recovery_wait_secs: 0.05,
         };
@@ -1209,9 +1105,6 @@ mod session_manager_test {
     #[test]
     fn test_prepare_session_fails_without_init() {
         // No init op, no init fn, no local init op, no checkpoint: an error.
-        if !have_gpu() {
-            return;
-        }
         let mut g = Graph::new();
         g.variable("v", DType::F32, &[], Initializer::Zeros)
             .unwrap();
@@ -1222,7 +1115,7 @@ mod session_manager_test {
             checkpoint_dir: None,
             checkpoint_filename_with_path: None,
             start_fresh_if_unrestorable: false,
-            config: Default::default(),
+            config: host(),
         };
         let e = c.create_session(&Arc::new(g)).err().unwrap();
         assert!(e.message.contains("did not make model ready"), "{e}");
@@ -1230,14 +1123,11 @@ mod session_manager_test {
 
     #[test]
     fn test_prepare_session_succeeds_with_init_fn() {
-        if !have_gpu() {
-            return;
-        }
         let mut g = Graph::new();
         let v = g
             .variable("v", DType::F32, &[], Initializer::Zeros)
             .unwrap();
-        let f: scaffold_fn::InitFn = Arc::new(move |_, s: &mut Session| {
+        let f: scaffold_fn::InitFn = Arc::new(move |_, s: &mut dyn Executor| {
             s.write_variables(&[(v, HostTensor::scalar_f32(7.0))])
         });
         let scaffold = Arc::new(Scaffold::new().init_fn(f));
@@ -1247,7 +1137,7 @@ mod session_manager_test {
             checkpoint_dir: None,
             checkpoint_filename_with_path: None,
             start_fresh_if_unrestorable: false,
-            config: Default::default(),
+            config: host(),
         };
         let mut s = c.create_session(&Arc::new(g)).unwrap();
         assert_eq!(
@@ -1277,14 +1167,11 @@ mod more_monitored_session_test {
 
     #[test]
     fn test_exit_cleanly_on_out_of_range_exception() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let log = Arc::new(Mutex::new(Vec::new()));
         struct End(Arc<Mutex<Vec<String>>>);
         impl SessionRunHook for End {
-            fn end(&mut self, _: &mut Session) -> Result<()> {
+            fn end(&mut self, _: &mut dyn Executor) -> Result<()> {
                 self.0.lock().unwrap().push("end".into());
                 Ok(())
             }
@@ -1305,9 +1192,6 @@ mod more_monitored_session_test {
 
     #[test]
     fn test_stop_cleanly_when_no_exception_in_with_body() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         step(&mut sess, &m);
@@ -1319,9 +1203,6 @@ mod more_monitored_session_test {
 
     #[test]
     fn test_retry_initialization_on_aborted_error() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let failed = Arc::new(Mutex::new(false));
         let f = Arc::clone(&failed);
@@ -1334,6 +1215,7 @@ mod more_monitored_session_test {
             Ok(())
         });
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .scaffold(Scaffold::new().init_fn(init_fn))
             .recovery(RecoveryPolicy {
                 max_attempts: 3,
@@ -1348,9 +1230,6 @@ mod more_monitored_session_test {
 
     #[test]
     fn test_step_fn_exception_from_before_run() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![Box::new(FailOnce(Some(Code::Aborted)))]);
         let mut calls = 0;
@@ -1364,9 +1243,6 @@ mod more_monitored_session_test {
 
     #[test]
     fn test_step_fn_with_hooks_and_request_stop() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let log = Arc::new(Mutex::new(Vec::new()));
         let t = Box::new(super::Counted(Arc::clone(&log)));
@@ -1383,12 +1259,10 @@ mod more_monitored_session_test {
     #[test]
     fn test_recovery_with_checkpoint_filename_with_path() {
         // A session created from a given checkpoint prefix restores it.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("recovery-path");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .save_checkpoint_steps(1)
             .create()
@@ -1402,7 +1276,7 @@ mod more_monitored_session_test {
             checkpoint_dir: None,
             checkpoint_filename_with_path: Some(dir.join("model.ckpt-2")),
             start_fresh_if_unrestorable: false,
-            config: Default::default(),
+            config: host(),
         });
         let mut sess = MonitoredSession::new(
             m.g.clone(),
@@ -1451,9 +1325,6 @@ mod coordinated_session_test {
 
     #[test]
     fn test_dont_request_stop_on_exception_in_main_thread() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         // A bad feed: the error comes back, the coordinator is not stopped.
@@ -1466,9 +1337,6 @@ mod coordinated_session_test {
 
     #[test]
     fn test_stop_threads_on_close() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let stopped = watcher(sess.coordinator());
@@ -1481,9 +1349,6 @@ mod coordinated_session_test {
     fn test_recovery_from_coordinator_exception() {
         // A preemption reported to the coordinator: should_stop stays false and the
         // next run re-creates the session.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         sess.coordinator()
@@ -1496,9 +1361,6 @@ mod coordinated_session_test {
 
     #[test]
     fn test_recovery_from_non_preemption_in_coordinator() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         sess.coordinator()
@@ -1544,11 +1406,9 @@ mod hooked_session_feeds_test {
 
     #[test]
     fn test_only_hooks_have_feeds() {
-        if !have_gpu() {
-            return;
-        }
         let (g, a, b, c) = sum_graph();
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .hooks([
                 Box::new(Feeds(vec![(a, 5.0)])) as Box<dyn SessionRunHook>,
                 Box::new(Feeds(vec![(b, 10.0)])),
@@ -1563,11 +1423,9 @@ mod hooked_session_feeds_test {
 
     #[test]
     fn test_both_hooks_and_user_have_feeds() {
-        if !have_gpu() {
-            return;
-        }
         let (g, a, b, c) = sum_graph();
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .hooks([Box::new(Feeds(vec![(a, 5.0)])) as Box<dyn SessionRunHook>])
             .create()
             .unwrap();
@@ -1586,14 +1444,12 @@ mod more_summary_saver_hook_test {
 
     #[test]
     fn test_multiple_summaries() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut g = m.g.clone();
         g.scalar_summary("w_value", m.w).unwrap();
         let dir = scratch("multi-summ");
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .summary_dir(&dir)
             .save_summaries_steps(8)
             .log_step_count_steps(0)
@@ -1613,13 +1469,11 @@ mod more_monitored_training_session_test {
 
     #[test]
     fn test_save_checkpoint_secs() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("mts-secs");
         let (clock, c) = manual();
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .save_checkpoint_secs(0.1)
             .clock(c)
@@ -1631,6 +1485,7 @@ mod more_monitored_training_session_test {
         }
         sess.close_with(false).unwrap();
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .create()
             .unwrap();
@@ -1639,13 +1494,11 @@ mod more_monitored_training_session_test {
 
     #[test]
     fn test_summaries_secs() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("mts-summ-secs");
         let (clock, c) = manual();
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .save_summaries_secs(0.1)
             .clock(c)
@@ -1664,13 +1517,11 @@ mod more_monitored_training_session_test {
         // tf-observed [default_hooks]: chief_only, StepCounter, SummarySaver,
         // CheckpointSaver, user hooks; a worker has the user hooks only (it then waits
         // for a chief, which never comes here).
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("order");
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .chief_only_hooks([
                 Box::new(super::Counted(Arc::clone(&log))) as Box<dyn SessionRunHook>
@@ -1686,14 +1537,7 @@ mod more_monitored_training_session_test {
 }
 
 fn singular(m: &Model, hooks: Vec<Box<dyn SessionRunHook>>) -> MonitoredSession {
-    SingularMonitoredSession::create(
-        m.g.clone(),
-        hooks,
-        Scaffold::new(),
-        None,
-        Default::default(),
-    )
-    .unwrap()
+    SingularMonitoredSession::create(m.g.clone(), hooks, Scaffold::new(), None, host()).unwrap()
 }
 
 mod singular_monitored_session_test {
@@ -1711,9 +1555,6 @@ mod singular_monitored_session_test {
 
     #[test]
     fn test_handles_initialization() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = singular(&m, vec![]);
         assert_eq!(
@@ -1724,9 +1565,6 @@ mod singular_monitored_session_test {
 
     #[test]
     fn test_do_not_handle_aborted_error() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = singular(&m, vec![Box::new(FailOnce(Some(Code::Aborted)))]);
         let e = sess.run(&feed(&m), &[], &[m.train]).unwrap_err();
@@ -1736,9 +1574,6 @@ mod singular_monitored_session_test {
 
     #[test]
     fn test_exit_cleanly_on_out_of_range_exception() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = singular(&m, vec![Box::new(FailOnce(Some(Code::OutOfRange)))]);
         assert!(sess.run(&feed(&m), &[], &[m.train]).is_err());
@@ -1748,9 +1583,6 @@ mod singular_monitored_session_test {
 
     #[test]
     fn test_regular_exception_reported_to_coord_pass_through_run() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = singular(&m, vec![]);
         sess.coordinator()
@@ -1762,9 +1594,6 @@ mod singular_monitored_session_test {
 
     #[test]
     fn test_stop_cleanly_when_no_exception_in_with_body() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = singular(&m, vec![]);
         step(&mut sess, &m);
@@ -1775,9 +1604,6 @@ mod singular_monitored_session_test {
 
     #[test]
     fn test_raw_session() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = singular(&m, vec![]);
         let raw = sess.raw_session().unwrap();
@@ -1789,9 +1615,6 @@ mod singular_monitored_session_test {
 
     #[test]
     fn test_step_fn_doesnt_recover_when_it_wasnt_asked_to() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = singular(&m, vec![]);
         let mut calls = 0;
@@ -1827,9 +1650,6 @@ mod run_options_test {
     #[test]
     fn test_merge_run_options_from_hooks() {
         // One hook asks for a trace: the run is traced and every hook sees the metadata.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut sess = session(
@@ -1846,9 +1666,6 @@ mod run_options_test {
     #[test]
     fn test_merge_caller_and_hook_run_options() {
         // The caller asks for a trace; hooks see it too.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut sess = session(&m, vec![Box::new(Tracer(false, Arc::clone(&seen)))]);
@@ -1869,12 +1686,10 @@ mod more_stop_and_profiler_test {
     #[test]
     fn test_last_step_after_restore() {
         // MonitoredSessionTest.test_last_step: stop at 3, restore, then stop at 5.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("last-step");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .hooks([StopAtStepHook::last_step(3).boxed()])
             .create()
@@ -1882,6 +1697,7 @@ mod more_stop_and_profiler_test {
         assert_eq!(train_until_stop(&mut sess, &m), 3);
         sess.close().unwrap();
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .hooks([StopAtStepHook::last_step(5).boxed()])
             .create()
@@ -1893,12 +1709,10 @@ mod more_stop_and_profiler_test {
     #[test]
     fn test_num_steps_counts_from_the_restored_step() {
         // MonitoredSessionTest.test_num_steps: 3 steps, restore, 4 more: 7.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("num-steps");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .hooks([StopAtStepHook::num_steps(3).boxed()])
             .create()
@@ -1906,6 +1720,7 @@ mod more_stop_and_profiler_test {
         train_until_stop(&mut sess, &m);
         sess.close().unwrap();
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .hooks([StopAtStepHook::num_steps(4).boxed()])
             .create()
@@ -1916,9 +1731,6 @@ mod more_stop_and_profiler_test {
 
     #[test]
     fn test_save_steps_does_not_save_in_first_step() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("prof-first");
         let hook = ProfilerHook::new(&dir, None, Some(2), Arc::new(SystemClock)).unwrap();
@@ -1930,9 +1742,6 @@ mod more_stop_and_profiler_test {
 
     #[test]
     fn test_save_steps_saves_periodically() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("prof-periodic");
         let hook = ProfilerHook::new(&dir, None, Some(2), Arc::new(SystemClock)).unwrap();
@@ -1951,9 +1760,6 @@ mod more_stop_and_profiler_test {
     #[test]
     fn test_print_first_step() {
         // LoggingTensorHook: the first line has no "(x sec)", later ones do.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let hook = LoggingTensorHook::new(
             vec![("w".into(), m.w)],
@@ -1978,9 +1784,6 @@ mod more_session_manager_test {
 
     #[test]
     fn test_prepare_session_succeeds_with_init_feed_dict() {
-        if !have_gpu() {
-            return;
-        }
         let mut g = Graph::new();
         let p = g.placeholder("p", DType::F32, &[]).unwrap();
         let v = g
@@ -2002,9 +1805,6 @@ mod more_session_manager_test {
 
     #[test]
     fn test_recover_session_no_chkpt_still_runs_local_init_op() {
-        if !have_gpu() {
-            return;
-        }
         let mut g = Graph::new();
         g.variable("v", DType::F32, &[], Initializer::Zeros)
             .unwrap();
@@ -2035,9 +1835,6 @@ mod more_session_manager_test {
 
     #[test]
     fn test_prepare_session_did_not_init_local_variable() {
-        if !have_gpu() {
-            return;
-        }
         let mut g = Graph::new();
         g.variable("v", DType::F32, &[], Initializer::Zeros)
             .unwrap();
@@ -2067,12 +1864,10 @@ mod more_session_manager_test {
     #[test]
     fn test_recover_session() {
         // Without a checkpoint: initialized; with one: its values.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("sm-recover");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .create()
             .unwrap();
@@ -2082,6 +1877,7 @@ mod more_session_manager_test {
         let w1 = sess.raw_session().unwrap().read_variables(&[m.w]).unwrap();
         sess.close().unwrap();
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .create()
             .unwrap();
@@ -2096,9 +1892,6 @@ mod more_hooks_test {
     #[test]
     fn test_step_counter_every_n_steps_records_at_11_and_21() {
         // StepCounterHookTest.test_step_counter_every_n_steps: every 10 over 30 steps.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let (clock, c) = manual();
         let hook = StepCounterHook::new(10, None, c).unwrap();
@@ -2116,12 +1909,10 @@ mod more_hooks_test {
     fn test_summary_writer_defs() {
         // CheckpointSaverHookTest.test_summary_writer_defs: the graph and the meta
         // graph (with its SaverDef) go to the event file.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("writer-defs");
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .create()
             .unwrap();
@@ -2147,9 +1938,6 @@ mod more_hooks_test {
 
     #[test]
     fn test_listener_with_default_saver() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("listener-default");
         let counts = Counts::default();
@@ -2162,7 +1950,7 @@ mod more_hooks_test {
             checkpoint_dir: Some(dir.clone()),
             checkpoint_filename_with_path: None,
             start_fresh_if_unrestorable: false,
-            config: Default::default(),
+            config: host(),
         });
         let mut sess = MonitoredSession::new(
             m.g.clone(),
@@ -2177,6 +1965,7 @@ mod more_hooks_test {
         step(&mut sess, &m);
         sess.close().unwrap();
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .create()
             .unwrap();
@@ -2223,9 +2012,6 @@ mod step_counter_warning_test {
 
     #[test]
     fn test_log_warning_if_global_step_not_increased() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let hook = StepCounterHook::new(1, None, Arc::new(SystemClock)).unwrap();
         let warnings = Arc::clone(&hook.not_increased);
@@ -2251,7 +2037,11 @@ mod more_recoverable_session_test {
         done: bool,
     }
     impl SessionRunHook for Stuck {
-        fn after_create_session(&mut self, _: &mut Session, coord: &Coordinator) -> Result<()> {
+        fn after_create_session(
+            &mut self,
+            _: &mut dyn Executor,
+            coord: &Coordinator,
+        ) -> Result<()> {
             self.coord = Some(coord.clone());
             Ok(())
         }
@@ -2274,9 +2064,6 @@ mod more_recoverable_session_test {
     fn test_recovery_from_session_getting_stuck() {
         // The run fails with another error while the coordinator holds a preemption:
         // the preemption is the root cause, and the session is re-created.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let hook = Stuck {
             coord: None,
@@ -2290,9 +2077,6 @@ mod more_recoverable_session_test {
 
     #[test]
     fn test_step_fn_recovery_from_coordinator_exception_when_run_hooks() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         sess.coordinator()
@@ -2311,9 +2095,6 @@ mod more_recoverable_session_test {
 
     #[test]
     fn test_recovery_from_non_preemption_in_coordinator_when_run_hooks() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         sess.coordinator()
@@ -2349,11 +2130,11 @@ fn chief_creator(scaffold: Arc<Scaffold>, dir: Option<std::path::PathBuf>) -> Ch
         checkpoint_dir: dir,
         checkpoint_filename_with_path: None,
         start_fresh_if_unrestorable: false,
-        config: Default::default(),
+        config: host(),
     }
 }
 
-fn read_f32(s: &mut Session, v: wgtrain_engine::Tensor) -> f32 {
+fn read_f32(s: &mut dyn Executor, v: wgtrain_engine::Tensor) -> f32 {
     s.read_variables(&[v]).unwrap()[0].as_f32().unwrap()[0]
 }
 
@@ -2361,7 +2142,7 @@ fn read_f32(s: &mut Session, v: wgtrain_engine::Tensor) -> f32 {
 /// `_HookedSession` (no `after_create_session`): before_run, one run with the hooks'
 /// extra fetches and snapshot, after_run.
 fn hooked_run(
-    sess: &mut Session,
+    sess: &mut dyn Executor,
     hooks: &mut [&mut dyn SessionRunHook],
     targets: &[wgtrain_engine::Operation],
     feeds: &[(wgtrain_engine::Tensor, HostTensor)],
@@ -2413,11 +2194,11 @@ fn hooked_run(
 
 /// The model's graph with `hook.begin` called, a finalized scaffold and an
 /// initialized raw session.
-fn begun(m: &Model, hook: &mut dyn SessionRunHook, sc: &Arc<Scaffold>) -> Session {
+fn begun(m: &Model, hook: &mut dyn SessionRunHook, sc: &Arc<Scaffold>) -> Box<dyn Executor> {
     let mut g = m.g.clone();
     hook.begin(&mut g).unwrap();
     sc.finalize(&mut g).unwrap();
-    let mut s = Session::new(g, Default::default()).unwrap();
+    let mut s = wgtrain_engine::executor::create(Arc::new(g), &host()).unwrap();
     s.run(&[], &[], &[sc.get_init_op().unwrap()]).unwrap();
     s
 }
@@ -2431,9 +2212,6 @@ mod wrapped_session_test {
     #[test]
     fn test_properties() {
         // The session's graph is the graph it was given (TF: graph and sess_str).
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let sess = session(&m, vec![]);
         let g = sess.graph();
@@ -2445,9 +2223,6 @@ mod wrapped_session_test {
     #[test]
     fn test_run() {
         // run forwards its feeds.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let x = vec![(m.x, HostTensor::from_f32(&[1], vec![3.0]).unwrap())];
@@ -2459,9 +2234,6 @@ mod wrapped_session_test {
 
     #[test]
     fn test_should_stop_on_close() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         assert!(!sess.should_stop());
@@ -2474,9 +2246,6 @@ mod wrapped_session_test {
         // TF's wrapped layers ignore a second close; the monitored session (as TF's
         // MonitoredSession, test_with_statement_and_close) reports it. Either way the
         // hooks' end runs once and nothing else happens.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let hook = FinalOpsHook::new(vec![m.w], vec![]);
         let values = Arc::clone(&hook.values);
@@ -2497,9 +2266,6 @@ mod coordinated_session_more_test {
     #[test]
     fn test_stop_threads_on_close_after_exception() {
         // A run fails; close() still stops and joins the registered threads.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let stopped = watcher(sess.coordinator());
@@ -2513,9 +2279,6 @@ mod coordinated_session_more_test {
     fn test_propagates_exception_trace() {
         // The session's error comes out of the layers unchanged: same code, same
         // message as the raw session's (TF: the traceback points into session.py).
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let bad = vec![(m.x, HostTensor::from_i32(&[1], vec![1]).unwrap())];
@@ -2537,9 +2300,6 @@ mod recoverable_session_more_test {
     fn test_step_fn_recovery_from_coordinator_exception_with_raw_session() {
         // A preemption reported to the coordinator: should_stop stays false, and the
         // next step (on the raw session) runs on a re-created session.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let v = sess
@@ -2559,9 +2319,6 @@ mod recoverable_session_more_test {
 
     #[test]
     fn test_recovery_from_non_preemption_in_coordinator_with_raw_session() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         sess.run_step_fn(|ctx| ctx.session()?.run(&feed(&m), &[], &[m.train]))
@@ -2580,9 +2337,6 @@ mod recoverable_session_more_test {
         // A raw-session step fails with another error while a background thread
         // reported a preemption: the preemption is the root cause; the step is retried
         // on a new session.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let coord = sess.coordinator().clone();
@@ -2606,9 +2360,6 @@ mod recoverable_session_more_test {
     #[test]
     fn test_recovery_from_session_getting_stuck_when_run_hooks() {
         // The same through run_with_hooks.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let coord = sess.coordinator().clone();
@@ -2636,13 +2387,13 @@ mod hooked_session_more_test {
 
     #[test]
     fn test_run_passes_all_arguments() {
-        // Feeds, fetches and the trace option reach the session; the run metadata
-        // comes back to the caller.
         if !have_gpu() {
             return;
         }
+        // Feeds, fetches and the trace option reach the session; the run metadata
+        // comes back to the caller.
         let m = model();
-        let mut sess = session(&m, vec![]);
+        let mut sess = gpu_session(&m, vec![]);
         let args = SessionRunArgs {
             fetches: vec![m.loss],
             feeds: vec![(m.x, HostTensor::from_f32(&[1], vec![3.0]).unwrap())],
@@ -2661,11 +2412,9 @@ mod hooked_session_more_test {
 
     #[test]
     fn test_hooks_feed_conflicts() {
-        if !have_gpu() {
-            return;
-        }
         let (g, a, _, _) = sum_graph();
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .hooks([
                 Box::new(Feeds(vec![(a, 5.0)])) as Box<dyn SessionRunHook>,
                 Box::new(Feeds(vec![(a, 10.0)])),
@@ -2678,11 +2427,9 @@ mod hooked_session_more_test {
 
     #[test]
     fn test_hooks_and_user_feed_conflicts() {
-        if !have_gpu() {
-            return;
-        }
         let (g, a, _, _) = sum_graph();
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .hooks([Box::new(Feeds(vec![(a, 5.0)])) as Box<dyn SessionRunHook>])
             .create()
             .unwrap();
@@ -2702,7 +2449,7 @@ mod monitored_session_more_test {
     /// Records whether `end` ran.
     struct Ended(Arc<Mutex<bool>>);
     impl SessionRunHook for Ended {
-        fn end(&mut self, _: &mut Session) -> Result<()> {
+        fn end(&mut self, _: &mut dyn Executor) -> Result<()> {
             *self.0.lock().unwrap() = true;
             Ok(())
         }
@@ -2712,9 +2459,6 @@ mod monitored_session_more_test {
     fn test_raises_regular_exceptions_in_with_body() {
         // An error in the loop's body propagates; the session is closed (at drop)
         // without the hooks' end.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let ended = Arc::new(Mutex::new(false));
         let body = || -> Result<()> {
@@ -2729,9 +2473,6 @@ mod monitored_session_more_test {
 
     #[test]
     fn test_graph_finalized_during_run_unfinalized_after_exit() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         assert!(!m.g.is_finalized());
         let mut sess = session(&m, vec![]);
@@ -2744,14 +2485,14 @@ mod monitored_session_more_test {
 
     #[test]
     fn test_keep_finalized_graph_as_finalized() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut g = m.g.clone();
         Scaffold::new().finalize(&mut g).unwrap();
         assert!(g.is_finalized());
-        let sess = MonitoredTrainingSession::new(g).create().unwrap();
+        let sess = MonitoredTrainingSession::new(g)
+            .config(host())
+            .create()
+            .unwrap();
         assert!(sess.graph().is_finalized());
         assert!(sess.into_graph().unwrap().is_finalized());
     }
@@ -2772,9 +2513,6 @@ mod monitored_session_more_test {
 
     #[test]
     fn test_step_fn_belongs_to_a_class() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let mut t = Trainer {
@@ -2807,9 +2545,6 @@ mod monitored_session_more_test {
     fn test_step_fn_has_the_same_hooks_behavior_without_recovery() {
         // SingularMonitoredSession: a raw run skips the hooks; run_with_hooks gets the
         // hook's fetch with the caller's in one run, then after_run.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut sess = SingularMonitoredSession::create(
@@ -2817,7 +2552,7 @@ mod monitored_session_more_test {
             vec![Box::new(Order(Arc::clone(&log), m.w))],
             Scaffold::new(),
             None,
-            Default::default(),
+            host(),
         )
         .unwrap();
         let l2 = Arc::clone(&log);
@@ -2843,9 +2578,6 @@ mod monitored_session_more_test {
     #[test]
     fn test_step_function_stops() {
         // request_stop in the step: the step's value comes back, should_stop turns true.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let r = sess.run_step_fn(|ctx| {
@@ -2858,9 +2590,6 @@ mod monitored_session_more_test {
 
     #[test]
     fn test_step_request_stop_in_a_loop() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let mut sess = session(&m, vec![]);
         let mut n = 0;
@@ -2955,9 +2684,6 @@ mod checkpoint_saver_hook_more_test {
     fn test_saves_when_saver_and_scaffold_both_missing() {
         // Neither a saver nor a scaffold: the hook saves with a default saver over the
         // global variables (TF: the one in the SAVERS collection).
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("ckpt-default-saver");
         let hook = CheckpointSaverHook::new(&dir, None, Some(1), None, None).unwrap();
@@ -2974,32 +2700,26 @@ mod checkpoint_saver_hook_more_test {
     fn test_save_secs_saves_in_first_step() {
         // Driven without after_create_session (TF's _HookedSession): the first run
         // saves, at global step 1.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("ckpt-first-secs");
         let sc = Arc::new(Scaffold::new());
         let (_, clock) = manual();
         let mut hook = ckpt_hook(&dir, Some(2.0), None, clock, Arc::clone(&sc));
         let mut s = begun(&m, &mut hook, &sc);
-        hooked_run(&mut s, &mut [&mut hook], &[m.train], &feed(&m));
+        hooked_run(&mut *s, &mut [&mut hook], &[m.train], &feed(&m));
         sc.get_saver().unwrap().lock().unwrap().flush().unwrap();
         assert_eq!(checkpoint_steps(&dir), vec![1]);
     }
 
     #[test]
     fn test_save_steps_saves_in_first_step() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("ckpt-first-steps");
         let sc = Arc::new(Scaffold::new());
         let (_, clock) = manual();
         let mut hook = ckpt_hook(&dir, None, Some(2), clock, Arc::clone(&sc));
         let mut s = begun(&m, &mut hook, &sc);
-        hooked_run(&mut s, &mut [&mut hook], &[m.train], &feed(&m));
+        hooked_run(&mut *s, &mut [&mut hook], &[m.train], &feed(&m));
         sc.get_saver().unwrap().lock().unwrap().flush().unwrap();
         assert_eq!(checkpoint_steps(&dir), vec![1]);
     }
@@ -3008,9 +2728,6 @@ mod checkpoint_saver_hook_more_test {
     fn test_save_secs_calls_listeners_periodically() {
         // save_secs=2 on a manual clock: saves at steps 1, 3 and 5, and at the end
         // (step 6 was not saved) — four saves.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("ckpt-listen-secs");
         let sc = Arc::new(Scaffold::new());
@@ -3020,19 +2737,16 @@ mod checkpoint_saver_hook_more_test {
             ckpt_hook(&dir, Some(2.0), None, c, Arc::clone(&sc)).listener(Box::new(counts.clone()));
         let mut s = begun(&m, &mut hook, &sc);
         for advance in [1.0, 1.0, 1.0, 3.1, 1.0, 0.0] {
-            hooked_run(&mut s, &mut [&mut hook], &[m.train], &feed(&m));
+            hooked_run(&mut *s, &mut [&mut hook], &[m.train], &feed(&m));
             clock.advance(advance);
         }
-        hook.end(&mut s).unwrap();
+        hook.end(&mut *s).unwrap();
         assert_eq!(*counts.c.lock().unwrap(), [1, 4, 4, 1]);
         assert_eq!(*hook.saved.lock().unwrap(), vec![1, 3, 5, 6]);
     }
 
     #[test]
     fn test_two_listeners_with_default_saver() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("ckpt-two-listeners");
         let (a, b) = (Counts::default(), Counts::default());
@@ -3048,6 +2762,7 @@ mod checkpoint_saver_hook_more_test {
         assert_eq!(*a.c.lock().unwrap(), [1, 3, 3, 1]);
         assert_eq!(*b.c.lock().unwrap(), [1, 3, 3, 1]);
         let mut sess = MonitoredTrainingSession::new(m.g.clone())
+            .config(host())
             .checkpoint_dir(&dir)
             .create()
             .unwrap();
@@ -3088,9 +2803,6 @@ mod summary_saver_hook_more_test {
     #[test]
     fn test_summary_op_given() {
         // A summary op given instead of a scaffold is written on the schedule.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let g = m.g.clone();
         let op = g.merge_all_summaries();
@@ -3099,6 +2811,7 @@ mod summary_saver_hook_more_test {
             SummarySaverHook::new(Some(2), None, &dir, None, Some(op), Arc::new(SystemClock))
                 .unwrap();
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .hooks([Box::new(hook) as Box<dyn SessionRunHook>])
             .create()
             .unwrap();
@@ -3116,9 +2829,6 @@ mod step_counter_hook_more_test {
     #[test]
     fn test_global_step_name() {
         // The summary tag is the global step's name and "/sec".
-        if !have_gpu() {
-            return;
-        }
         let mut g = Graph::new();
         let gs = g
             .variable_with(
@@ -3141,6 +2851,7 @@ mod step_counter_hook_more_test {
         let timer = SecondOrStepTimer::new(None, Some(1), c).unwrap();
         let hook = StepCounterHook::with_timer(timer, Some(dir.clone()));
         let mut sess = MonitoredTrainingSession::new(g)
+            .config(host())
             .hooks([Box::new(hook) as Box<dyn SessionRunHook>])
             .create()
             .unwrap();
@@ -3161,9 +2872,6 @@ mod global_step_waiter_hook_more_test {
     fn test_wait_for_step() {
         // The hook polls until the global step reaches 1000; each pause moves the step
         // (500, then 1100), so it returns after the second pause.
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let sc = Arc::new(Scaffold::new());
         let gs = m.g.get_global_step().unwrap();
@@ -3182,7 +2890,7 @@ mod global_step_waiter_hook_more_test {
         let mut s = begun(&m, &mut hook, &sc);
         let args = SessionRunArgs::default();
         let mut stop = false;
-        let mut ctx = SessionRunContext::new(&args, &mut s, &mut stop);
+        let mut ctx = SessionRunContext::new(&args, &mut *s, &mut stop);
         hook.before_run(&mut ctx).unwrap();
         assert_eq!(*pauses.lock().unwrap(), 2);
     }
@@ -3193,9 +2901,6 @@ mod profiler_hook_more_test {
 
     #[test]
     fn test_save_secs_does_not_save_in_first_step() {
-        if !have_gpu() {
-            return;
-        }
         let m = model();
         let dir = scratch("prof-secs-first");
         let (_, c) = manual();
@@ -3208,16 +2913,16 @@ mod profiler_hook_more_test {
 
     #[test]
     fn test_run_metadata_saves() {
-        // The traced step's metadata goes to the event file tagged "step_2", as TF's
-        // RunMetadata proto with one NodeExecStats per kernel.
         if !have_gpu() {
             return;
         }
+        // The traced step's metadata goes to the event file tagged "step_2", as TF's
+        // RunMetadata proto with one NodeExecStats per kernel.
         use prost::Message;
         let m = model();
         let dir = scratch("prof-run-metadata");
         let hook = ProfilerHook::new(&dir, None, Some(1), Arc::new(SystemClock)).unwrap();
-        let mut sess = session(&m, vec![Box::new(hook)]);
+        let mut sess = gpu_session(&m, vec![Box::new(hook)]);
         step(&mut sess, &m);
         step(&mut sess, &m);
         sess.close().unwrap();
@@ -3276,9 +2981,6 @@ mod session_manager_more_test {
 
     #[test]
     fn test_prepare_session_with_ready_for_local_init_op() {
-        if !have_gpu() {
-            return;
-        }
         let (mut g, v, w, set_w) = v_and_w();
         let sc = Arc::new(
             Scaffold::new()
@@ -3289,16 +2991,13 @@ mod session_manager_more_test {
         let mut s = chief_creator(sc, None)
             .create_session(&Arc::new(g))
             .unwrap();
-        assert_eq!(read_f32(&mut s, w), 1.0);
+        assert_eq!(read_f32(&mut *s, w), 1.0);
     }
 
     #[test]
     fn test_prepare_session_with_ready_not_ready_for_local() {
         // The ready-for-local-init check names a local variable the init op does not
         // initialize: the session is not made.
-        if !have_gpu() {
-            return;
-        }
         let (mut g, v, w, set_w) = v_and_w();
         let sc = Arc::new(
             Scaffold::new()
@@ -3323,9 +3022,6 @@ mod session_manager_more_test {
     fn test_prepare_session_with_insufficient_ready_for_local_init_check() {
         // Nothing checked before the local init op, and its input was never
         // initialized: the local init op's run fails.
-        if !have_gpu() {
-            return;
-        }
         let (mut g, _, _, set_w) = v_and_w();
         let nothing = g.no_op("nothing").unwrap();
         let sc = Arc::new(
@@ -3355,7 +3051,9 @@ mod session_manager_more_test {
         let dir = scratch("sm-ready-local");
         let saver = sc.get_saver().unwrap();
         let mut saver = saver.lock().unwrap();
-        saver.save(&mut s, dir.join("model.ckpt"), Some(0)).unwrap();
+        saver
+            .save(&mut *s, dir.join("model.ckpt"), Some(0))
+            .unwrap();
         saver.flush().unwrap();
         dir
     }
@@ -3363,9 +3061,6 @@ mod session_manager_more_test {
     #[test]
     fn test_recover_session_with_ready_for_local_init_op() {
         // Restored, then the local init op runs on the restored value.
-        if !have_gpu() {
-            return;
-        }
         let dir = checkpoint_with_v3();
         let (mut g, v, w, set_w) = v_and_w();
         let sc = Arc::new(
@@ -3377,17 +3072,14 @@ mod session_manager_more_test {
         let mut s = chief_creator(sc, Some(dir))
             .create_session(&Arc::new(g))
             .unwrap();
-        assert_eq!(read_f32(&mut s, v), 3.0);
-        assert_eq!(read_f32(&mut s, w), 3.0);
+        assert_eq!(read_f32(&mut *s, v), 3.0);
+        assert_eq!(read_f32(&mut *s, w), 3.0);
     }
 
     #[test]
     fn test_recover_session_with_ready_for_local_init_op_fails_to_ready_local() {
         // After the restore the local `w` is still uninitialized, so a check that
         // names it fails.
-        if !have_gpu() {
-            return;
-        }
         let dir = checkpoint_with_v3();
         let (mut g, v, w, set_w) = v_and_w();
         let sc = Arc::new(
@@ -3411,9 +3103,6 @@ mod session_manager_more_test {
     fn test_recover_session_fails_still_runs_local_init_op() {
         // A checkpoint directory with nothing to restore: the model is initialized and
         // the local init op still runs.
-        if !have_gpu() {
-            return;
-        }
         let (mut g, v, w, set_w) = v_and_w();
         let sc = Arc::new(
             Scaffold::new()
@@ -3425,13 +3114,13 @@ mod session_manager_more_test {
         let mut s = chief_creator(sc, Some(dir))
             .create_session(&Arc::new(g))
             .unwrap();
-        assert_eq!(read_f32(&mut s, w), 1.0);
+        assert_eq!(read_f32(&mut *s, w), 1.0);
     }
 
     fn worker(sc: Arc<Scaffold>, max_wait_secs: f64) -> WorkerSessionCreator {
         WorkerSessionCreator {
             scaffold: sc,
-            config: Default::default(),
+            config: host(),
             max_wait_secs,
             recovery_wait_secs: 0.05,
         }
@@ -3441,9 +3130,6 @@ mod session_manager_more_test {
     fn test_wait_for_session_local_init() {
         // A worker: nothing must be ready before the local init op; it makes the model
         // ready, and the worker's session is returned at once.
-        if !have_gpu() {
-            return;
-        }
         let mut g = Graph::new();
         let w = local_var(&mut g, "w", Initializer::Constant(4.0));
         let sc = Arc::new(
@@ -3453,16 +3139,13 @@ mod session_manager_more_test {
         );
         sc.finalize(&mut g).unwrap();
         let mut s = worker(sc, 1.0).create_session(&Arc::new(g)).unwrap();
-        assert_eq!(read_f32(&mut s, w), 4.0);
+        assert_eq!(read_f32(&mut *s, w), 4.0);
     }
 
     #[test]
     fn test_wait_for_session_with_ready_for_local_init_op_fails_to_ready_local() {
         // The global `v` never gets initialized (no chief): the worker gives up with
         // DeadlineExceeded.
-        if !have_gpu() {
-            return;
-        }
         let (mut g, v, _, set_w) = v_and_w();
         let sc = Arc::new(
             Scaffold::new()
@@ -3479,9 +3162,6 @@ mod session_manager_more_test {
     fn test_wait_for_session_insufficient_ready_for_local_init_check() {
         // Nothing checked before the local init op, whose input is uninitialized: its
         // run fails.
-        if !have_gpu() {
-            return;
-        }
         let (mut g, _, _, set_w) = v_and_w();
         let sc = Arc::new(
             Scaffold::new()

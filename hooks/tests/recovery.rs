@@ -17,12 +17,12 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 #[test]
 fn device_loss_mid_training_recovers_from_the_last_checkpoint() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    // TF lacks this: the device is lost at step 7; the session is re-created from the
-    // checkpoint at step 5 and training finishes at step 12.
     if !have_gpu() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // TF lacks this: the device is lost at step 7; the session is re-created from the
+    // checkpoint at step 5 and training finishes at step 12.
     let m = model();
     let dir = scratch("devloss");
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
@@ -39,7 +39,11 @@ fn device_loss_mid_training_recovers_from_the_last_checkpoint() {
     let mut steps = Vec::new();
     while !sess.should_stop() {
         if global_step(&mut sess) == 7 && sess.recoveries() == 0 {
-            sess.raw_session().unwrap().simulate_device_loss();
+            sess.raw_session()
+                .unwrap()
+                .as_session()
+                .unwrap()
+                .simulate_device_loss();
         }
         sess.run(&feed(&m), &[], &[m.train]).unwrap();
         steps.push(global_step(&mut sess));
@@ -58,6 +62,9 @@ fn device_loss_mid_training_recovers_from_the_last_checkpoint() {
 
 #[test]
 fn bounded_recovery_gives_up() {
+    if !have_gpu() {
+        return;
+    }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // TF retries forever: here the attempts are bounded and the error surfaces.
     struct AlwaysLose;
@@ -66,12 +73,9 @@ fn bounded_recovery_gives_up() {
             &mut self,
             ctx: &mut SessionRunContext,
         ) -> wgtrain_engine::Result<Option<SessionRunArgs>> {
-            ctx.session.simulate_device_loss();
+            ctx.session.as_session().unwrap().simulate_device_loss();
             Ok(None)
         }
-    }
-    if !have_gpu() {
-        return;
     }
     let m = model();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
@@ -94,20 +98,20 @@ struct SessionWorkers(std::sync::Arc<Mutex<Vec<std::sync::Arc<dyn wgtrain_engine
 impl SessionRunHook for SessionWorkers {
     fn after_create_session(
         &mut self,
-        sess: &mut wgtrain_engine::Session,
+        sess: &mut dyn wgtrain_engine::Executor,
         _: &Coordinator,
     ) -> wgtrain_engine::Result<()> {
-        self.0.lock().unwrap().push(sess.background());
+        self.0.lock().unwrap().extend(sess.background());
         Ok(())
     }
 }
 
 #[test]
 fn recovery_joins_the_failed_sessions_workers_and_keeps_its_event_file() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     if !have_gpu() {
         return;
     }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let m = model();
     let dir = scratch("devloss-workers");
     let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
@@ -128,7 +132,11 @@ fn recovery_joins_the_failed_sessions_workers_and_keeps_its_event_file() {
         .unwrap();
     while !sess.should_stop() {
         if global_step(&mut sess) == 3 && sess.recoveries() == 0 {
-            sess.raw_session().unwrap().simulate_device_loss();
+            sess.raw_session()
+                .unwrap()
+                .as_session()
+                .unwrap()
+                .simulate_device_loss();
         }
         sess.run(&feed(&m), &[], &[m.train]).unwrap();
     }

@@ -17,7 +17,7 @@ use wgtrain_hooks::*;
 struct SlowEnd(PathBuf);
 
 impl SessionRunHook for SlowEnd {
-    fn end(&mut self, _: &mut wgtrain_engine::Session) -> wgtrain_engine::Result<()> {
+    fn end(&mut self, _: &mut dyn wgtrain_engine::Executor) -> wgtrain_engine::Result<()> {
         std::fs::write(&self.0, b"ending").unwrap();
         std::thread::sleep(Duration::from_secs(60));
         Ok(())
@@ -37,6 +37,7 @@ fn child_main() {
         hooks.push(Box::new(SlowEnd(dir.join("ending"))));
     }
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(dir.join("ckpt"))
         .save_checkpoint_steps(
             std::env::var("WGTRAIN_SIGNAL_SAVE_STEPS")
@@ -117,9 +118,6 @@ fn exit_of(mut c: std::process::Child, limit: Duration) -> (std::process::ExitSt
 /// The child is signalled once mid-training: it exits 0 within the grace period and its
 /// latest checkpoint is the step it reached (no step lost).
 fn stops_with_a_final_checkpoint(sig: &str) {
-    if !have_gpu() {
-        return;
-    }
     let dir = scratch(&format!("signal-{sig}"));
     let c = child(&dir, false);
     let pid = c.id();
@@ -155,9 +153,6 @@ fn sigint_stops_after_the_step_with_a_final_checkpoint() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    if !have_gpu() {
-        return;
-    }
     let dir = scratch("signal-twice");
     let c = child(&dir, true);
     let pid = c.id();
@@ -179,9 +174,6 @@ fn kill_9_trials_restart_from_a_valid_checkpoint_and_leave_no_temporary_files() 
     // A checkpoint every step, killed at moments from a fixed seed, 10 times in a row
     // over one directory: every restart restores (a child that cannot panics and never
     // makes progress), and the last leaves no temporary file behind.
-    if !have_gpu() {
-        return;
-    }
     let trials: usize = std::env::var("WGTRAIN_KILL_TRIALS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -240,6 +232,7 @@ fn kill_9_trials_restart_from_a_valid_checkpoint_and_leave_no_temporary_files() 
     let ckpt = dir.join("ckpt");
     let m = model();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(&ckpt)
         .create()
         .unwrap();

@@ -46,9 +46,6 @@ type Sample = (i64, isize, isize, usize, usize);
 
 #[test]
 fn memory_threads_and_files_stay_flat_over_a_long_run() {
-    if !have_gpu() {
-        return;
-    }
     let steps: i64 = std::env::var("WGTRAIN_SOAK_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -74,6 +71,7 @@ fn memory_threads_and_files_stay_flat_over_a_long_run() {
     )
     .unwrap();
     let mut sess = MonitoredTrainingSession::new(m.g.clone())
+        .config(host())
         .checkpoint_dir(&dir)
         .save_checkpoint_steps(1000)
         .save_summaries_steps(1)

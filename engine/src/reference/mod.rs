@@ -202,6 +202,89 @@ impl Reference {
     }
 }
 
+impl Reference {
+    fn var_value(&self, var: Tensor) -> Result<&Value> {
+        self.graph.check(var)?;
+        if !self.graph.is_variable(var) {
+            return Err(Error::invalid_argument(format!(
+                "'{}' is not a variable",
+                self.graph.name(var)
+            )));
+        }
+        self.vars
+            .get(&var.0)
+            .ok_or_else(|| uninitialized(&self.graph, var.0))
+    }
+}
+
+/// The reference as a session: every run computes on the host, so fetched values and
+/// snapshots are ready at once, traced runs time nothing, and the host knows every
+/// variable.
+impl crate::Executor for Reference {
+    fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    fn graph_arc(&self) -> Arc<Graph> {
+        Arc::clone(&self.graph)
+    }
+
+    fn device_name(&self) -> &str {
+        "reference"
+    }
+
+    fn run(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[Operation],
+    ) -> Result<Vec<HostTensor>> {
+        Reference::run(self, feeds, fetches, targets)
+    }
+
+    fn read_variables(&mut self, vars: &[Tensor]) -> Result<Vec<HostTensor>> {
+        vars.iter().map(|&v| self.var_value(v)?.to_host()).collect()
+    }
+
+    fn write_variables(&mut self, values: &[(Tensor, HostTensor)]) -> Result<()> {
+        crate::executor::check_writes(&self.graph, values)?;
+        for (v, t) in values {
+            self.vars.insert(v.0, Value::from_host(t));
+        }
+        Ok(())
+    }
+
+    fn known_scalar(&self, var: Tensor) -> Option<i64> {
+        let v = self.var_value(var).ok()?;
+        (v.dtype == DType::I64 && v.shape.is_empty()).then(|| v.data[0] as i64)
+    }
+
+    fn is_initialized(&self, var: Tensor) -> bool {
+        self.vars.contains_key(&var.0)
+    }
+
+    fn background(&self) -> Option<Arc<dyn crate::Background>> {
+        None
+    }
+
+    /// Unimplemented: the reference runs one process.
+    fn set_gradient_reducer(
+        &mut self,
+        reducer: Option<Arc<dyn crate::GradientReducer>>,
+    ) -> Result<()> {
+        match reducer {
+            None => Ok(()),
+            Some(_) => Err(Error::unimplemented(
+                "the reference interpreter does not average gradients across processes",
+            )),
+        }
+    }
+
+    fn has_gradient_reducer(&self) -> bool {
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

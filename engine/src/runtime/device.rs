@@ -20,6 +20,10 @@ pub enum Backend {
     Dx12,
     /// OpenGL / GLES.
     Gl,
+    /// No device: [`executor::create`](crate::executor::create) makes the
+    /// [`Reference`](crate::Reference) interpreter, which runs the graph on the host in
+    /// `f64` (host-side logic and its tests; debugging a model).
+    Reference,
 }
 
 /// Which adapter to prefer when several are present.
@@ -94,6 +98,7 @@ impl SessionConfig {
             Backend::Metal => wgpu::Backends::METAL,
             Backend::Dx12 => wgpu::Backends::DX12,
             Backend::Gl => wgpu::Backends::GL,
+            Backend::Reference => wgpu::Backends::empty(),
         }
     }
 

@@ -7,6 +7,7 @@ use super::plan::Plan;
 use super::readback::{Readback, ReadbackJob, Snapshot, map_and_read, map_bytes, read_back_later};
 use crate::error::{Error, Result};
 use crate::exec::{schedule, uninitialized};
+use crate::executor::Executor;
 use crate::graph::{Graph, Operation, Tensor};
 use crate::ops::{Op, Source};
 use crate::rng::initial_value;
@@ -236,7 +237,14 @@ impl Session {
     /// A session running `graph` on the device chosen by `config`.
     ///
     /// Fails with NotFound (and how to get an adapter) when there is none.
+    /// InvalidArgument for [`Backend::Reference`](super::Backend::Reference), which has
+    /// no device (see [`executor::create`](crate::executor::create)).
     pub fn new(graph: impl Into<Arc<Graph>>, config: SessionConfig) -> Result<Session> {
+        if config.backend == super::Backend::Reference {
+            return Err(Error::invalid_argument(
+                "Session::new: the reference backend has no device; executor::create makes it",
+            ));
+        }
         let gpu = Gpu::shared(&config)?;
         let timeout = config.operation_timeout();
         let readback = Worker::spawn(
@@ -304,28 +312,6 @@ impl Session {
     /// Whether gradients are averaged across processes.
     pub fn has_gradient_reducer(&self) -> bool {
         self.reducer.is_some()
-    }
-
-    /// Whether a run of `fetches` and `targets` computes a gradient marked for averaging
-    /// (with a reducer, such a run makes one all-reduce).
-    pub fn computes_averaged_gradients(&self, fetches: &[Tensor], targets: &[Operation]) -> bool {
-        let marked = self.graph.averaged_gradients();
-        if marked.is_empty() {
-            return false;
-        }
-        let n = self.graph.nodes().len();
-        let roots: Vec<usize> = fetches
-            .iter()
-            .map(|t| t.0)
-            .chain(targets.iter().map(|o| o.0))
-            .filter(|&i| i < n)
-            .collect();
-        let order: std::collections::HashSet<usize> = self
-            .graph
-            .ancestors(&roots, &|_| false)
-            .into_iter()
-            .collect();
-        marked.iter().any(|m| order.contains(&m.0))
     }
 
     pub(super) fn buffer(&self, what: &str, bytes: u64) -> Result<wgpu::Buffer> {

@@ -3,7 +3,7 @@
 
 use super::Session;
 use super::readback::Snapshot;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graph::Tensor;
 use crate::tensor::{DType, HostTensor};
 
@@ -44,27 +44,7 @@ impl Session {
     /// Writes host values into variables (all are validated before any is written) and
     /// marks them initialized.
     pub fn write_variables(&mut self, values: &[(Tensor, HostTensor)]) -> Result<()> {
-        for (v, t) in values {
-            self.graph.check(*v)?;
-            let n = self.graph.node(*v);
-            if !self.graph.is_variable(*v) {
-                return Err(Error::invalid_argument(format!(
-                    "'{}' is not a variable",
-                    n.name
-                )));
-            }
-            let want: Vec<usize> = n.shape.iter().map(|&d| d as usize).collect();
-            if t.dtype() != n.dtype || t.shape() != want.as_slice() {
-                return Err(Error::invalid_argument(format!(
-                    "cannot write a {} tensor of shape {:?} into variable '{}' of {} {}",
-                    t.dtype(),
-                    t.shape(),
-                    n.name,
-                    n.dtype,
-                    crate::tensor::shape_str(&n.shape)
-                )));
-            }
-        }
+        crate::executor::check_writes(&self.graph, values)?;
         for (v, t) in values {
             let loc = self.var_loc(v.0)?;
             if !t.is_empty() {
@@ -95,5 +75,96 @@ impl Session {
         all.into_iter()
             .filter(|v| !self.is_initialized(*v))
             .collect()
+    }
+}
+
+impl crate::Executor for Session {
+    fn graph(&self) -> &crate::Graph {
+        Session::graph(self)
+    }
+
+    fn graph_arc(&self) -> std::sync::Arc<crate::Graph> {
+        Session::graph_arc(self)
+    }
+
+    fn device_name(&self) -> &str {
+        &self.adapter().name
+    }
+
+    fn run(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[crate::Operation],
+    ) -> Result<Vec<HostTensor>> {
+        Session::run(self, feeds, fetches, targets)
+    }
+
+    fn run_async(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[crate::Operation],
+    ) -> Result<Snapshot> {
+        Session::run_async(self, feeds, fetches, targets)
+    }
+
+    fn run_traced(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[crate::Operation],
+    ) -> Result<(Vec<HostTensor>, super::RunMetadata)> {
+        Session::run_traced(self, feeds, fetches, targets)
+    }
+
+    fn run_and_snapshot(
+        &mut self,
+        feeds: &[(Tensor, HostTensor)],
+        fetches: &[Tensor],
+        targets: &[crate::Operation],
+        snapshot: &[Tensor],
+    ) -> Result<(Vec<HostTensor>, Snapshot)> {
+        Session::run_and_snapshot(self, feeds, fetches, targets, snapshot)
+    }
+
+    fn read_variables(&mut self, vars: &[Tensor]) -> Result<Vec<HostTensor>> {
+        Session::read_variables(self, vars)
+    }
+
+    fn snapshot_variables(&mut self, vars: &[Tensor]) -> Result<Snapshot> {
+        Session::snapshot_variables(self, vars)
+    }
+
+    fn write_variables(&mut self, values: &[(Tensor, HostTensor)]) -> Result<()> {
+        Session::write_variables(self, values)
+    }
+
+    fn known_scalar(&self, var: Tensor) -> Option<i64> {
+        Session::known_scalar(self, var)
+    }
+
+    fn is_initialized(&self, var: Tensor) -> bool {
+        Session::is_initialized(self, var)
+    }
+
+    fn as_session(&mut self) -> Option<&mut Session> {
+        Some(self)
+    }
+
+    fn background(&self) -> Option<std::sync::Arc<dyn crate::Background>> {
+        Some(Session::background(self))
+    }
+
+    fn set_gradient_reducer(
+        &mut self,
+        reducer: Option<std::sync::Arc<dyn super::GradientReducer>>,
+    ) -> Result<()> {
+        Session::set_gradient_reducer(self, reducer);
+        Ok(())
+    }
+
+    fn has_gradient_reducer(&self) -> bool {
+        Session::has_gradient_reducer(self)
     }
 }

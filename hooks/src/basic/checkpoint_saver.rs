@@ -9,15 +9,15 @@ pub trait CheckpointSaverListener: Send {
         Ok(())
     }
     /// Before each save.
-    fn before_save(&mut self, _sess: &mut Session, _step: i64) -> Result<()> {
+    fn before_save(&mut self, _sess: &mut dyn Executor, _step: i64) -> Result<()> {
         Ok(())
     }
     /// After each save; `true` asks training to stop.
-    fn after_save(&mut self, _sess: &mut Session, _step: i64) -> Result<bool> {
+    fn after_save(&mut self, _sess: &mut dyn Executor, _step: i64) -> Result<bool> {
         Ok(false)
     }
     /// At the end.
-    fn end(&mut self, _sess: &mut Session, _step: i64) -> Result<()> {
+    fn end(&mut self, _sess: &mut dyn Executor, _step: i64) -> Result<()> {
         Ok(())
     }
 }
@@ -113,13 +113,13 @@ impl CheckpointSaverHook {
         self
     }
 
-    fn save(&mut self, sess: &mut Session, step: i64) -> Result<bool> {
+    fn save(&mut self, sess: &mut dyn Executor, step: i64) -> Result<bool> {
         self.save_with(sess, step, None)
     }
 
     fn save_with(
         &mut self,
-        sess: &mut Session,
+        sess: &mut dyn Executor,
         step: i64,
         snapshot: Option<Snapshot>,
     ) -> Result<bool> {
@@ -177,7 +177,7 @@ impl SessionRunHook for CheckpointSaverHook {
         Ok(())
     }
 
-    fn after_create_session(&mut self, sess: &mut Session, coord: &Coordinator) -> Result<()> {
+    fn after_create_session(&mut self, sess: &mut dyn Executor, coord: &Coordinator) -> Result<()> {
         self.writer = Some(coord.event_writer(&self.dir)?);
         let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
         let step = read_step(sess, gs)?;
@@ -262,7 +262,7 @@ impl SessionRunHook for CheckpointSaverHook {
         Ok(())
     }
 
-    fn end(&mut self, sess: &mut Session) -> Result<()> {
+    fn end(&mut self, sess: &mut dyn Executor) -> Result<()> {
         let gs = self.gs.ok_or_else(|| Error::internal("begin not called"))?;
         let step = read_step(sess, gs)?;
         if self.timer.last_triggered_step() != Some(step) {

@@ -22,7 +22,7 @@ impl FinalOpsHook {
 }
 
 impl SessionRunHook for FinalOpsHook {
-    fn end(&mut self, sess: &mut Session) -> Result<()> {
+    fn end(&mut self, sess: &mut dyn Executor) -> Result<()> {
         let v = sess.run(&self.feeds, &self.final_ops, &[])?;
         if let Ok(mut g) = self.values.lock() {
             *g = Some(v);

@@ -13,7 +13,7 @@ pub struct GlobalStepWaiterHook {
 }
 
 /// The pause between a waiting hook's checks: given the session and the seconds.
-pub type Sleep = Box<dyn FnMut(&mut Session, f64) -> Result<()> + Send>;
+pub type Sleep = Box<dyn FnMut(&mut dyn Executor, f64) -> Result<()> + Send>;
 
 impl GlobalStepWaiterHook {
     /// Waits until the global step is at least `wait_until_step` (<= 0: never waits).

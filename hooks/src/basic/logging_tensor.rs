@@ -132,7 +132,7 @@ impl SessionRunHook for LoggingTensorHook {
         Ok(())
     }
 
-    fn end(&mut self, sess: &mut Session) -> Result<()> {
+    fn end(&mut self, sess: &mut dyn Executor) -> Result<()> {
         if self.at_end {
             let fetches: Vec<Tensor> = self.tensors.iter().map(|(_, t)| *t).collect();
             let values = sess.run(&[], &fetches, &[])?;

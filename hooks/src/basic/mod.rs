@@ -20,7 +20,7 @@ use wgtrain_checkpoint::graph_export;
 use wgtrain_checkpoint::saver::OnWritten;
 use wgtrain_checkpoint::{Saver, SaverOptions};
 use wgtrain_engine::summary::MergedSummary;
-use wgtrain_engine::{Code, Error, Graph, HostTensor, Result, Session, Snapshot, Tensor};
+use wgtrain_engine::{Code, Error, Executor, Graph, HostTensor, Result, Snapshot, Tensor};
 
 fn global_step_of(g: &Graph, hook: &str) -> Result<Tensor> {
     g.get_global_step().ok_or_else(|| {
@@ -31,7 +31,7 @@ fn global_step_of(g: &Graph, hook: &str) -> Result<Tensor> {
     })
 }
 
-fn read_step(sess: &mut Session, gs: Tensor) -> Result<i64> {
+fn read_step(sess: &mut dyn Executor, gs: Tensor) -> Result<i64> {
     sess.read_variables(&[gs])?[0]
         .scalar_value()
         .map(|v| v as i64)
@@ -39,7 +39,7 @@ fn read_step(sess: &mut Session, gs: Tensor) -> Result<i64> {
 
 /// The global step after the last run: the session's exact host copy when it has one
 /// (no device round trip), else a read.
-fn step_now(sess: &mut Session, gs: Tensor) -> Result<i64> {
+fn step_now(sess: &mut dyn Executor, gs: Tensor) -> Result<i64> {
     match sess.known_scalar(gs) {
         Some(v) => Ok(v),
         None => read_step(sess, gs),

@@ -66,7 +66,7 @@ impl SessionRunHook for ProfilerHook {
         Ok(())
     }
 
-    fn after_create_session(&mut self, _: &mut Session, coord: &Coordinator) -> Result<()> {
+    fn after_create_session(&mut self, _: &mut dyn Executor, coord: &Coordinator) -> Result<()> {
         self.writer = Some(coord.event_writer(&self.dir)?);
         Ok(())
     }
@@ -107,7 +107,7 @@ impl SessionRunHook for ProfilerHook {
         Ok(())
     }
 
-    fn end(&mut self, _: &mut Session) -> Result<()> {
+    fn end(&mut self, _: &mut dyn Executor) -> Result<()> {
         if let Some(w) = &self.writer {
             w.flush()?;
         }

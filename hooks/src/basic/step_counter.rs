@@ -51,7 +51,7 @@ impl SessionRunHook for StepCounterHook {
         Ok(())
     }
 
-    fn after_create_session(&mut self, _: &mut Session, coord: &Coordinator) -> Result<()> {
+    fn after_create_session(&mut self, _: &mut dyn Executor, coord: &Coordinator) -> Result<()> {
         if let Some(d) = &self.dir {
             self.writer = Some(coord.event_writer(d)?);
         }
@@ -103,7 +103,7 @@ impl SessionRunHook for StepCounterHook {
         Ok(())
     }
 
-    fn end(&mut self, _: &mut Session) -> Result<()> {
+    fn end(&mut self, _: &mut dyn Executor) -> Result<()> {
         // Everything on disk when close() returns (TF's are not: §17 of the notes).
         if let Some(w) = &self.writer {
             w.flush()?;

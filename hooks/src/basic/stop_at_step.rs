@@ -56,7 +56,7 @@ impl SessionRunHook for StopAtStepHook {
         Ok(())
     }
 
-    fn after_create_session(&mut self, sess: &mut Session, _: &Coordinator) -> Result<()> {
+    fn after_create_session(&mut self, sess: &mut dyn Executor, _: &Coordinator) -> Result<()> {
         if let (None, Some(n), Some(gs)) = (self.last_step, self.num_steps, self.gs) {
             self.last_step = Some(read_step(sess, gs)? + n);
         }

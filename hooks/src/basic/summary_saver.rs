@@ -85,7 +85,7 @@ impl SessionRunHook for SummarySaverHook {
         Ok(())
     }
 
-    fn after_create_session(&mut self, _: &mut Session, coord: &Coordinator) -> Result<()> {
+    fn after_create_session(&mut self, _: &mut dyn Executor, coord: &Coordinator) -> Result<()> {
         self.writer = Some(coord.event_writer(&self.dir)?);
         Ok(())
     }
@@ -130,7 +130,7 @@ impl SessionRunHook for SummarySaverHook {
         Ok(())
     }
 
-    fn end(&mut self, _: &mut Session) -> Result<()> {
+    fn end(&mut self, _: &mut dyn Executor) -> Result<()> {
         if let Some(w) = &self.writer {
             w.flush()?;
         }

@@ -18,6 +18,12 @@ pub fn scratch(name: &str) -> PathBuf {
     d
 }
 
+/// The config of a test whose subject is host-side logic: the reference interpreter,
+/// no adapter needed.
+pub fn host() -> wgtrain_engine::SessionConfig {
+    wgtrain_engine::SessionConfig::default().backend(wgtrain_engine::runtime::Backend::Reference)
+}
+
 /// Whether a GPU session can be made (see `wgtrain_engine::runtime::testing`).
 pub fn have_gpu() -> bool {
     wgtrain_engine::runtime::testing::have_gpu()

@@ -629,7 +629,7 @@ impl EventWriter {
     }
 
     /// Queues the summaries of `merged` at `step` whose values arrive on `values` (from
-    /// [`Session::run_async`](wgtrain_engine::Session::run_async) of
+    /// [`Session::run_async`](wgtrain_engine::Executor::run_async) of
     /// `merged.fetches()`): the writer thread waits for them and builds the
     /// histograms and PNGs, so the training thread never does.
     pub fn add_pending(&self, step: i64, merged: MergedSummary, values: Snapshot) -> Result<()> {

@@ -23,6 +23,13 @@
 //! - The [`Reference`] interpreter evaluates any graph on the CPU in `f64`; it is the
 //!   oracle for kernels and gradients.
 //!
+//! ## Features
+//!
+//! - `gpu` (default): the wgpu [`runtime`] and [`Session`], with every family's kernel
+//!   binding. Without it the engine is the graph, autodiff, the optimizers, the
+//!   [`Executor`] seam and the reference interpreter, and links no graphics stack: the
+//!   checkpoint crate (bundles, events, graph export, the Saver) builds on that.
+//!
 //! ```no_run
 //! use wgtrain_engine::{Adam, DType, Graph, HostTensor, Initializer, Session, SessionConfig};
 //! # fn main() -> wgtrain_engine::Result<()> {
@@ -56,6 +63,7 @@ pub mod ops;
 pub mod optim;
 pub mod reference;
 pub mod rng;
+#[cfg(feature = "gpu")]
 pub mod runtime;
 pub mod summary;
 pub mod tensor;
@@ -63,7 +71,10 @@ pub mod worker;
 
 pub use autodiff::gradients;
 pub use error::{Code, Error, Result};
-pub use executor::Executor;
+pub use executor::{
+    Backend, Executor, GradientReducer, KernelTime, PowerPreference, RunMetadata, RunStats,
+    SessionConfig, Snapshot,
+};
 pub use graph::{Graph, Node, Operation, Tensor, VariableOptions, collections};
 pub use ops::{
     AssignOp, BinaryOp, CompareOp, Conv, Initializer, Op, Padding, Pool, ReduceOp, SliceAxis,
@@ -73,9 +84,7 @@ pub use optim::{
     Adam, AdamW, LearningRate, Momentum, Optimizer, RmsProp, Rule, Sgd, clip_by_global_norm,
 };
 pub use reference::Reference;
-pub use runtime::{
-    Backend, GradientReducer, KernelTime, PowerPreference, RunMetadata, RunStats, Session,
-    SessionConfig, Snapshot, shaders,
-};
+#[cfg(feature = "gpu")]
+pub use runtime::{Session, shaders};
 pub use tensor::{DType, HostTensor};
 pub use worker::{Background, Task, Worker, WorkerOptions};

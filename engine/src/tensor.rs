@@ -292,6 +292,7 @@ impl HostTensor {
     }
 
     /// The bytes as they are laid out on the device (booleans widened to 32 bits).
+    #[cfg(feature = "gpu")]
     pub(crate) fn device_bytes(&self) -> Vec<u8> {
         let mut out = vec![0; self.device_len()];
         self.write_device_bytes(&mut out);
@@ -299,11 +300,13 @@ impl HostTensor {
     }
 
     /// Bytes of the tensor on the device.
+    #[cfg(feature = "gpu")]
     pub(crate) fn device_len(&self) -> usize {
         self.len() * self.dtype.device_size()
     }
 
     /// Writes the device-layout bytes into `out` (`device_len` bytes).
+    #[cfg(feature = "gpu")]
     pub(crate) fn write_device_bytes(&self, out: &mut [u8]) {
         match self.dtype {
             DType::Bool => {
@@ -316,6 +319,7 @@ impl HostTensor {
     }
 
     /// A tensor from device-layout bytes.
+    #[cfg(feature = "gpu")]
     pub(crate) fn from_device_bytes(dtype: DType, shape: &[usize], bytes: &[u8]) -> Self {
         let data = match dtype {
             DType::Bool => bytes
@@ -365,6 +369,11 @@ mod tests {
         assert_eq!(e.code, crate::Code::InvalidArgument);
         let s = HostTensor::scalar_i64(1 << 40);
         assert_eq!(s.as_i64().unwrap(), vec![1 << 40]);
+    }
+
+    #[cfg(feature = "gpu")]
+    #[test]
+    fn device_bytes_widen_booleans() {
         let b = HostTensor::from_bool(&[3], vec![true, false, true]).unwrap();
         let dev = b.device_bytes();
         assert_eq!(dev.len(), 12);

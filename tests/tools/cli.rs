@@ -394,3 +394,35 @@ fn ckpt_verify_on_a_directory_says_which_checkpoint_a_restore_would_use() {
         o.stdout
     );
 }
+
+#[test]
+fn ckpt_and_events_work_on_a_machine_with_no_gpu_driver() {
+    // No Vulkan ICD and no EGL vendor library (Mesa's GL): no graphics driver is
+    // reachable.
+    let env = [
+        ("VK_ICD_FILENAMES", "/nonexistent"),
+        ("VK_DRIVER_FILES", "/nonexistent"),
+        ("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent"),
+        ("__EGL_VENDOR_LIBRARY_DIRS", "/nonexistent"),
+        ("WGPU_BACKEND", ""),
+    ];
+    // The setup is what it claims: no adapter is visible.
+    let devices = wgtrain_with(&["devices"], &env);
+    assert_eq!(devices.code, 1, "{}", devices.stdout);
+    let td = testdata();
+    let ckpt = s(&td.join("ckpt")).to_string();
+    let events = s(&td.join("events")).to_string();
+    for args in [
+        vec!["ckpt", "list", &ckpt],
+        vec!["ckpt", "list", "--verify", &ckpt],
+        vec!["ckpt", "show", &ckpt, "dense/kernel", "--all"],
+        vec!["events", &events],
+        vec!["events", &events, "--csv"],
+    ] {
+        let with = wgtrain(&args);
+        let without = wgtrain_with(&args, &env);
+        assert_eq!(without.code, 0, "{args:?}: {}", without.stderr);
+        assert_eq!(without.stdout, with.stdout, "{args:?}");
+        assert!(!without.stdout.is_empty(), "{args:?}");
+    }
+}

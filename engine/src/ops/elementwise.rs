@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
 use crate::reference::eval::elementwise2;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder};
 use crate::tensor::{DType, shape_str};
 
@@ -86,6 +87,7 @@ impl UnaryOp {
     }
 
     /// The opcode shared with `shaders/elementwise.wgsl`.
+    #[cfg(feature = "gpu")]
     pub(crate) fn code(self) -> u32 {
         self as u32
     }
@@ -161,6 +163,8 @@ impl BinaryOp {
         }
     }
 
+    /// The opcode shared with the family's WGSL.
+    #[cfg(feature = "gpu")]
     pub(crate) fn code(self) -> u32 {
         self as u32
     }
@@ -214,6 +218,8 @@ impl CompareOp {
         }
     }
 
+    /// The opcode shared with the family's WGSL.
+    #[cfg(feature = "gpu")]
     pub(crate) fn code(self) -> u32 {
         100 + self as u32
     }
@@ -473,6 +479,7 @@ impl Family for UnaryOp {
         Ok(ins[0].data.iter().map(|&x| unary(*self, x)).collect())
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,
@@ -605,6 +612,7 @@ impl Family for BinaryOp {
         }))
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,
@@ -676,6 +684,7 @@ impl Family for CompareOp {
         }))
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,

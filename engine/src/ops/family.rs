@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::error::Result;
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder};
 use crate::tensor::DType;
 
@@ -56,6 +57,7 @@ pub(crate) trait Family {
 
     /// Records the kernels computing the output `out` (of `out_dtype`, `out_shape`) from
     /// `ins`.
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
 use crate::reference::eval::elementwise2;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder};
 use crate::tensor::{DType, shape_str};
 
@@ -184,6 +185,7 @@ impl Family for MatMul {
         })
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,
@@ -271,6 +273,7 @@ impl Family for BiasAdd {
         }))
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,

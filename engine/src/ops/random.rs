@@ -9,10 +9,17 @@ use super::infer::{Check, Inferred};
 use crate::error::Result;
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
-use crate::rng::{dropout_keeps, key_of};
+use crate::rng::dropout_keeps;
+#[cfg(feature = "gpu")]
+use crate::rng::key_of;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder};
+#[cfg(feature = "gpu")]
 use crate::runtime::shaders::Shader;
-use crate::tensor::{DType, num_elements as numel, shape_str};
+#[cfg(feature = "gpu")]
+use crate::tensor::num_elements as numel;
+use crate::tensor::{DType, shape_str};
+#[cfg(feature = "gpu")]
 use bytemuck::{Pod, Zeroable};
 
 /// Keeps each element with probability `1 - rate`, scaled by `1 / (1 - rate)`: inputs
@@ -26,6 +33,7 @@ pub struct Dropout {
 }
 
 /// Mirrors `Drop` in `random.wgsl`.
+#[cfg(feature = "gpu")]
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct DropParams {
@@ -120,6 +128,7 @@ impl Family for Dropout {
         ))
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,

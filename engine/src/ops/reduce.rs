@@ -11,10 +11,14 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::eval::gather_index;
 use crate::reference::{Value, broadcast_strides, strides};
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::params::ReduceParams;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder, dt_code};
+#[cfg(feature = "gpu")]
 use crate::runtime::shaders::Shader;
 use crate::tensor::{DType, num_elements as numel, shape_str};
+#[cfg(feature = "gpu")]
 use bytemuck::Zeroable;
 
 /// Reductions over axes.
@@ -38,6 +42,8 @@ impl ReduceOp {
         }
     }
 
+    /// The opcode shared with the family's WGSL.
+    #[cfg(feature = "gpu")]
     pub(crate) fn code(self) -> u32 {
         self as u32
     }
@@ -258,6 +264,7 @@ fn eval_argmax(x: &Value, axis: usize) -> Vec<f64> {
     out
 }
 
+#[cfg(feature = "gpu")]
 fn record_argmax(rec: &mut Recorder<'_>, x: &Arg<'_>, out: &Loc, axis: usize) -> Result<()> {
     let outer = numel(&x.shape[..axis]);
     let len = x.shape[axis];
@@ -429,6 +436,7 @@ impl Family for Reduction {
         })
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,

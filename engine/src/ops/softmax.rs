@@ -10,8 +10,11 @@ use super::infer::{Check, Inferred, compatible, dims_match};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::params::RowParams;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder};
+#[cfg(feature = "gpu")]
 use crate::runtime::shaders::Shader;
 use crate::tensor::{DType, num_elements as numel, shape_str};
 
@@ -29,6 +32,7 @@ pub enum XentDy {
 
 impl XentDy {
     /// The code of the kernels' `dy` mode (`softmax.wgsl`, `matmul.wgsl`).
+    #[cfg(feature = "gpu")]
     pub(crate) fn code(self) -> u32 {
         match self {
             XentDy::PerRow => 0,
@@ -392,6 +396,7 @@ impl Family for SoftmaxOp {
         })
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,

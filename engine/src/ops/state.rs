@@ -14,10 +14,15 @@ use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
 use crate::reference::eval::cast_value;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::params::CountParams;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder, dt_code};
+#[cfg(feature = "gpu")]
 use crate::runtime::shaders::Shader;
-use crate::tensor::{DType, HostTensor, num_elements as numel, shape_str};
+#[cfg(feature = "gpu")]
+use crate::tensor::num_elements as numel;
+use crate::tensor::{DType, HostTensor, shape_str};
 
 /// How a variable's initial value is produced. Random initializers are seeded from the
 /// graph seed and the op seed, so the same graph gives the same values every time.
@@ -246,6 +251,7 @@ impl Family for Source {
     }
 
     /// The planner places sources: nothing to record.
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         _rec: &mut Recorder<'_>,
@@ -338,6 +344,7 @@ impl Family for AssignOp {
         Ok(vec![(0, new)])
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,
@@ -417,6 +424,7 @@ impl Family for NoOp {
         Ok(vec![])
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         _rec: &mut Recorder<'_>,

@@ -10,8 +10,11 @@ use super::infer::{Check, Inferred, compatible};
 use crate::error::Result;
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder};
-use crate::tensor::{DType, num_elements as numel, shape_str};
+#[cfg(feature = "gpu")]
+use crate::tensor::num_elements as numel;
+use crate::tensor::{DType, shape_str};
 
 /// The update rule of an optimizer, and the op applying it to one variable.
 #[derive(Clone, Debug, PartialEq)]
@@ -242,6 +245,7 @@ impl Family for Rule {
         Ok(reference(self, ins))
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,

@@ -2,120 +2,36 @@
 
 use super::shaders::{Shader, source};
 use crate::error::{Code, Error, Result};
+use crate::executor::{Backend, PowerPreference, SessionConfig};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Which graphics API wgpu should use.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Backend {
-    /// Every backend the platform has, or the `WGPU_BACKEND` environment variable.
-    #[default]
-    Auto,
-    /// Vulkan (Linux, Windows, Android; Mesa's lavapipe without a GPU).
-    Vulkan,
-    /// Metal (macOS, iOS).
-    Metal,
-    /// Direct3D 12 (Windows).
-    Dx12,
-    /// OpenGL / GLES.
-    Gl,
-    /// No device: [`executor::create`](crate::executor::create) makes the
-    /// [`Reference`](crate::Reference) interpreter, which runs the graph on the host in
-    /// `f64` (host-side logic and its tests; debugging a model).
-    Reference,
+fn backends(config: &SessionConfig) -> wgpu::Backends {
+    match config.backend {
+        Backend::Auto => wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
+        Backend::Vulkan => wgpu::Backends::VULKAN,
+        Backend::Metal => wgpu::Backends::METAL,
+        Backend::Dx12 => wgpu::Backends::DX12,
+        Backend::Gl => wgpu::Backends::GL,
+        Backend::Reference => wgpu::Backends::empty(),
+    }
 }
 
-/// Which adapter to prefer when several are present.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum PowerPreference {
-    /// Discrete GPUs first, then integrated, virtual, software (or `WGPU_POWER_PREF`).
-    #[default]
-    HighPerformance,
-    /// Integrated GPUs first.
-    LowPower,
+fn name_filter(config: &SessionConfig) -> Option<String> {
+    config
+        .adapter_name
+        .clone()
+        .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.to_lowercase())
 }
 
-/// How a [`Session`](super::Session) finds its device.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct SessionConfig {
-    /// The graphics API.
-    pub backend: Backend,
-    /// A case-insensitive substring of the adapter name (or `WGPU_ADAPTER_NAME`).
-    pub adapter_name: Option<String>,
-    /// Preference among adapters.
-    pub power_preference: PowerPreference,
-    /// Which of the adapters the filters keep, in order of preference, counting from 0
-    /// and wrapping around (`index % count`): a distributed rank picks its node-local
-    /// rank, so each rank of a node with as many adapters opens its own.
-    pub adapter_index: Option<usize>,
-    /// How long a wait for the device may take, in milliseconds, before it is
-    /// DeadlineExceeded (TF's `operation_timeout_in_ms`); 0 waits for as long as it takes.
-    pub operation_timeout_in_ms: u64,
-}
-
-impl SessionConfig {
-    /// Uses `backend`.
-    pub fn backend(mut self, backend: Backend) -> Self {
-        self.backend = backend;
-        self
-    }
-
-    /// Picks the adapter whose name contains `name`.
-    pub fn adapter_name(mut self, name: impl Into<String>) -> Self {
-        self.adapter_name = Some(name.into());
-        self
-    }
-
-    /// Sets the power preference.
-    pub fn power_preference(mut self, p: PowerPreference) -> Self {
-        self.power_preference = p;
-        self
-    }
-
-    /// Picks the adapter at `index` (modulo their number) among those the filters keep.
-    pub fn adapter_index(mut self, index: usize) -> Self {
-        self.adapter_index = Some(index);
-        self
-    }
-
-    /// Fails a wait for the device after `ms` milliseconds (0: never).
-    pub fn operation_timeout_in_ms(mut self, ms: u64) -> Self {
-        self.operation_timeout_in_ms = ms;
-        self
-    }
-
-    /// The device wait bound, if there is one.
-    pub fn operation_timeout(&self) -> Option<std::time::Duration> {
-        (self.operation_timeout_in_ms > 0)
-            .then(|| std::time::Duration::from_millis(self.operation_timeout_in_ms))
-    }
-
-    fn backends(&self) -> wgpu::Backends {
-        match self.backend {
-            Backend::Auto => wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all()),
-            Backend::Vulkan => wgpu::Backends::VULKAN,
-            Backend::Metal => wgpu::Backends::METAL,
-            Backend::Dx12 => wgpu::Backends::DX12,
-            Backend::Gl => wgpu::Backends::GL,
-            Backend::Reference => wgpu::Backends::empty(),
-        }
-    }
-
-    fn name_filter(&self) -> Option<String> {
-        self.adapter_name
-            .clone()
-            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
-            .filter(|s| !s.is_empty())
-            .map(|s| s.to_lowercase())
-    }
-
-    fn low_power(&self) -> bool {
-        match std::env::var("WGPU_POWER_PREF").ok().as_deref() {
-            Some("low") => true,
-            Some("high") => false,
-            _ => self.power_preference == PowerPreference::LowPower,
-        }
+fn low_power(config: &SessionConfig) -> bool {
+    match std::env::var("WGPU_POWER_PREF").ok().as_deref() {
+        Some("low") => true,
+        Some("high") => false,
+        _ => config.power_preference == PowerPreference::LowPower,
     }
 }
 
@@ -157,7 +73,7 @@ fn rank(t: wgpu::DeviceType, low_power: bool) -> u32 {
 pub fn list_adapters(config: &SessionConfig) -> Vec<AdapterSummary> {
     quiet_probe(|| {
         let instance = instance(config);
-        pollster::block_on(instance.enumerate_adapters(config.backends()))
+        pollster::block_on(instance.enumerate_adapters(backends(config)))
             .iter()
             .map(summary)
             .collect()
@@ -220,7 +136,7 @@ fn quiet_probe<T>(f: impl FnOnce() -> T) -> T {
 }
 
 fn instance(config: &SessionConfig) -> wgpu::Instance {
-    instance_for(config.backends())
+    instance_for(backends(config))
 }
 
 fn instance_for(backends: wgpu::Backends) -> wgpu::Instance {
@@ -297,7 +213,7 @@ impl Gpu {
     }
 
     fn create(config: &SessionConfig) -> Result<Gpu> {
-        let backends = config.backends();
+        let backends = backends(config);
         // With every backend allowed, try the primary APIs first: probing GL (EGL) is
         // slow and noisy on headless machines, and only a fallback.
         let auto = config.backend == Backend::Auto && wgpu::Backends::from_env().is_none();
@@ -315,10 +231,10 @@ impl Gpu {
             }
             adapters
         });
-        if let Some(filter) = config.name_filter() {
+        if let Some(filter) = name_filter(config) {
             adapters.retain(|a| a.get_info().name.to_lowercase().contains(&filter));
         }
-        let low = config.low_power();
+        let low = low_power(config);
         adapters.sort_by_key(|a| rank(a.get_info().device_type, low));
         let skip = match (config.adapter_index, adapters.len()) {
             (Some(i), n) if n > 0 => i % n,

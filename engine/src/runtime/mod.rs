@@ -13,7 +13,9 @@ pub mod shaders;
 pub mod testing;
 mod variables;
 
-pub use device::{AdapterSummary, Backend, PowerPreference, SessionConfig, list_adapters};
-pub use readback::Snapshot;
-pub use reduce::GradientReducer;
-pub use session::{KernelTime, RunMetadata, RunStats, Session};
+pub use crate::executor::{
+    Backend, GradientReducer, KernelTime, PowerPreference, RunMetadata, RunStats, SessionConfig,
+    Snapshot,
+};
+pub use device::{AdapterSummary, list_adapters};
+pub use session::Session;

@@ -2,8 +2,8 @@
 //! initialization state and the int64 scalars the host knows exactly.
 
 use super::Session;
-use super::readback::Snapshot;
 use crate::error::Result;
+use crate::executor::Snapshot;
 use crate::graph::Tensor;
 use crate::tensor::{DType, HostTensor};
 

@@ -2,9 +2,12 @@
 
 use super::{ConvOp, Window};
 use crate::error::{Error, Result};
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder};
+#[cfg(feature = "gpu")]
 use crate::runtime::shaders::Shader;
 use crate::tensor::num_elements as numel;
+#[cfg(feature = "gpu")]
 use bytemuck::{Pod, Zeroable};
 
 /// Mirrors `Geo` in `conv.wgsl`.

@@ -6,6 +6,7 @@
 //! every output size and padding.
 
 mod geometry;
+#[cfg(feature = "gpu")]
 mod kernel;
 mod reference;
 
@@ -18,6 +19,7 @@ use super::infer::{Check, Inferred, dims_match};
 use crate::error::Result;
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder};
 use crate::tensor::{DType, shape_str};
 
@@ -343,6 +345,7 @@ impl Family for ConvOp {
         reference::eval(self, ins)
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,

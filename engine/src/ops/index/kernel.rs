@@ -4,9 +4,12 @@
 use super::IndexOp;
 use crate::error::Result;
 use crate::reference::broadcast_strides;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder, pack, rank_ok, words};
+#[cfg(feature = "gpu")]
 use crate::runtime::shaders::Shader;
 use crate::tensor::num_elements as numel;
+#[cfg(feature = "gpu")]
 use bytemuck::{Pod, Zeroable};
 
 /// Mirrors `Select` in `remap.wgsl`.

@@ -2,6 +2,7 @@
 //! and one-hot encoding (`shaders/gather.wgsl`, `shaders/index.wgsl`, and the
 //! broadcasting select of `shaders/remap.wgsl`).
 
+#[cfg(feature = "gpu")]
 mod kernel;
 mod reference;
 
@@ -13,6 +14,7 @@ use crate::autodiff::unbroadcast;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder};
 use crate::tensor::{DType, shape_str};
 
@@ -255,6 +257,7 @@ impl Family for IndexOp {
         Ok(reference::eval(self, ins, out_shape))
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,

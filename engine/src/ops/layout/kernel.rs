@@ -5,10 +5,14 @@
 use super::{LayoutOp, SliceAxis, StridedSpec};
 use crate::error::Result;
 use crate::reference::eval::strides;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::params::EwParams;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder, dt_code, pack, rank_ok, words};
+#[cfg(feature = "gpu")]
 use crate::runtime::shaders::Shader;
 use crate::tensor::{DType, num_elements as numel};
+#[cfg(feature = "gpu")]
 use bytemuck::{Pod, Zeroable};
 
 /// Mirrors `Remap` in `remap.wgsl`.

@@ -6,6 +6,7 @@
 //! `spec.rs` resolves strided-slice specs and reshape targets for the shape rule, the
 //! reference (`reference.rs`) and the kernel binding (`kernel.rs`) alike.
 
+#[cfg(feature = "gpu")]
 mod kernel;
 mod reference;
 mod spec;
@@ -20,6 +21,7 @@ use super::infer::{Check, Inferred, dims_match};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Node, Tensor};
 use crate::reference::Value;
+#[cfg(feature = "gpu")]
 use crate::runtime::kernels::{Arg, Loc, Recorder};
 use crate::tensor::{DType, HostTensor, shape_str};
 
@@ -564,6 +566,7 @@ impl Family for LayoutOp {
         reference::eval(self, ins, out_shape)
     }
 
+    #[cfg(feature = "gpu")]
     fn record(
         &self,
         rec: &mut Recorder<'_>,

@@ -6,10 +6,21 @@
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Operation, Tensor};
-use crate::runtime::{Backend, GradientReducer, RunMetadata, Session, SessionConfig, Snapshot};
+#[cfg(feature = "gpu")]
+use crate::runtime::Session;
 use crate::tensor::HostTensor;
 use crate::worker::Background;
 use std::sync::Arc;
+
+mod config;
+mod reducer;
+mod snapshot;
+mod trace;
+
+pub use config::{Backend, PowerPreference, SessionConfig};
+pub use reducer::GradientReducer;
+pub use snapshot::Snapshot;
+pub use trace::{KernelTime, RunMetadata, RunStats};
 
 /// A session's interface: one graph, its variables, and runs over them. See the module
 /// doc; the methods mean what [`Session`]'s of the same name do.
@@ -81,6 +92,7 @@ pub trait Executor: Send {
 
     /// The wgpu [`Session`] this executor is, for what only a device has (its
     /// adapter, run statistics, device-loss drills); `None` for the reference.
+    #[cfg(feature = "gpu")]
     fn as_session(&mut self) -> Option<&mut Session> {
         None
     }
@@ -148,9 +160,21 @@ pub(crate) fn check_writes(graph: &Graph, values: &[(Tensor, HostTensor)]) -> Re
 
 /// The executor `config` asks for: the [`Reference`](crate::Reference) interpreter for
 /// [`Backend::Reference`], a wgpu [`Session`] otherwise.
+/// Built without the `gpu` feature, every other backend is Unimplemented.
 pub fn create(graph: Arc<Graph>, config: &SessionConfig) -> Result<Box<dyn Executor>> {
     Ok(match config.backend {
         Backend::Reference => Box::new(crate::Reference::new(graph)),
+        #[cfg(feature = "gpu")]
         _ => Box::new(Session::new(graph, config.clone())?),
+        #[cfg(not(feature = "gpu"))]
+        other => {
+            return Err(Error::new(
+                crate::Code::Unimplemented,
+                format!(
+                    "the {other:?} backend needs wgtrain-engine's `gpu` feature; \
+                     this build has only Backend::Reference"
+                ),
+            ));
+        }
     })
 }

@@ -5,7 +5,7 @@
 use super::device::Gpu;
 use super::kernels::Loc;
 use crate::error::Result;
-use crate::graph::Graph;
+use crate::graph::{Graph, Node};
 use crate::ops::{AssignOp, Op, Rule};
 use crate::runtime::kernels::Update;
 use crate::tensor::DType;
@@ -80,15 +80,9 @@ pub(crate) struct Arenas {
     pub views: Vec<(usize, Loc)>,
 }
 
-/// Groups the graph's update ops (same op and hyperparameters, same learning rate and
-/// powers; a variable updated by two ops stays in the first group only) and lays out
-/// their arenas with views aligned to the device's storage offset alignment.
-pub(crate) fn plan_arenas(
-    graph: &Graph,
-    gpu: &Gpu,
-    buffer: impl Fn(&str, u64) -> Result<wgpu::Buffer>,
-) -> Result<Arenas> {
-    let nodes = graph.nodes();
+/// The graph's update ops grouped: same op and hyperparameters, same learning rate and
+/// powers; a variable updated by two ops stays in the first group only.
+fn group_updates(nodes: &[Node]) -> Vec<Vec<usize>> {
     let mut claimed: HashSet<usize> = HashSet::new();
     let mut keyed: Vec<(String, Vec<usize>)> = Vec::new();
     for (i, n) in nodes.iter().enumerate() {
@@ -115,70 +109,108 @@ pub(crate) fn plan_arenas(
             None => keyed.push((key, vec![i])),
         }
     }
-    let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment.max(4));
-    let max = gpu
-        .limits
-        .max_storage_buffer_binding_size
-        .min(gpu.limits.max_buffer_size);
-    let mut out = Arenas {
-        groups: Vec::new(),
-        views: Vec::new(),
+    keyed.into_iter().map(|(_, members)| members).collect()
+}
+
+/// The arenas of group `members` (views at offsets aligned to `align`), pushing the
+/// view of each variable and slot onto `views`; `None` when the group is too large
+/// for one binding of at most `max` bytes (its variables keep buffers of their own).
+fn lay_out_group(
+    nodes: &[Node],
+    members: Vec<usize>,
+    (align, max): (u64, u64),
+    buffer: &impl Fn(&str, u64) -> Result<wgpu::Buffer>,
+    views: &mut Vec<(usize, Loc)>,
+) -> Result<Option<ApplyGroup>> {
+    let first = &nodes[members[0]];
+    let Op::Apply(rule) = &first.op else {
+        return Ok(None);
     };
-    for (_, members) in keyed {
-        let first = &nodes[members[0]];
-        let Op::Apply(rule) = &first.op else {
-            continue;
-        };
-        let ins = rule.inputs();
-        let mut offsets = Vec::with_capacity(members.len());
-        let mut end = 0u64;
-        for &m in &members {
-            let var = &nodes[nodes[m].inputs[0].0];
-            let bytes = (var.shape.iter().product::<i64>() as u64 * 4).max(4);
-            let off = end.div_ceil(align) * align;
-            offsets.push((off, bytes));
-            end = off + bytes;
-        }
-        if end > max {
-            // Too large for one binding: these variables keep buffers of their own.
-            continue;
-        }
-        let arena = |label: &str| buffer(label, end).map(|b| Loc::whole(b, end));
-        let var_arena = arena("parameter arena")?;
-        let slot_arenas = (0..first.op.mutated_slots().len())
-            .map(|_| arena("slot arena"))
-            .collect::<Result<Vec<_>>>()?;
-        let grad_arena = arena("gradient arena")?;
-        let view = |a: &Loc, (offset, size): (u64, u64)| Loc {
-            buf: a.buf.clone(),
-            offset,
-            size,
-        };
-        let mut grad_views = Vec::with_capacity(members.len());
-        for (&m, &o) in members.iter().zip(&offsets) {
-            let n = &nodes[m];
-            out.views.push((n.inputs[0].0, view(&var_arena, o)));
-            for (s, &k) in n.op.mutated_slots().iter().enumerate() {
-                out.views.push((n.inputs[k].0, view(&slot_arenas[s], o)));
-            }
-            grad_views.push(view(&grad_arena, o));
-        }
-        out.groups.push(ApplyGroup {
-            rule: rule.clone(),
-            lr: first.inputs[ins.lr].0,
-            powers: ins
-                .powers
-                .map(|(a, b)| (first.inputs[a].0, first.inputs[b].0)),
-            members,
-            var_arena,
-            slot_arenas,
-            grad_arena,
-            grad_views,
-            words: (end / 4) as usize,
-            book: None,
-        });
+    let ins = rule.inputs();
+    let mut offsets = Vec::with_capacity(members.len());
+    let mut end = 0u64;
+    for &m in &members {
+        let var = &nodes[nodes[m].inputs[0].0];
+        let bytes = (var.shape.iter().product::<i64>() as u64 * 4).max(4);
+        let off = end.div_ceil(align) * align;
+        offsets.push((off, bytes));
+        end = off + bytes;
     }
-    // The books: Adam's powers, and a step incremented after the group's updates.
+    if end > max {
+        return Ok(None);
+    }
+    let arena = |label: &str| buffer(label, end).map(|b| Loc::whole(b, end));
+    let var_arena = arena("parameter arena")?;
+    let slot_arenas = (0..first.op.mutated_slots().len())
+        .map(|_| arena("slot arena"))
+        .collect::<Result<Vec<_>>>()?;
+    let grad_arena = arena("gradient arena")?;
+    let view = |a: &Loc, (offset, size): (u64, u64)| Loc {
+        buf: a.buf.clone(),
+        offset,
+        size,
+    };
+    let mut grad_views = Vec::with_capacity(members.len());
+    for (&m, &o) in members.iter().zip(&offsets) {
+        let n = &nodes[m];
+        views.push((n.inputs[0].0, view(&var_arena, o)));
+        for (s, &k) in n.op.mutated_slots().iter().enumerate() {
+            views.push((n.inputs[k].0, view(&slot_arenas[s], o)));
+        }
+        grad_views.push(view(&grad_arena, o));
+    }
+    Ok(Some(ApplyGroup {
+        rule: rule.clone(),
+        lr: first.inputs[ins.lr].0,
+        powers: ins
+            .powers
+            .map(|(a, b)| (first.inputs[a].0, first.inputs[b].0)),
+        members,
+        var_arena,
+        slot_arenas,
+        grad_arena,
+        grad_views,
+        words: (end / 4) as usize,
+        book: None,
+    }))
+}
+
+/// The variable of the int64 scalar step that an `assign_add` increments once
+/// group `grp`'s updates (and the assigns of its beta powers `power_assigns`) ran, if
+/// there is one not `claimed` by another arena.
+fn step_after(
+    nodes: &[Node],
+    grp: &ApplyGroup,
+    power_assigns: &[usize],
+    claimed: &HashSet<usize>,
+) -> Option<usize> {
+    let after_group = |c: usize| {
+        grp.members.contains(&c)
+            || (matches!(nodes[c].op, Op::NoOp)
+                && nodes[c]
+                    .control_inputs
+                    .iter()
+                    .all(|d| grp.members.contains(&d.0) || power_assigns.contains(&d.0)))
+    };
+    nodes.iter().find_map(|n| {
+        let v = n.inputs.first()?.0;
+        let is_step = matches!(n.op, Op::Assign(AssignOp::Add))
+            && n.dtype == DType::I64
+            && n.shape.is_empty()
+            && !claimed.contains(&v)
+            && n.control_inputs.iter().any(|c| after_group(c.0));
+        is_step.then_some(v)
+    })
+}
+
+/// Gives each group that has them a book: Adam's powers, and a step incremented after
+/// the group's updates, in one buffer (pushing their views onto `out.views`).
+fn add_books(
+    nodes: &[Node],
+    out: &mut Arenas,
+    align: u64,
+    buffer: &impl Fn(&str, u64) -> Result<wgpu::Buffer>,
+) -> Result<()> {
     let mut claimed: HashSet<usize> = out.views.iter().map(|(v, _)| *v).collect();
     for grp in &mut out.groups {
         let powers = grp
@@ -193,23 +225,7 @@ pub(crate) fn plan_arenas(
                 .collect(),
             None => Vec::new(),
         };
-        let after_group = |c: usize| {
-            grp.members.contains(&c)
-                || (matches!(nodes[c].op, Op::NoOp)
-                    && nodes[c]
-                        .control_inputs
-                        .iter()
-                        .all(|d| grp.members.contains(&d.0) || power_assigns.contains(&d.0)))
-        };
-        let step = nodes.iter().find_map(|n| {
-            let v = n.inputs.first()?.0;
-            let is_step = matches!(n.op, Op::Assign(AssignOp::Add))
-                && n.dtype == DType::I64
-                && n.shape.is_empty()
-                && !claimed.contains(&v)
-                && n.control_inputs.iter().any(|c| after_group(c.0));
-            is_step.then_some(v)
-        });
+        let step = step_after(nodes, grp, &power_assigns, &claimed);
         if powers.is_none() && step.is_none() {
             continue;
         }
@@ -239,5 +255,31 @@ pub(crate) fn plan_arenas(
             step_offset,
         });
     }
+    Ok(())
+}
+
+/// Groups the graph's update ops (see [`group_updates`]) and lays out their arenas
+/// with views aligned to the device's storage offset alignment, and their books.
+pub(crate) fn plan_arenas(
+    graph: &Graph,
+    gpu: &Gpu,
+    buffer: impl Fn(&str, u64) -> Result<wgpu::Buffer>,
+) -> Result<Arenas> {
+    let nodes = graph.nodes();
+    let align = u64::from(gpu.limits.min_storage_buffer_offset_alignment.max(4));
+    let max = gpu
+        .limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size);
+    let mut out = Arenas {
+        groups: Vec::new(),
+        views: Vec::new(),
+    };
+    for members in group_updates(nodes) {
+        if let Some(g) = lay_out_group(nodes, members, (align, max), &buffer, &mut out.views)? {
+            out.groups.push(g);
+        }
+    }
+    add_books(nodes, &mut out, align, &buffer)?;
     Ok(out)
 }

@@ -3,11 +3,13 @@
 
 mod arena;
 mod device;
+mod encode;
 mod fusion;
 pub(crate) mod kernels;
 mod plan;
 mod readback;
 mod reduce;
+mod run;
 mod session;
 pub mod shaders;
 pub mod testing;

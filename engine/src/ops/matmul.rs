@@ -1,6 +1,6 @@
 //! The matmul family: the matrix product over the last two axes, batched over equal
 //! leading axes (`shaders/matmul.wgsl`, whose register-blocked kernels the planner also
-//! fuses with a bias, a ReLU or the cross-entropy gradient, see `runtime/fusion.rs`),
+//! fuses with a bias, a ReLU or the cross-entropy gradient, see `runtime/fusion/`),
 //! and the bias added after it ([`BiasAdd`], a broadcast add of `elementwise.wgsl`
 //! where it is not fused).
 

@@ -47,7 +47,9 @@
 //!    family's `reference.rs`); it is the oracle every kernel is tested against.
 //! 6. **Kernel.** Write the WGSL entry point in the family's shader and bind it in
 //!    `Family::record` (the family's `kernel.rs`): the uniform mirrored field for field,
-//!    the bindings, the workgroups. Elementwise ops instead add a `case` to the shader's
+//!    the bindings, the workgroups. `record` and `kernel.rs` sit behind the engine's
+//!    `gpu` feature (`#[cfg(feature = "gpu")]`), so that the family builds without
+//!    wgpu for the checkpoint crate. Elementwise ops instead add a `case` to the shader's
 //!    switch and a row to the enum's `ALL` table, which defines the opcode constant the
 //!    case names (a test checks every opcode has its case and no other).
 //! 7. **Export.** `Family::export` sets TF's op, inputs and attrs on an
@@ -61,7 +63,8 @@
 //!
 //! `depthwise_conv2d` touched `ops/conv/mod.rs` (enum, builder, shape rule, gradient,
 //! export), `ops/conv/reference.rs`, `ops/conv/kernel.rs`, `shaders/conv.wgsl`, two test
-//! files and the interop example. GELU touched `ops/elementwise.rs`,
+//! files and the interop example. GELU touched `ops/elementwise.rs` (since split into
+//! `ops/elementwise/mod.rs` and its `reference.rs`),
 //! `shaders/elementwise.wgsl`, two test files and the interop example (and, being the
 //! first op needing `erf` in `f64`, the manifests for the `libm` dependency).
 

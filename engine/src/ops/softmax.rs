@@ -1,7 +1,7 @@
 //! The softmax family: softmax and log-softmax over the last axis, the cross-entropy
 //! losses of logits, and their gradient with respect to the logits
 //! (`shaders/softmax.wgsl`; the planner may fuse [`SoftmaxOp::XentGrad`] into the
-//! matmul that consumes it, see `runtime/fusion.rs`).
+//! matmul that consumes it, see `runtime/fusion/`).
 
 use super::Op;
 use super::export::{Export, TfAttr};

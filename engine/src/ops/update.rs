@@ -1,7 +1,7 @@
 //! The update family: optimizer update rules applied to a variable and its slots
 //! (`shaders/optim.wgsl`), TF's `Apply*` ops. An [`crate::optim::Optimizer`] adds one per
 //! trainable variable; the planner may fuse those of one rule into one dispatch per
-//! arena (`runtime/fusion.rs`), with the same kernels.
+//! arena (`runtime/fusion/`), with the same kernels.
 
 use super::Op;
 use super::export::{Export, TfAttr};

@@ -35,11 +35,6 @@ struct Geo {
 @group(0) @binding(2) var<storage, read> f: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-// Four consecutive indices from `i0`, clamped to `last`.
-fn four(i0: u32, last: u32) -> vec4<u32> {
-    return vec4<u32>(min(i0, last), min(i0 + 1u, last), min(i0 + 2u, last), min(i0 + 3u, last));
-}
-
 // Whether each of `v` lies in [0, hi).
 fn inside(v: vec4<i32>, hi: u32) -> vec4<bool> {
     return (v >= vec4<i32>(0)) & (v < vec4<i32>(i32(hi)));
@@ -69,7 +64,7 @@ fn conv2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     if (row0 >= rows || col0 >= g.oc) {
         return;
     }
-    let r = four(row0, rows - 1u);
+    let r = clamp4(row0, rows);
     let plane = g.oh * g.ow;
     let rn = r / plane;
     let ry = (r % plane) / g.ow;
@@ -77,7 +72,7 @@ fn conv2d(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) l
     // The window's top-left input position (may be in the padding).
     let top = vec4<i32>(ry * g.sh) - i32(g.pt);
     let left = vec4<i32>(rx * g.sw) - i32(g.pl);
-    let cc = four(col0, g.oc - 1u);
+    let cc = clamp4(col0, g.oc);
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -117,12 +112,12 @@ fn conv2d_backprop_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_i
     if (row0 >= rows || col0 >= g.c) {
         return;
     }
-    let r = four(row0, rows - 1u);
+    let r = clamp4(row0, rows);
     let plane = g.h * g.w;
     let rn = r / plane;
     let ry = vec4<i32>((r % plane) / g.w) + i32(g.pt);
     let rx = vec4<i32>(r % g.w) + i32(g.pl);
-    let cc = four(col0, g.c - 1u);
+    let cc = clamp4(col0, g.c);
     let sh = vec4<i32>(i32(g.sh));
     let sw = vec4<i32>(i32(g.sw));
     var acc0 = vec4<f32>(0.0);
@@ -168,12 +163,12 @@ fn conv2d_backprop_filter(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_
     if (row0 >= rows || col0 >= g.oc) {
         return;
     }
-    let r = four(row0, rows - 1u);
+    let r = clamp4(row0, rows);
     let ci = r % g.c;
     let tap = r / g.c;
     let dy0 = vec4<i32>((tap / g.kw) * g.dh) - i32(g.pt);
     let dx0 = vec4<i32>((tap % g.kw) * g.dw) - i32(g.pl);
-    let cc = four(col0, g.oc - 1u);
+    let cc = clamp4(col0, g.oc);
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);

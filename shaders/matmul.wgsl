@@ -34,41 +34,9 @@ override EPI: u32 = 0u;
 
 // The 4x4 block of C at (row0, col0) of batch bi, and (fifth vector, when `sums`) the
 // sums over k of B's four columns.
+// @instantiate matmul_block ab_block a b p
 fn block(bi: u32, row0: u32, col0: u32, sums: bool) -> array<vec4<f32>, 5> {
-    let abase = bi * p.a_bs;
-    let bbase = bi * p.b_bs;
-    // Clamp indices of rows/columns past the edge; their results are not stored.
-    let r = vec4<u32>(
-        min(row0, p.m - 1u), min(row0 + 1u, p.m - 1u),
-        min(row0 + 2u, p.m - 1u), min(row0 + 3u, p.m - 1u));
-    let cidx = vec4<u32>(
-        min(col0, p.n - 1u), min(col0 + 1u, p.n - 1u),
-        min(col0 + 2u, p.n - 1u), min(col0 + 3u, p.n - 1u));
-    let ra = abase + r * p.a_rs;
-    let cb = bbase + cidx * p.b_cs;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    var colsum = vec4<f32>(0.0);
-    // Blocks of 4096: software rasterizers cap the trip count of one loop.
-    for (var k0 = 0u; k0 < p.k; k0 += 4096u) {
-        let k1 = min(k0 + 4096u, p.k);
-        for (var kk = k0; kk < k1; kk++) {
-            let ak = kk * p.a_ks;
-            let bk = kk * p.b_ks;
-            let av = vec4<f32>(a[ra.x + ak], a[ra.y + ak], a[ra.z + ak], a[ra.w + ak]);
-            let bv = vec4<f32>(b[cb.x + bk], b[cb.y + bk], b[cb.z + bk], b[cb.w + bk]);
-            acc0 += av.x * bv;
-            acc1 += av.y * bv;
-            acc2 += av.z * bv;
-            acc3 += av.w * bv;
-            if (sums) {
-                colsum += bv;
-            }
-        }
-    }
-    return array<vec4<f32>, 5>(acc0, acc1, acc2, acc3, colsum);
+    return ab_block(bi * p.a_bs, bi * p.b_bs, row0, col0, sums);
 }
 
 @compute @workgroup_size(8, 8, 1)
@@ -170,34 +138,11 @@ override MASK: u32 = 0u;
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<uniform> q: Params;
 
-fn dx_block(row0: u32, col0: u32) -> array<vec4<f32>, 4> {
-    let r = vec4<u32>(
-        min(row0, q.m - 1u), min(row0 + 1u, q.m - 1u),
-        min(row0 + 2u, q.m - 1u), min(row0 + 3u, q.m - 1u));
-    let cidx = vec4<u32>(
-        min(col0, q.n - 1u), min(col0 + 1u, q.n - 1u),
-        min(col0 + 2u, q.n - 1u), min(col0 + 3u, q.n - 1u));
-    let ra = r * q.a_rs;
-    let cb = cidx * q.b_cs;
-    var acc0 = vec4<f32>(0.0);
-    var acc1 = vec4<f32>(0.0);
-    var acc2 = vec4<f32>(0.0);
-    var acc3 = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < q.k; k0 += 4096u) {
-        let k1 = min(k0 + 4096u, q.k);
-        for (var kk = k0; kk < k1; kk++) {
-            let ak = kk * q.a_ks;
-            let bk = kk * q.b_ks;
-            // dy is the left operand here.
-            let av = vec4<f32>(b[ra.x + ak], b[ra.y + ak], b[ra.z + ak], b[ra.w + ak]);
-            let bv = vec4<f32>(w[cb.x + bk], w[cb.y + bk], w[cb.z + bk], w[cb.w + bk]);
-            acc0 += av.x * bv;
-            acc1 += av.y * bv;
-            acc2 += av.z * bv;
-            acc3 += av.w * bv;
-        }
-    }
-    return array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+// The 4x4 block of dx = dy @ W^T at (row0, col0): dy (bound as `b`) is the left
+// operand here.
+// @instantiate matmul_block dx_rows b w q
+fn dx_block(row0: u32, col0: u32) -> array<vec4<f32>, 5> {
+    return dx_rows(0u, 0u, row0, col0, false);
 }
 
 fn dense_backward_tile(wid: vec3<u32>, lid: vec3<u32>) {
@@ -261,13 +206,8 @@ fn dense_backward_chain(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
     // This invocation's 4x4 block of dW: rows (inputs) i0.., columns (units) j0...
     let i0 = wid.y * 32u + lid.y * 4u;
     let j0 = tx * 32u + lid.x * 4u;
-    let ic = vec4<u32>(
-        min(i0, lo.m - 1u), min(i0 + 1u, lo.m - 1u),
-        min(i0 + 2u, lo.m - 1u), min(i0 + 3u, lo.m - 1u));
-    let jc = vec4<u32>(
-        min(j0, q.n - 1u), min(j0 + 1u, q.n - 1u),
-        min(j0 + 2u, q.n - 1u), min(j0 + 3u, q.n - 1u));
-    let cb = jc * q.b_cs;
+    let ic = clamp4(i0, lo.m);
+    let jc = clamp4(j0, q.n);
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
     var acc2 = vec4<f32>(0.0);
@@ -276,23 +216,12 @@ fn dense_backward_chain(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_in
     for (var b0 = 0u; b0 < lo.k; b0 += 32u) {
         // dh rows b0 + lid.y * 4 + (0..4), columns j0 + (0..4); rows past the end are 0.
         let row = b0 + lid.y * 4u;
-        let rc = vec4<u32>(
-            min(row, q.m - 1u), min(row + 1u, q.m - 1u),
-            min(row + 2u, q.m - 1u), min(row + 3u, q.m - 1u));
-        let ra = rc * q.a_rs;
-        var d0 = vec4<f32>(0.0);
-        var d1 = vec4<f32>(0.0);
-        var d2 = vec4<f32>(0.0);
-        var d3 = vec4<f32>(0.0);
-        for (var kk = 0u; kk < q.k; kk++) {
-            let bk = kk * q.b_ks;
-            let ak = kk * q.a_ks;
-            let wv = vec4<f32>(w[cb.x + bk], w[cb.y + bk], w[cb.z + bk], w[cb.w + bk]);
-            d0 += b[ra.x + ak] * wv;
-            d1 += b[ra.y + ak] * wv;
-            d2 += b[ra.z + ak] * wv;
-            d3 += b[ra.w + ak] * wv;
-        }
+        let rc = clamp4(row, q.m);
+        let d = dx_block(row, j0);
+        var d0 = d[0];
+        var d1 = d[1];
+        var d2 = d[2];
+        var d3 = d[3];
         if (MASK == 1u) {
             let mr = rc * q.n;
             d0 = select(vec4<f32>(0.0), d0, vec4<f32>(aux[mr.x + jc.x], aux[mr.x + jc.y], aux[mr.x + jc.z], aux[mr.x + jc.w]) > vec4<f32>(0.0));
@@ -396,9 +325,7 @@ fn dense_backward_pair(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_inv
     workgroupBarrier();
     let t = lid.x * 4u;
     for (var i0 = lid.y * 4u; i0 < lo.m; i0 += 32u) {
-        let last = lo.m - 1u;
-        let ra = vec4<u32>(min(i0, last), min(i0 + 1u, last), min(i0 + 2u, last), min(i0 + 3u, last))
-            * lo.a_rs;
+        let ra = clamp4(i0, lo.m) * lo.a_rs;
         var acc0 = vec4<f32>(0.0);
         var acc1 = vec4<f32>(0.0);
         var acc2 = vec4<f32>(0.0);
@@ -525,36 +452,14 @@ override HEPI: u32 = 2u;
 
 var<workgroup> hid: array<f32, 2048>;
 
+// @instantiate matmul_block hidden_block hx hw q
+
 @compute @workgroup_size(8, 8, 1)
 fn mlp_head_xent_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let row0 = wid.y * 32u + lid.y * 4u;
-    let r = vec4<u32>(
-        min(row0, q.m - 1u), min(row0 + 1u, q.m - 1u),
-        min(row0 + 2u, q.m - 1u), min(row0 + 3u, q.m - 1u));
-    let ra = r * q.a_rs;
     for (var col0 = lid.x * 4u; col0 < q.n; col0 += 32u) {
-        let cidx = vec4<u32>(
-            min(col0, q.n - 1u), min(col0 + 1u, q.n - 1u),
-            min(col0 + 2u, q.n - 1u), min(col0 + 3u, q.n - 1u));
-        let cb = cidx * q.b_cs;
-        var acc0 = vec4<f32>(0.0);
-        var acc1 = vec4<f32>(0.0);
-        var acc2 = vec4<f32>(0.0);
-        var acc3 = vec4<f32>(0.0);
-        for (var k0 = 0u; k0 < q.k; k0 += 4096u) {
-            let k1 = min(k0 + 4096u, q.k);
-            for (var kk = k0; kk < k1; kk++) {
-                let ak = kk * q.a_ks;
-                let bk = kk * q.b_ks;
-                let av = vec4<f32>(hx[ra.x + ak], hx[ra.y + ak], hx[ra.z + ak], hx[ra.w + ak]);
-                let bv = vec4<f32>(hw[cb.x + bk], hw[cb.y + bk], hw[cb.z + bk], hw[cb.w + bk]);
-                acc0 += av.x * bv;
-                acc1 += av.y * bv;
-                acc2 += av.z * bv;
-                acc3 += av.w * bv;
-            }
-        }
-        let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+        let cidx = clamp4(col0, q.n);
+        let acc = hidden_block(0u, 0u, row0, col0, false);
         for (var i = 0u; i < 4u; i++) {
             let row = row0 + i;
             for (var j = 0u; j < 4u; j++) {
@@ -575,9 +480,7 @@ fn mlp_head_xent_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invo
     workgroupBarrier();
     let col0 = lid.x * 4u;
     if (row0 < p.m && col0 < p.n) {
-        let cidx = vec4<u32>(
-            min(col0, p.n - 1u), min(col0 + 1u, p.n - 1u),
-            min(col0 + 2u, p.n - 1u), min(col0 + 3u, p.n - 1u));
+        let cidx = clamp4(col0, p.n);
         let cb = cidx * p.b_cs;
         let hr = lid.y * 4u * 64u;
         var acc0 = vec4<f32>(0.0);

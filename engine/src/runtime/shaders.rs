@@ -36,6 +36,49 @@ pub enum Shader {
 /// Helpers prepended to every family.
 pub const COMMON: &str = include_str!("../../../shaders/common.wgsl");
 
+/// Templates a family instantiates with `// @instantiate TEMPLATE NAME ARG…`: (template
+/// name, file name, source with `$NAME` and its parameters `$A`, `$B`, `$P` …).
+pub const TEMPLATES: &[(&str, &str, &str, &[&str])] = &[(
+    "matmul_block",
+    "matmul_block.wgsl",
+    include_str!("../../../shaders/matmul_block.wgsl"),
+    &["$A", "$B", "$P"],
+)];
+
+/// `body` with every `// @instantiate TEMPLATE NAME ARG…` line followed by the template
+/// instantiated: `$NAME` and the template's parameters replaced, in order. A directive
+/// naming no template, or with the wrong number of arguments, is kept as it is, so the
+/// family fails validation at the call of the function it lacks.
+fn instantiate(body: &str) -> String {
+    let mut out = String::with_capacity(body.len());
+    for line in body.lines() {
+        out.push_str(line);
+        out.push('\n');
+        let Some(rest) = line.trim().strip_prefix("// @instantiate ") else {
+            continue;
+        };
+        let words: Vec<&str> = rest.split_whitespace().collect();
+        let Some((template, name, args)) = words.split_first().and_then(|(t, r)| {
+            let (n, a) = r.split_first()?;
+            Some((*t, *n, a))
+        }) else {
+            continue;
+        };
+        let Some(&(_, _, src, params)) = TEMPLATES.iter().find(|t| t.0 == template) else {
+            continue;
+        };
+        if params.len() != args.len() {
+            continue;
+        }
+        let mut inst = src.replace("$NAME", name);
+        for (p, a) in params.iter().zip(args) {
+            inst = inst.replace(p, a);
+        }
+        out.push_str(&inst);
+    }
+    out
+}
+
 /// Every registered family: (shader, file name, source without the common prelude).
 pub const SHADERS: &[(Shader, &str, &str)] = &[
     (
@@ -103,6 +146,7 @@ pub const SHADERS: &[(Shader, &str, &str)] = &[
 /// The file names of all registered shaders, `common.wgsl` included.
 pub fn registered_files() -> Vec<&'static str> {
     let mut v: Vec<&str> = SHADERS.iter().map(|s| s.1).collect();
+    v.extend(TEMPLATES.iter().map(|t| t.1));
     v.push("common.wgsl");
     v
 }
@@ -125,7 +169,7 @@ pub fn opcodes() -> String {
     out
 }
 
-/// The complete WGSL source of a family (prelude + file).
+/// The complete WGSL source of a family (prelude + file, its templates instantiated).
 pub fn source(shader: Shader) -> String {
     let body = SHADERS
         .iter()
@@ -137,7 +181,7 @@ pub fn source(shader: Shader) -> String {
     } else {
         String::new()
     };
-    format!("{COMMON}\n{codes}\n{body}")
+    format!("{COMMON}\n{codes}\n{}", instantiate(body))
 }
 
 #[cfg(test)]
@@ -159,6 +203,30 @@ mod tests {
             }
             assert!(!module.entry_points.is_empty(), "{file} has no entry point");
         }
+    }
+
+    #[test]
+    fn every_instantiation_defines_its_function() {
+        let mut seen = 0;
+        for &(shader, file, body) in SHADERS {
+            let src = source(shader);
+            for line in body.lines() {
+                if let Some(rest) = line.trim().strip_prefix("// @instantiate ") {
+                    let name = rest.split_whitespace().nth(1).unwrap_or("");
+                    assert!(src.contains(&format!("fn {name}(")), "{file}: {line}");
+                    assert!(!src.contains('$'), "{file}: a template parameter left");
+                    seen += 1;
+                }
+            }
+        }
+        // The matmul family's register-blocked loops share one template.
+        assert!(seen >= 3, "{seen}");
+        assert!(
+            instantiate("// @instantiate matmul_block f a b\n")
+                .lines()
+                .count()
+                == 1
+        );
     }
 
     /// The opcode names each switch of `elementwise.wgsl`'s function `f` has a case for.
